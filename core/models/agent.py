@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from core.models.base import OrgDocument
+
+
+class LanguagePolicy(StrEnum):
+    MIRROR = "mirror"  # answer in the customer's language
+    FIXED = "fixed"
+
+
+class AgentAction(StrEnum):
+    REPLY = "reply"
+    MOVE_LEAD_STAGE = "move_lead_stage"
+    CREATE_TASK = "create_task"
+    HANDOFF_TO_HUMAN = "handoff_to_human"
+    UPDATE_LEAD_FIELD = "update_lead_field"
+
+
+class DeliveryMode(StrEnum):
+    NOTE_DRAFT = "note_draft"  # safe default: the reply is posted as a note for a human to send
+    SALESBOT = "salesbot"
+    SALESBOT_RUN = "salesbot_run"
+    CHATS_API = "chats_api"
+
+
+class StageRule(BaseModel):
+    pipeline_id: int
+    status_id: int
+    when: str = ""  # plain-words rule: when the agent should move a lead here
+
+
+class WorkingHours(BaseModel):
+    timezone: str = "UTC"
+    # weekday (0 = Monday) -> [start "HH:MM", end "HH:MM"]; empty = always on
+    days: dict[int, tuple[str, str]] = Field(default_factory=dict)
+    out_of_hours_reply: str | None = None
+
+
+class FollowUpPolicy(BaseModel):
+    enabled: bool = False
+    after_hours: float = 24.0
+    max_times: int = 1
+    text: str | None = None
+
+
+class Agent(OrgDocument):
+    name: str
+    enabled: bool = True
+    persona: str = "a polite sales assistant"
+    instructions: str = ""
+    language_policy: LanguagePolicy = LanguagePolicy.MIRROR
+    language: str = "ru"
+    tone: str = "friendly and concise"
+    goals: str = ""
+    model: str | None = None  # None: the deployment's default LLM model
+    temperature: float = 0.3
+    allowed_actions: list[AgentAction] = Field(
+        default_factory=lambda: [AgentAction.REPLY, AgentAction.HANDOFF_TO_HUMAN]
+    )
+    pipeline_id: int | None = None  # scope: None = every incoming message of the account
+    stage_ids: list[int] = Field(default_factory=list)  # scope within the pipeline; empty = all
+    stage_rules: list[StageRule] = Field(default_factory=list)  # stages it may move leads to
+    handoff_rules: str = ""
+    max_replies_per_conversation: int = 50
+    delivery_mode: DeliveryMode = DeliveryMode.NOTE_DRAFT
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    follow_up: FollowUpPolicy = Field(default_factory=FollowUpPolicy)
+    handoff_resume_after_hours: float | None = 24.0

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from core.models.base import OrgDocument
+
+
+class ConversationState(StrEnum):
+    BOT_ACTIVE = "bot_active"
+    HANDED_OFF = "handed_off"
+    PAUSED = "paused"
+
+
+class Conversation(OrgDocument):
+    conversation_key: str  # "chat:<kommo chat id>" or "lead:<id>"
+    agent_id: str | None = None
+    lead_id: int | None = None
+    contact_id: int | None = None
+    chat_id: str | None = None
+    talk_id: int | None = None
+    origin: str | None = None  # whatsapp, telegram, ...
+    state: ConversationState = ConversationState.BOT_ACTIVE
+    state_reason: str | None = None
+    handed_off_at: datetime | None = None
+    replies_count: int = 0
+    follow_ups_sent: int = 0
+    summary: str = ""
+    last_customer_at: datetime | None = None
+    last_reply_at: datetime | None = None
+
+
+class Message(OrgDocument):
+    conversation_id: str
+    role: str  # customer | agent | human
+    text: str
+    kommo_message_id: str | None = None
+    turn_id: str | None = None
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    usage: dict[str, Any] = Field(default_factory=dict)

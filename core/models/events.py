@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from core.clock import utcnow
+from core.models.base import OrgDocument
+
+
+class EventStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    UNHANDLED = "unhandled"  # well-formed, but not an event we act on
+    IGNORED = "ignored"  # e.g. caused by our own write
+    FAILED = "failed"
+
+
+class WebhookEvent(OrgDocument):
+    source: str = "kommo"  # kommo | salesbot | chats
+    kind: str  # e.g. message.add, lead.status
+    dedupe_key: str
+    raw_body: str
+    content_type: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    status: EventStatus = EventStatus.RECEIVED
+    error: str | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    attempts: int = 0
+
+
+class ActionState(StrEnum):
+    PLANNED = "planned"  # dry run: "would do"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    REFUSED = "refused"  # validation refused the tool call
+
+
+class ActionRecord(OrgDocument):
+    """The action journal: one record per side effect, keyed so a retry finds it."""
+
+    idempotency_key: str
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    state: ActionState
+    conversation_id: str | None = None
+    agent_id: str | None = None
+    lead_id: int | None = None
+    dry_run: bool = False
+    error: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from core.models.base import OrgDocument
+
+
+class SourceKind(StrEnum):
+    FILE = "file"
+    URL = "url"
+    FAQ = "faq"
+    TEXT = "text"
+
+
+class SourceStatus(StrEnum):
+    QUEUED = "queued"
+    PARSING = "parsing"
+    EMBEDDING = "embedding"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class KnowledgeSource(OrgDocument):
+    agent_id: str
+    kind: SourceKind
+    title: str
+    file_id: str | None = None  # GridFS id of the uploaded bytes
+    url: str | None = None
+    mime: str | None = None
+    size_bytes: int = 0
+    content_hash: str | None = None
+    status: SourceStatus = SourceStatus.QUEUED
+    error: str | None = None
+    chunks_done: int = 0
+    chunks_total: int = 0
+    generation: int = 0  # bumps on re-index; readers see only the live generation
+    options: dict[str, Any] = Field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+class UsageEvent(OrgDocument):
+    kind: str  # llm | embedding
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    agent_id: str | None = None
+    conversation_id: str | None = None
+    purpose: str = ""  # reply, test_chat, ingest, eval...
+    day: str  # YYYY-MM-DD (UTC), see core/clock.py
+    month: str
+    idempotency_key: str | None = None
+    cost_usd: float | None = None

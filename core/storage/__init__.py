@@ -1,0 +1,59 @@
+"""Persistence: Mongo repositories (tenant-scoped), GridFS files, the vector store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.storage.files import FileStore
+from core.storage.notifications import NotificationOutbox
+from core.storage.repositories.agents import AgentRepository
+from core.storage.repositories.conversations import ConversationRepository, MessageRepository
+from core.storage.repositories.events import ActionJournal, WebhookEventRepository
+from core.storage.repositories.knowledge import KnowledgeSourceRepository, UsageRepository
+from core.storage.repositories.kommo_accounts import KommoAccountRepository
+from core.storage.repositories.kommo_catalog import KommoCatalogRepository
+from core.storage.repositories.operators import InviteRepository, OperatorRepository
+from core.storage.repositories.organizations import OrganizationRepository
+
+
+@dataclass
+class Storage:
+    """Every repository over one database, built once per process."""
+
+    db: AsyncDatabase
+    orgs: OrganizationRepository
+    operators: OperatorRepository
+    invites: InviteRepository
+    agents: AgentRepository
+    kommo_accounts: KommoAccountRepository
+    kommo_catalog: KommoCatalogRepository
+    knowledge: KnowledgeSourceRepository
+    usage: UsageRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    events: WebhookEventRepository
+    actions: ActionJournal
+    files: FileStore
+    notifications: NotificationOutbox
+
+    @classmethod
+    def from_db(cls, db: AsyncDatabase) -> Storage:
+        return cls(
+            db=db,
+            orgs=OrganizationRepository(db),
+            operators=OperatorRepository(db),
+            invites=InviteRepository(db),
+            agents=AgentRepository(db),
+            kommo_accounts=KommoAccountRepository(db),
+            kommo_catalog=KommoCatalogRepository(db),
+            knowledge=KnowledgeSourceRepository(db),
+            usage=UsageRepository(db),
+            conversations=ConversationRepository(db),
+            messages=MessageRepository(db),
+            events=WebhookEventRepository(db),
+            actions=ActionJournal(db),
+            files=FileStore(db),
+            notifications=NotificationOutbox(db),
+        )

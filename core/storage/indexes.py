@@ -1,0 +1,67 @@
+"""Index bootstrap: idempotent, run at every start by each process that writes.
+
+Unique keys carry the business rules (one operator per Telegram user per org, one webhook event
+per dedupe key, one message per Kommo message id, one journal entry per action key).
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "organizations": [IndexModel([("created_at", ASCENDING)])],
+    "operators": [
+        IndexModel([("org_id", ASCENDING), ("telegram_user_id", ASCENDING)], unique=True),
+        IndexModel([("telegram_user_id", ASCENDING)]),
+    ],
+    "invites": [
+        IndexModel([("token", ASCENDING)], unique=True),
+        IndexModel([("org_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    "agents": [IndexModel([("org_id", ASCENDING), ("name", ASCENDING)], unique=True)],
+    "kommo_accounts": [
+        IndexModel([("org_id", ASCENDING)], unique=True),
+        IndexModel([("hook_token", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
+    ],
+    "kommo_pipelines": [IndexModel([("org_id", ASCENDING), ("pipeline_id", ASCENDING)], unique=True)],
+    "kommo_users": [IndexModel([("org_id", ASCENDING), ("user_id", ASCENDING)], unique=True)],
+    "kommo_fields": [
+        IndexModel([("org_id", ASCENDING), ("entity", ASCENDING), ("field_id", ASCENDING)], unique=True)
+    ],
+    "knowledge_sources": [
+        IndexModel([("org_id", ASCENDING), ("agent_id", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    "conversations": [
+        IndexModel([("org_id", ASCENDING), ("conversation_key", ASCENDING)], unique=True),
+        IndexModel([("state", ASCENDING), ("last_customer_at", ASCENDING)]),
+    ],
+    "messages": [
+        IndexModel(
+            [("org_id", ASCENDING), ("kommo_message_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"kommo_message_id": {"$type": "string"}},
+        ),
+        IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)]),
+    ],
+    "webhook_events": [
+        IndexModel([("org_id", ASCENDING), ("dedupe_key", ASCENDING)], unique=True),
+        IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
+    ],
+    "agent_actions": [
+        IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True),
+        IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)]),
+    ],
+    "usage_events": [
+        IndexModel([("org_id", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True,
+                   partialFilterExpression={"idempotency_key": {"$type": "string"}}),
+    ],
+    "notifications": [IndexModel([("status", ASCENDING), ("created_at", ASCENDING)])],
+}
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)

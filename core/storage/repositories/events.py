@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError
+
+from core.clock import utcnow
+from core.models.events import ActionRecord, ActionState, EventStatus, WebhookEvent
+from core.storage.repositories.base import OrgScopedRepository, scope
+
+_DUPLICATE_KEY = 11000
+
+
+class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
+    collection_name = "webhook_events"
+    model = WebhookEvent
+
+    async def insert_new(self, events: list[WebhookEvent]) -> list[WebhookEvent]:
+        """Insert a batch (events of any orgs), skipping duplicates by (org_id, dedupe_key).
+
+        Returns the events that were new. One `insert_many` per batch is what lets intake
+        group-commit concurrent webhook requests.
+        """
+        if not events:
+            return []
+        try:
+            await self.collection.insert_many([e.to_mongo() for e in events], ordered=False)
+            return list(events)
+        except BulkWriteError as exc:
+            dup_idx = {err["index"] for err in exc.details.get("writeErrors", [])
+                       if err.get("code") == _DUPLICATE_KEY}
+            other = [err for err in exc.details.get("writeErrors", []) if err.get("code") != _DUPLICATE_KEY]
+            if other:
+                raise
+            return [e for i, e in enumerate(events) if i not in dup_idx]
+
+    async def set_status(self, org_id: str, event_id: str, status: EventStatus,
+                         error: str | None = None) -> None:
+        await self.collection.update_one(
+            scope(org_id, {"_id": event_id}), {"$set": {"status": status, "error": error}}
+        )
+
+    async def claim(self, org_id: str, event_id: str) -> WebhookEvent | None:
+        """Mark an event as being processed and count the attempt."""
+        doc = await self.collection.find_one_and_update(
+            scope(org_id, {"_id": event_id, "status": {"$in": [EventStatus.RECEIVED, EventStatus.QUEUED,
+                                                               EventStatus.PROCESSING]}}),
+            {"$set": {"status": EventStatus.PROCESSING}, "$inc": {"attempts": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return WebhookEvent.from_mongo(doc)
+
+    async def pending(self, org_id: str, older_than_s: float = 0, limit: int = 500) -> list[WebhookEvent]:
+        """Events accepted but not finished, for the re-enqueue sweep after an outage."""
+        cutoff = utcnow().timestamp() - older_than_s
+        items = await self.list(org_id, {"status": {"$in": [EventStatus.RECEIVED, EventStatus.QUEUED,
+                                                            EventStatus.PROCESSING]}},
+                                sort=[("received_at", 1)], limit=limit)
+        return [e for e in items if e.received_at.timestamp() <= cutoff]
+
+
+class ActionJournal(OrgScopedRepository[ActionRecord]):
+    """agent_actions: the audit log and the exactly-once journal of side effects."""
+
+    collection_name = "agent_actions"
+    model = ActionRecord
+
+    async def begin(self, org_id: str, record: ActionRecord) -> tuple[ActionRecord, bool]:
+        """Claim an idempotency key. Returns (record, created); when not created the existing
+        record is returned so the caller can see whether it was already sent."""
+        res = await self.collection.update_one(
+            scope(org_id, {"idempotency_key": record.idempotency_key}),
+            {"$setOnInsert": {k: v for k, v in record.to_mongo().items()
+                              if k not in ("org_id", "idempotency_key")}},
+            upsert=True,
+        )
+        existing = await self.by_key(org_id, record.idempotency_key)
+        assert existing is not None
+        return existing, res.upserted_id is not None
+
+    async def by_key(self, org_id: str, key: str) -> ActionRecord | None:
+        return ActionRecord.from_mongo(await self.collection.find_one(scope(org_id, {"idempotency_key": key})))
+
+    async def finish(self, org_id: str, key: str, state: ActionState, *, error: str | None = None,
+                     result: dict[str, Any] | None = None) -> None:
+        await self.collection.update_one(
+            scope(org_id, {"idempotency_key": key}),
+            {"$set": {"state": state, "error": error, "result": result or {}, "updated_at": utcnow()}},
+        )

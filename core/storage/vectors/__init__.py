@@ -1,0 +1,1 @@
+"""Vector store: one interface (`base.VectorStore`), two implementations (Qdrant Edge, Qdrant server)."""

@@ -1,0 +1,62 @@
+"""The vector store interface.
+
+Tenancy is the store's job, not the caller's: every upsert stamps `org_id` and `agent_id` into
+the payload, and every search and delete (including deletes by id) adds the filter on both.
+Callers pass extra payload conditions only as `where` (exact-match key -> value or list of values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass
+class VectorPoint:
+    id: str  # a UUID string (Qdrant accepts UUIDs or unsigned ints)
+    dense: list[float]
+    sparse: SparseVec | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    model: str
+    dim: int
+
+
+class EmbeddingModelMismatch(Exception):
+    """The collection was built by another embedding model/dimension: re-index required."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    async def ensure_collection(self, model: str, dim: int) -> CollectionInfo: ...
+
+    async def upsert(self, org_id: str, agent_id: str, points: list[VectorPoint]) -> None: ...
+
+    async def search_dense(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                           where: dict[str, Any] | None = None) -> list[ScoredPoint]: ...
+
+    async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,
+                            where: dict[str, Any] | None = None) -> list[ScoredPoint]: ...
+
+    async def delete(self, org_id: str, agent_id: str, *, ids: list[str] | None = None,
+                     where: dict[str, Any] | None = None) -> None: ...
+
+    async def count(self, org_id: str, agent_id: str, where: dict[str, Any] | None = None) -> int: ...
+
+    async def close(self) -> None: ...

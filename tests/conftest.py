@@ -1,0 +1,75 @@
+"""Session-wide real services: nx-27017 (started here), Redis (the machine's, db 9)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from core.security.keyring import Keyring
+from core.storage import Storage
+from core.storage.indexes import ensure_indexes
+from core.storage.mongo import create_mongo_client
+from tests.fixtures.servers import nx_server, redis_test_url
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared; skip (with the reason) where a user's clone has none."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"../shared/{'/'.join(parts)} is not present in this checkout")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with nx_server(tmp_path_factory.mktemp("mongo")) as (url, _proc):
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def mongo_client(mongo_url: str):
+    client = create_mongo_client(mongo_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def storage(mongo_client) -> AsyncIterator[Storage]:
+    """A fresh database per test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    db = mongo_client[name]
+    await ensure_indexes(db)
+    try:
+        yield Storage.from_db(db)
+    finally:
+        await mongo_client.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return redis_test_url(int(os.environ.get("TEST_REDIS_DB", "9")))
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    import os as _os
+
+    return Keyring(keys={"k1": _os.urandom(32)}, primary="k1")

@@ -1,0 +1,64 @@
+from datetime import timedelta
+
+import pytest
+
+from core.errors import AlreadyExists, InvalidInput
+from core.models.agent import Agent
+from core.models.events import ActionRecord, ActionState, WebhookEvent
+from core.models.org import Role
+
+
+async def test_operator_unique_per_org_and_tenant_isolation(storage):
+    a = await storage.orgs.create("A")
+    b = await storage.orgs.create("B")
+    await storage.operators.add(a.id, 42, Role.OWNER)
+    with pytest.raises(AlreadyExists):
+        await storage.operators.add(a.id, 42, Role.EDITOR)
+    await storage.operators.add(b.id, 42, Role.VIEWER)  # same user, other org: allowed
+    agent = await storage.agents.insert(a.id, Agent(_id="ag1", org_id=a.id, name="Sales"))
+    assert await storage.agents.get(b.id, agent.id) is None  # guessed id from another tenant
+    assert (await storage.agents.get(a.id, agent.id)).name == "Sales"
+    assert await storage.agents.delete(b.id, agent.id) is False
+    assert await storage.agents.update(b.id, agent.id, {"name": "X"}) is None
+    with pytest.raises(InvalidInput):
+        await storage.agents.get("", agent.id)
+    members = await storage.operators.memberships(42)
+    assert {m.org_id for m in members} == {a.id, b.id}
+
+
+async def test_invite_is_single_use(storage):
+    org = await storage.orgs.create("A")
+    inv = await storage.invites.create(org.id, Role.EDITOR, None, timedelta(hours=1))
+    assert (await storage.invites.claim(org.id, inv.token, 1)).used_by == 1
+    assert await storage.invites.claim(org.id, inv.token, 2) is None
+    expired = await storage.invites.create(org.id, Role.EDITOR, None, timedelta(seconds=-1))
+    assert await storage.invites.claim(org.id, expired.token, 3) is None
+
+
+async def test_webhook_batch_dedupe(storage):
+    org = await storage.orgs.create("A")
+    mk = lambda i, k: WebhookEvent(_id=f"ev{i}", org_id=org.id, kind="message.add", dedupe_key=k, raw_body="x")
+    assert len(await storage.events.insert_new([mk(1, "a"), mk(2, "b")])) == 2
+    fresh = await storage.events.insert_new([mk(3, "a"), mk(4, "c"), mk(5, "b")])
+    assert [e.id for e in fresh] == ["ev4"]
+    assert await storage.events.count(org.id) == 3
+
+
+async def test_action_journal_claims_once(storage):
+    org = await storage.orgs.create("A")
+    rec = ActionRecord(_id="act1", org_id=org.id, idempotency_key="reply:m1", kind="reply", state=ActionState.SENDING)
+    first, created = await storage.actions.begin(org.id, rec)
+    assert created and first.state == ActionState.SENDING
+    await storage.actions.finish(org.id, "reply:m1", ActionState.SENT)
+    again, created2 = await storage.actions.begin(org.id, rec.model_copy(update={"id": "act2"}))
+    assert not created2 and again.state == ActionState.SENT and again.id == "act1"
+
+
+async def test_gridfs_owner_checked(storage):
+    from core.errors import NotFound
+    a = await storage.orgs.create("A")
+    b = await storage.orgs.create("B")
+    fid = await storage.files.put(a.id, "price.csv", b"a,b\n1,2\n")
+    assert await storage.files.get(a.id, fid) == b"a,b\n1,2\n"
+    with pytest.raises(NotFound):
+        await storage.files.get(b.id, fid)
