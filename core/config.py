@@ -66,6 +66,19 @@ class EmbeddingsSettings(BaseSettings):
     batch_size: int = 32
 
 
+class KnowledgeSettings(BaseSettings):
+    model_config = _area("KNOWLEDGE_")
+
+    max_file_bytes: int = 20 * 1024 * 1024
+    max_pages: int = 500
+    chunk_tokens: int = 350
+    chunk_overlap_tokens: int = 60
+    url_timeout_s: float = 15.0
+    url_max_bytes: int = 5 * 1024 * 1024
+    crawl_max_pages: int = 20
+    relevance_threshold: float = 0.0  # tuned by the retrieval evaluation; see core/ai/retrieval
+
+
 class TelegramSettings(BaseSettings):
     model_config = _area("TELEGRAM_")
 
@@ -126,6 +139,7 @@ class Settings(BaseSettings):
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     embeddings: EmbeddingsSettings = Field(default_factory=EmbeddingsSettings)
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     kommo: KommoSettings = Field(default_factory=KommoSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)

@@ -1,0 +1,16 @@
+"""Ports core needs from the outside and adapters provide (Celery, Telegram)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class TaskQueue(Protocol):
+    """Background work. The Celery implementation lives in `tasks/queue.py`."""
+
+    async def process_events(self, refs: list[tuple[str, str]]) -> None:
+        """Enqueue one task per (org_id, webhook event id)."""
+
+    async def index_source(self, org_id: str, source_id: str) -> None: ...
+
+    async def sync_account(self, org_id: str) -> None: ...

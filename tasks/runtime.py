@@ -1,0 +1,49 @@
+"""Run async core services from sync Celery tasks.
+
+One event loop per worker process, running in a daemon thread; every task submits its
+coroutine to it. Clients (Mongo, Redis, HTTP sessions, the vector store) are built once on that
+loop and never cross loops. Never `asyncio.run` per task: it rebuilds clients and breaks
+loop-bound ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from core.config import load_settings
+from core.services import CoreServices, build_services
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_services: asyncio.Future | None = None
+
+
+def _ensure_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="core-loop", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+async def _get_services() -> CoreServices:
+    global _services
+    if _services is None:
+        _services = asyncio.ensure_future(build_services(load_settings()))
+    return await asyncio.shield(_services)
+
+
+def run(job: Callable[[CoreServices], Awaitable[T]], timeout: float | None = None) -> T:
+    """Run `job(services)` on the process loop and wait for its result."""
+
+    async def _call() -> T:
+        return await job(await _get_services())
+
+    return asyncio.run_coroutine_threadsafe(_call(), _ensure_loop()).result(timeout)

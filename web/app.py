@@ -1,0 +1,32 @@
+"""The aiohttp app: Kommo webhooks and OAuth callback, health, readiness and metrics.
+
+It validates, stores, enqueues and answers; it never calls the LLM.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from core.ports import TaskQueue
+from core.services import CoreServices
+from web.keys import QUEUE, SERVICES
+from web.middlewares import request_context_middleware
+from web.routes import health
+
+
+def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context_middleware],
+        client_max_size=services.settings.kommo.max_webhook_body_bytes,
+    )
+    app[SERVICES] = services
+    app[QUEUE] = queue
+    health.setup(app)
+    _setup_optional_routes(app)
+    return app
+
+
+def _setup_optional_routes(app: web.Application) -> None:
+    from web.routes import kommo  # noqa: PLC0415
+
+    kommo.setup(app)

@@ -1,0 +1,41 @@
+"""`/healthz` (process alive), `/readyz` (Mongo and Redis reachable), `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from core.storage.mongo import ping
+from web.keys import SERVICES
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    checks = {"mongo": ping(services.mongo_client), "redis": services.redis.ping()}
+    failing = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready", named
+            failing[name] = f"{type(exc).__name__}: {exc}"[:200]
+    if failing:
+        return web.json_response({"status": "unavailable", "failing": failing}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(_: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return resp
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
