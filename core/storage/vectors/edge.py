@@ -1,0 +1,149 @@
+"""Embedded vector store: Qdrant Edge (an in-process Qdrant shard on a data folder).
+
+The shard API is synchronous, so every call runs in a worker thread; writes (upserts, deletes,
+optimisation) are serialised with one lock because a shard has a single writer. A small
+`collection.json` beside the shard records which embedding model and dimension built it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
+from core.storage.vectors.common import (
+    DENSE, INDEXED_FIELDS, SPARSE, check_model, stamped, tenant_pairs, where_items,
+)
+
+
+def _condition(key: str, value: Any) -> qe.FieldCondition:
+    if isinstance(value, (list, tuple, set)):
+        return qe.FieldCondition(key=key, match=qe.MatchAny(list(value)))
+    return qe.FieldCondition(key=key, match=qe.MatchValue(value))
+
+
+def _filter(org_id: str, agent_id: str, where: dict[str, Any] | None,
+            ids: list[str] | None = None) -> qe.Filter:
+    must: list[Any] = [_condition(k, v) for k, v in tenant_pairs(org_id, agent_id)]
+    must += [_condition(k, v) for k, v in where_items(where)]
+    if ids is not None:
+        must.append(qe.HasIdCondition(set(ids)))
+    return qe.Filter(must=must)
+
+
+class EdgeVectorStore:
+    """`VectorStore` over Qdrant Edge. Only one process may open the folder at a time."""
+
+    def __init__(self, path: Path, *, optimize_after: int = 2000) -> None:
+        self.path = Path(path)
+        self.optimize_after = optimize_after  # unindexed points tolerated before HNSW rebuild
+        self._shard: qe.EdgeShard | None = None
+        self._info: CollectionInfo | None = None
+        self._write_lock = threading.Lock()
+        self._pending = 0
+
+    @property
+    def _meta_file(self) -> Path:
+        return self.path / "collection.json"
+
+    async def ensure_collection(self, model: str, dim: int) -> CollectionInfo:
+        return await asyncio.to_thread(self._ensure, model, dim)
+
+    def _ensure(self, model: str, dim: int) -> CollectionInfo:
+        with self._write_lock:
+            if self._meta_file.exists():
+                meta = json.loads(self._meta_file.read_text())
+                info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
+                if self._shard is None:
+                    self._shard = qe.EdgeShard.load(str(self.path / "shard"))
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                config = qe.EdgeConfig(
+                    vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                    sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                )
+                self._shard = qe.EdgeShard.create(str(self.path / "shard"), config)
+                for name in INDEXED_FIELDS:
+                    self._shard.update(qe.UpdateOperation.create_field_index(
+                        name, qe.PayloadSchemaType.Keyword))
+                self._shard.flush()
+                # Written last: a crash before this leaves no meta, and the next start recreates.
+                self._meta_file.write_text(json.dumps({"model": model, "dim": dim}))
+                info = CollectionInfo(model, dim)
+            self._info = info
+            return info
+
+    def _require(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise RuntimeError("call ensure_collection() before using the vector store")
+        return self._shard
+
+    async def upsert(self, org_id: str, agent_id: str, points: list[VectorPoint]) -> None:
+        tenant_pairs(org_id, agent_id)
+        if not points:
+            return
+        edge_points = []
+        for p in points:
+            vector: dict[str, Any] = {DENSE: [float(x) for x in p.dense]}
+            if p.sparse is not None and p.sparse.indices:
+                vector[SPARSE] = qe.SparseVector(list(p.sparse.indices), list(p.sparse.values))
+            edge_points.append(qe.Point(id=p.id, vector=vector, payload=stamped(p.payload, org_id, agent_id)))
+        await asyncio.to_thread(self._write, qe.UpdateOperation.upsert_points(edge_points), len(points))
+
+    def _write(self, op: qe.UpdateOperation, added: int = 0) -> None:
+        with self._write_lock:
+            shard = self._require()
+            shard.update(op)
+            self._pending += added
+            if self.optimize_after and self._pending >= self.optimize_after:
+                shard.optimize()  # large batches: build HNSW so searches stop scanning plainly
+                self._pending = 0
+
+    async def optimize(self) -> bool:
+        def _run() -> bool:
+            with self._write_lock:
+                self._pending = 0
+                return self._require().optimize()
+        return await asyncio.to_thread(_run)
+
+    async def search_dense(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                           where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        query = qe.Query.Nearest([float(x) for x in vector], using=DENSE)
+        return await self._query(query, _filter(org_id, agent_id, where), limit)
+
+    async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,
+                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        if not vector.indices:
+            return []
+        query = qe.Query.Nearest(qe.SparseVector(list(vector.indices), list(vector.values)), using=SPARSE)
+        return await self._query(query, _filter(org_id, agent_id, where), limit)
+
+    async def _query(self, query: Any, flt: qe.Filter, limit: int) -> list[ScoredPoint]:
+        request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
+        hits = await asyncio.to_thread(lambda: self._require().query(request))
+        return [ScoredPoint(id=str(h.id), score=float(h.score), payload=dict(h.payload or {})) for h in hits]
+
+    async def delete(self, org_id: str, agent_id: str, *, ids: list[str] | None = None,
+                     where: dict[str, Any] | None = None) -> None:
+        if ids is not None and not ids:
+            return
+        flt = _filter(org_id, agent_id, where, ids)
+        await asyncio.to_thread(self._write, qe.UpdateOperation.delete_points_by_filter(flt))
+
+    async def count(self, org_id: str, agent_id: str, where: dict[str, Any] | None = None) -> int:
+        request = qe.CountRequest(exact=True, filter=_filter(org_id, agent_id, where))
+        return await asyncio.to_thread(lambda: self._require().count(request))
+
+    async def close(self) -> None:
+        def _close() -> None:
+            with self._write_lock:
+                if self._shard is not None:
+                    self._shard.flush()
+                    self._shard.close()
+                    self._shard = None
+        await asyncio.to_thread(_close)

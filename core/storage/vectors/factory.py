@@ -1,0 +1,20 @@
+"""Pick the vector store from settings: a Qdrant server when QDRANT_URL is set, else Qdrant Edge."""
+
+from __future__ import annotations
+
+from core.config import Settings
+from core.storage.vectors.base import VectorStore
+
+
+def build_vector_store(settings: Settings) -> VectorStore:
+    if settings.qdrant.url:
+        from qdrant_client import AsyncQdrantClient  # noqa: PLC0415
+
+        from core.storage.vectors.qdrant_server import QdrantServerVectorStore  # noqa: PLC0415
+
+        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
+        client = AsyncQdrantClient(url=settings.qdrant.url, api_key=key)
+        return QdrantServerVectorStore(client, settings.qdrant.collection)
+    from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415
+
+    return EdgeVectorStore(settings.vectors_dir / settings.qdrant.collection)
