@@ -40,7 +40,7 @@ def effective_redis_url(settings: Settings) -> str:
 
 
 async def build_services(settings: Settings, *, keyring: Keyring | None = None,
-                         bootstrap_indexes: bool = True) -> CoreServices:
+                         bootstrap_indexes: bool = True, create_key_file: bool = False) -> CoreServices:
     client = create_mongo_client(effective_mongo_url(settings), settings.mongo)
     db = client[settings.mongo.database]
     if bootstrap_indexes:
@@ -48,6 +48,7 @@ async def build_services(settings: Settings, *, keyring: Keyring | None = None,
     ring = keyring or load_keyring(
         settings.secrets.keys.get_secret_value() if settings.secrets.keys else None,
         settings.secrets.key_file,
+        create=create_key_file,
     )
     return CoreServices(
         settings=settings,

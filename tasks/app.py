@@ -5,12 +5,14 @@ Tasks live in `tasks/<area>.py`, take ids, and call one core service through `ta
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from celery import Celery
 from kombu import Queue
 
 QUEUES = ("inbound", "kommo", "ingest", "reports")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.maintenance")
 
 # Longest countdown we ever schedule (debounce, retry backoff cap) must stay below this, or
 # Redis redelivers a task that is merely waiting (Celery's Redis visibility-timeout caveat).
@@ -27,9 +29,7 @@ def _broker_url() -> str:
 
 def create_celery(broker_url: str | None = None) -> Celery:
     url = broker_url or _broker_url()
-    app = Celery("kommo_agent", broker=url, backend=url, include=[
-        "tasks.inbound", "tasks.kommo", "tasks.ingest",
-    ])
+    app = Celery("kommo_agent", broker=url, backend=url, include=[m for m in TASK_MODULES if importlib.util.find_spec(m)])
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="inbound",

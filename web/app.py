@@ -27,6 +27,8 @@ def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
 
 
 def _setup_optional_routes(app: web.Application) -> None:
-    from web.routes import kommo  # noqa: PLC0415
+    import importlib  # noqa: PLC0415
+    import importlib.util  # noqa: PLC0415
 
-    kommo.setup(app)
+    if importlib.util.find_spec("web.routes.kommo"):
+        importlib.import_module("web.routes.kommo").setup(app)

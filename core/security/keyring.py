@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Keyring:
 
     keys: dict[str, bytes]
     primary: str
+    # Another process may rotate keys: on an unknown key id, re-read the key source once.
+    reloader: Callable[[], Keyring] | None = None
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +72,12 @@ class Keyring:
         if version != _VERSION:
             raise SecretError(f"unsupported envelope version {version!r}")
         cipher = self._ciphers.get(kid)
+        if cipher is None and self.reloader is not None:
+            fresh = self.reloader()
+            for new_kid, key in fresh.keys.items():
+                self.keys.setdefault(new_kid, key)
+                self._ciphers.setdefault(new_kid, AESGCM(key))
+            cipher = self._ciphers.get(kid)
         if cipher is None:
             raise SecretError(f"secret was encrypted with unknown key id {kid!r}")
         try:
@@ -137,9 +146,12 @@ def load_keyring(keys_spec: str | None, key_file: Path, create: bool = False) ->
         return parse_keys(keys_spec)
     kf = KeyFile(key_file)
     if create:
-        return kf.load_or_create()
-    if not key_file.exists():
+        ring = kf.load_or_create()
+    elif not key_file.exists():
         raise ConfigurationError(
             f"no SECRETS_KEYS and no key file at {key_file}; run `kommo-agent up` once or set SECRETS_KEYS"
         )
-    return kf.load()
+    else:
+        ring = kf.load()
+    ring.reloader = kf.load
+    return ring

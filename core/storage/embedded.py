@@ -61,3 +61,17 @@ def mongo_url(port: int, host: str = "127.0.0.1") -> str:
 
 def redis_url(port: int, host: str = "127.0.0.1", db: int = 0) -> str:
     return f"redis://{host}:{port}/{db}"
+
+
+def wait_for_port(port: int, timeout: float = 30.0, proc=None, host: str = "127.0.0.1") -> None:
+    """Wait until something listens on host:port; fail early if `proc` exits first."""
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_is_open(host, port):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening on port {port}")
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")

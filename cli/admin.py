@@ -1,0 +1,70 @@
+"""`kommo-agent org ...` and `kommo-agent agent ...`: admin operations for scripts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli.common import run_with_services
+from core import orgs
+
+
+@click.group()
+def org() -> None:
+    """Organisations (tenants)."""
+
+
+@org.command("create")
+@click.argument("name")
+@click.option("--language", default="ru", show_default=True, type=click.Choice(["ru", "en", "es", "pt"]))
+def org_create(name: str, language: str) -> None:
+    """Create an organisation and print its id."""
+    created = run_with_services(lambda s: orgs.create_org(s.storage, name, language))
+    click.echo(created.id)
+
+
+@org.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def org_list(as_json: bool) -> None:
+    """List organisations."""
+    items = run_with_services(lambda s: s.storage.orgs.list_all())
+    if as_json:
+        click.echo(json.dumps([{"id": o.id, "name": o.name, "language": o.language} for o in items],
+                              ensure_ascii=False))
+        return
+    for o in items:
+        click.echo(f"{o.id}\t{o.name}\t{o.language}")
+
+
+@click.group()
+def agent() -> None:
+    """Agents (virtual employees) of an organisation."""
+
+
+@agent.command("create")
+@click.option("--org", "org_id", required=True)
+@click.option("--name", required=True)
+@click.option("--instructions-file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def agent_create(org_id: str, name: str, instructions_file: Path | None) -> None:
+    """Create an agent and print its id."""
+    try:
+        instructions = instructions_file.read_text(encoding="utf-8") if instructions_file else ""
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{instructions_file} is not UTF-8 text") from None
+    created = run_with_services(lambda s: orgs.create_agent(s.storage, org_id, name, instructions))
+    click.echo(created.id)
+
+
+@agent.command("list")
+@click.option("--org", "org_id", required=True)
+def agent_list(org_id: str) -> None:
+    """List an organisation's agents."""
+
+    async def job(s):
+        await orgs.require_org(s.storage, org_id)
+        return await s.storage.agents.list(org_id, sort=[("created_at", 1)])
+
+    for a in run_with_services(job):
+        click.echo(f"{a.id}\t{a.name}\t{'enabled' if a.enabled else 'disabled'}")

@@ -1,0 +1,79 @@
+"""Process commands: `up` (everything, embedded default), `web`, `worker`, `beat`, `bot`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from core.config import load_settings
+from core.logging import configure_logging
+from core.services import effective_redis_url
+
+
+def _logging() -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_json)
+
+
+@click.command()
+@click.option("--ready-timeout", default=60.0, show_default=True, help="Seconds to wait for /readyz")
+def up(ready_timeout: float) -> None:
+    """Start every service and process; Ctrl-C stops them all."""
+    from cli.supervisor import Supervisor  # noqa: PLC0415
+
+    sys.exit(Supervisor(load_settings(), ready_timeout=ready_timeout).run())
+
+
+@click.command()
+def web() -> None:
+    """The aiohttp app: Kommo webhooks, OAuth callback, health and metrics."""
+    from web.server import serve  # noqa: PLC0415
+
+    _logging()
+    asyncio.run(serve(load_settings()))
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--pool", default=None, help="Celery pool (threads in embedded mode)")
+@click.option("--concurrency", "-c", default=None, type=int)
+@click.option("--queues", "-Q", default="inbound,kommo,ingest,reports", show_default=True)
+def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
+    """A Celery worker for the inbound, kommo, ingest and reports queues."""
+    from tasks.app import create_celery  # noqa: PLC0415
+
+    _logging()
+    settings = load_settings()
+    # Embedded Qdrant Edge can be opened by one process only, so the embedded worker is one
+    # process with threads; with a Qdrant server, prefork workers scale out.
+    pool = pool or ("threads" if settings.qdrant.url is None else "prefork")
+    app = create_celery(effective_redis_url(settings))
+    app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
+                     "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
+                     "--without-mingle"])
+
+
+@click.command()
+def beat() -> None:
+    """Celery beat: token refresh, periodic sync, follow-ups."""
+    from tasks.app import create_celery  # noqa: PLC0415
+
+    _logging()
+    settings = load_settings()
+    app = create_celery(effective_redis_url(settings))
+    schedule = settings.data_dir / "celerybeat-schedule"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", settings.log_level, "-s", str(schedule)])
+
+
+@click.command()
+def bot() -> None:
+    """The Telegram admin bot (long polling)."""
+    from bot.main import run_polling  # noqa: PLC0415
+
+    _logging()
+    asyncio.run(run_polling(load_settings()))
+
+
+COMMANDS = (up, web, worker, beat, bot)

@@ -1,0 +1,198 @@
+"""`kommo-agent up`: start the embedded default and supervise every process.
+
+Children run in their own sessions so a terminal Ctrl-C reaches only the supervisor, which then
+stops them in reverse order. Each child's output goes to `var/logs/<name>.log` and, prefixed, to
+the console; if one dies the supervisor names it, shows its last lines and stops the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import Settings
+from core.security.keyring import load_keyring
+from core.storage.embedded import (mongo_command, mongo_url, port_is_open, redis_command,
+                                   redis_url, wait_for_port)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    listens: str | None = None
+    port: int | None = None
+    proc: subprocess.Popen | None = None
+    tail: deque = field(default_factory=lambda: deque(maxlen=20))
+
+
+class StartupError(Exception):
+    pass
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", *args]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, ready_timeout: float = 60.0, echo=print) -> None:
+        self.settings = settings
+        self.ready_timeout = ready_timeout
+        self.echo = echo
+        self.children: list[Child] = []
+        self.stopping = threading.Event()
+        self.data_dir = settings.data_dir.resolve()
+        self.logs_dir = self.data_dir / "logs"
+
+    # -- planning -----------------------------------------------------------------------------
+    def _plan(self) -> tuple[list[Child], dict[str, str]]:
+        s = self.settings
+        env: dict[str, str] = {"DATA_DIR": str(self.data_dir),
+                               "SECRETS_KEY_FILE": str(s.secrets.key_file.resolve())}
+        infra: list[Child] = []
+        if s.mongo.url:
+            env["MONGO_URL"] = s.mongo.url
+        else:
+            port = s.mongo.embedded_port
+            self._require_free(port, "embedded MongoDB (nx-27017)", "MONGO_EMBEDDED_PORT")
+            infra.append(Child("mongo", mongo_command(self.data_dir / "mongo", port),
+                               listens=mongo_url(port), port=port))
+            env["MONGO_URL"] = mongo_url(port)
+        if s.redis.url and self._redis_reachable(s.redis.url):
+            env["REDIS_URL"] = s.redis.url
+        else:
+            if s.redis.url:
+                self.echo(f"REDIS_URL {s.redis.url} is unreachable: starting the bundled Redis instead")
+            port = s.redis.embedded_port
+            self._require_free(port, "embedded Redis", "REDIS_EMBEDDED_PORT")
+            infra.append(Child("redis", redis_command(self.data_dir / "redis", port),
+                               listens=redis_url(port), port=port))
+            env["REDIS_URL"] = redis_url(port)
+        self._require_free(s.web.port, "the web app", "WEB_PORT")
+        apps = [
+            Child("web", _cli("web"), listens=f"http://{s.web.host}:{s.web.port}", port=s.web.port),
+            Child("worker", _cli("worker")),
+            Child("beat", _cli("beat")),
+        ]
+        if s.telegram.bot_token is not None:
+            apps.append(Child("bot", _cli("bot"), listens="Telegram long polling"))
+        else:
+            self.echo("Telegram bot: not started. Set TELEGRAM_BOT_TOKEN (from @BotFather) to enable it.")
+        return infra + apps, env
+
+    @staticmethod
+    def _require_free(port: int, what: str, setting: str) -> None:
+        if port_is_open("127.0.0.1", port):
+            raise StartupError(f"port {port} for {what} is already taken by another process "
+                               f"(another `kommo-agent up`?). Stop it or set {setting}.")
+
+    @staticmethod
+    def _redis_reachable(url: str) -> bool:
+        import redis  # noqa: PLC0415
+
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            return True
+        except redis.RedisError:
+            return False
+
+    # -- running ------------------------------------------------------------------------------
+    def _start(self, child: Child, env: dict[str, str]) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        child.proc = subprocess.Popen(
+            child.argv, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, text=True, errors="replace",
+        )
+        threading.Thread(target=self._pump, args=(child,), daemon=True).start()
+        self.children.append(child)
+
+    def _pump(self, child: Child) -> None:
+        assert child.proc and child.proc.stdout
+        with open(self.logs_dir / f"{child.name}.log", "a", encoding="utf-8") as log:
+            for line in child.proc.stdout:
+                log.write(line)
+                log.flush()
+                child.tail.append(line.rstrip())
+                if not self.stopping.is_set():
+                    self.echo(f"[{child.name}] {line.rstrip()}")
+
+    def _wait_ready(self) -> None:
+        url = f"http://{self.settings.web.host}:{self.settings.web.port}/readyz"
+        deadline = time.monotonic() + self.ready_timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            self._check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise StartupError(f"{url} did not answer 200 within {self.ready_timeout:.0f}s ({last})")
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            if child.proc and child.proc.poll() is not None:
+                time.sleep(0.2)  # let the pump thread read the last lines
+                tail = "\n    ".join(list(child.tail)[-10:]) or "(no output)"
+                raise StartupError(f"{child.name} exited with code {child.proc.returncode}; "
+                                   f"last output:\n    {tail}\n  full log: {self.logs_dir / child.name}.log")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for child in reversed(self.children):
+            if child.proc and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in reversed(self.children):
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+
+    def run(self) -> int:
+        interrupted = threading.Event()
+
+        def on_signal(signum, _frame):
+            interrupted.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if not self.settings.secrets.keys:
+                load_keyring(None, self.settings.secrets.key_file, create=True)
+            children, env = self._plan()
+            for child in children:
+                if interrupted.is_set():
+                    break
+                self._start(child, env)
+                if child.name in ("mongo", "redis"):
+                    wait_for_port(child.port, timeout=30, proc=child.proc)
+            self._wait_ready()
+            self.echo("kommo-agent is up:")
+            for child in self.children:
+                self.echo(f"  {child.name:<7} {child.listens or 'running'} (pid {child.proc.pid})")
+            self.echo(f"  data    {self.data_dir}\n  logs    {self.logs_dir}\nPress Ctrl-C to stop.")
+            while not interrupted.wait(0.5):
+                self._check_children()
+            self.echo("stopping...")
+            return 0
+        except (StartupError, TimeoutError, RuntimeError, FileNotFoundError) as exc:
+            self.echo(f"error: {exc}")
+            return 1
+        finally:
+            self.stop()
+            self.echo("stopped.")

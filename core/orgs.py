@@ -1,0 +1,50 @@
+"""Organisation and agent administration (used by the CLI now and the Telegram console later)."""
+
+from __future__ import annotations
+
+from core.errors import AlreadyExists, InvalidInput, NotFound
+from core.ids import new_id
+from core.models.agent import Agent
+from core.models.org import Organization
+from core.storage import Storage
+
+MAX_NAME = 100
+MAX_INSTRUCTIONS = 20_000
+
+
+def _clean_name(name: str, what: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput(f"{what} name must not be empty")
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{what} name is longer than {MAX_NAME} characters")
+    return name
+
+
+async def create_org(storage: Storage, name: str, language: str = "ru") -> Organization:
+    return await storage.orgs.create(_clean_name(name, "organisation"), language=language)
+
+
+async def require_org(storage: Storage, org_id: str) -> Organization:
+    org = await storage.orgs.get(org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id!r} not found", org_id=org_id)
+    return org
+
+
+async def create_agent(storage: Storage, org_id: str, name: str, instructions: str = "", **config) -> Agent:
+    await require_org(storage, org_id)
+    name = _clean_name(name, "agent")
+    if len(instructions) > MAX_INSTRUCTIONS:
+        raise InvalidInput(f"instructions are longer than {MAX_INSTRUCTIONS} characters")
+    if await storage.agents.by_name(org_id, name):
+        raise AlreadyExists(f"an agent named {name!r} already exists in this organisation", name=name)
+    agent = Agent(_id=new_id("agt"), org_id=org_id, name=name, instructions=instructions, **config)
+    return await storage.agents.insert(org_id, agent)
+
+
+async def require_agent(storage: Storage, org_id: str, agent_id: str) -> Agent:
+    agent = await storage.agents.get(org_id, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id!r} not found in organisation {org_id!r}", agent_id=agent_id)
+    return agent
