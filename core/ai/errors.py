@@ -1,0 +1,21 @@
+"""Errors of the agent runtime. The runtime turns them into a handoff, never into silence."""
+
+from __future__ import annotations
+
+from core.errors import KommoAgentError, ServiceUnavailable
+
+
+class LLMError(KommoAgentError):
+    code = "llm_error"
+
+
+class LLMUnavailable(LLMError, ServiceUnavailable):
+    """The provider kept failing (timeouts, 429, 5xx, connection) after every retry."""
+
+    code = "llm_unavailable"
+
+
+class LLMRejected(LLMError):
+    """The provider refused the request for a reason a retry cannot fix (400, 401, 403, 404)."""
+
+    code = "llm_rejected"
