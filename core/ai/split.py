@@ -1,0 +1,102 @@
+"""Token-aware chunking with overlap; each chunk carries its section's heading path.
+
+Paragraphs and sentences are packed into chunks of at most `chunk_tokens` (cl100k tokens); a
+new chunk starts with the last sentences of the previous one, up to `overlap_tokens`, so a fact
+split across a boundary is still whole in one chunk. Atomic sections (a price-list row, a FAQ
+pair) become exactly one chunk unless they are longer than the limit.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.ai.extract.base import Section
+from core.ai.tokens import count_tokens, decode, encode
+from core.ai.types import Chunk
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…;:])\s+(?=[\"«(\[A-ZА-ЯЁ0-9¿¡-])")
+
+
+def _sentences(paragraph: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def _hard_split(text: str, limit: int) -> list[str]:
+    """A single sentence longer than the limit (tables flattened to one line, lists without
+    punctuation): cut on token boundaries."""
+    tokens = encode(text)
+    return [decode(tokens[i:i + limit]).strip() for i in range(0, len(tokens), limit)]
+
+
+def _units(text: str, limit: int) -> list[tuple[str, int, bool]]:
+    """(piece, tokens, starts_paragraph) in order; every piece fits the limit."""
+    out: list[tuple[str, int, bool]] = []
+    for paragraph in text.split("\n\n"):
+        first = True
+        for sentence in _sentences(paragraph.strip()):
+            n = count_tokens(sentence)
+            pieces = [sentence] if n <= limit else _hard_split(sentence, limit)
+            for piece in pieces:
+                out.append((piece, n if len(pieces) == 1 else count_tokens(piece), first))
+                first = False
+    return out
+
+
+def split_text(text: str, chunk_tokens: int, overlap_tokens: int) -> list[str]:
+    if count_tokens(text) <= chunk_tokens:
+        return [text.strip()] if text.strip() else []
+    units = _units(text, chunk_tokens)
+    chunks: list[str] = []
+    current: list[tuple[str, int, bool]] = []
+    size = 0
+    fresh = 0  # units in `current` that are not overlap from the previous chunk
+    for unit in units:
+        if current and size + unit[1] > chunk_tokens and fresh:
+            chunks.append(_join(current))
+            carry: list[tuple[str, int, bool]] = []
+            carried = 0
+            for prev in reversed(current):
+                if carried + prev[1] > overlap_tokens or carried + prev[1] + unit[1] > chunk_tokens:
+                    break
+                carry.insert(0, prev)
+                carried += prev[1]
+            current, size, fresh = carry, carried, 0
+        current.append(unit)
+        size += unit[1]
+        fresh += 1
+    if current and fresh:
+        chunks.append(_join(current))
+    return chunks
+
+
+def _join(units: list[tuple[str, int, bool]]) -> str:
+    text = ""
+    for i, (piece, _n, starts_paragraph) in enumerate(units):
+        text += piece if i == 0 else ("\n\n" if starts_paragraph else " ") + piece
+    return text.strip()
+
+
+def split_sections(sections: list[Section], chunk_tokens: int, overlap_tokens: int) -> list[Chunk]:
+    """Chunks numbered in document order; the heading path and section metadata are kept."""
+    chunks: list[Chunk] = []
+    for section in sections:
+        if section.atomic and count_tokens(section.text) <= chunk_tokens:
+            pieces = [section.text.strip()]
+        else:
+            # Room for the heading prefix added at embedding time.
+            budget = max(32, chunk_tokens - count_tokens(" > ".join(section.heading_path)))
+            pieces = split_text(section.text, budget, min(overlap_tokens, budget // 2))
+        for piece in pieces:
+            if piece:
+                chunks.append(Chunk(text=piece, index=len(chunks), heading_path=list(section.heading_path),
+                                    metadata=dict(section.metadata)))
+    return chunks
+
+
+def embedding_text(chunk: Chunk, source_title: str = "") -> str:
+    """The text that is embedded and keyword-indexed: the chunk with its context (document
+    title and heading path) in front, so a bare paragraph still says what it is about."""
+    context = [p for p in ([source_title] if source_title else []) + chunk.heading_path if p]
+    # Do not repeat the title when it is also the first heading.
+    deduped = [p for i, p in enumerate(context) if i == 0 or p != context[i - 1]]
+    return (" > ".join(deduped) + "\n" + chunk.text) if deduped else chunk.text

@@ -1,0 +1,46 @@
+from core.ai.clean import clean_text
+from core.ai.extract.base import Section
+from core.ai.split import embedding_text, split_sections, split_text
+from core.ai.tokens import count_tokens
+
+
+def test_clean_text():
+    raw = "\ufeffЗаголовок\r\n\r\n\r\n\r\nинфор-\nмация\u00a0\u00a0и   текст\x07\u200b\n  хвост  "
+    assert clean_text(raw) == "Заголовок\n\nинформация и текст\nхвост"
+    assert clean_text("") == ""
+
+
+def _text(n: int) -> str:
+    return " ".join(f"Предложение номер {i} про доставку и оплату заказа." for i in range(n))
+
+
+def test_split_respects_budget_and_overlaps():
+    text = _text(200)
+    chunks = split_text(text, 100, 20)
+    assert len(chunks) > 5
+    assert all(count_tokens(c) <= 100 for c in chunks)
+    for a, b in zip(chunks, chunks[1:]):
+        last_sentence = a.rsplit(". ", 1)[-1]
+        assert last_sentence in b  # overlap carries the tail forward
+    assert "номер 0 " in chunks[0] and "номер 199 " in chunks[-1]
+
+
+def test_split_long_sentence_and_short_text():
+    assert split_text("коротко", 100, 10) == ["коротко"]
+    assert split_text("   ", 100, 10) == []
+    long_line = "слово " * 1000
+    pieces = split_text(long_line, 120, 20)
+    assert all(count_tokens(p) <= 120 for p in pieces) and len(pieces) >= 8
+
+
+def test_sections_carry_headings_and_atomic_rows():
+    sections = [
+        Section(_text(60), ["Договор", "1. Предмет"]),
+        Section("Артикул: A1; Цена: 70 руб.", ["Прайс"], atomic=True, metadata={"row": 2}),
+    ]
+    chunks = split_sections(sections, 120, 20)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    assert chunks[0].heading == "Договор > 1. Предмет"
+    assert chunks[-1].text == "Артикул: A1; Цена: 70 руб." and chunks[-1].metadata == {"row": 2}
+    assert all(count_tokens(embedding_text(c, "Договор")) <= 125 for c in chunks)
+    assert embedding_text(chunks[0], "Договор").startswith("Договор > 1. Предмет\n")
