@@ -21,15 +21,15 @@ def rotate() -> None:
     key first in SECRETS_KEYS yourself, then run this to re-encrypt under it."""
     settings = load_settings()
     if settings.secrets.keys:
-        ring = load_keyring(settings.secrets.keys.get_secret_value(), settings.secrets.key_file)
+        ring = load_keyring(settings.secrets.keys.get_secret_value(), settings.key_file)
         click.echo(f"SECRETS_KEYS is set: re-encrypting under its first key {ring.primary!r}")
     else:
-        key_file = KeyFile(settings.secrets.key_file)
-        old = load_keyring(None, settings.secrets.key_file, create=True)
+        key_file = KeyFile(settings.key_file)
+        old = load_keyring(None, settings.key_file, create=True)
         ring, kid = old.with_new_primary()
         # The file keeps the old keys, so secrets not yet re-encrypted stay readable.
         key_file.save(ring)
-        click.echo(f"added key {kid!r} to {settings.secrets.key_file} (old keys kept for reading)")
+        click.echo(f"added key {kid!r} to {settings.key_file} (old keys kept for reading)")
     report = run_with_services(lambda s: reencrypt_all(s.storage.db, ring), settings)
     click.echo(f"re-encrypted {report.reencrypted} secret(s) in {report.documents} document(s); "
                f"{report.already_current} already under the primary key")

@@ -56,7 +56,7 @@ class Supervisor:
     def _plan(self) -> tuple[list[Child], dict[str, str]]:
         s = self.settings
         env: dict[str, str] = {"DATA_DIR": str(self.data_dir),
-                               "SECRETS_KEY_FILE": str(s.secrets.key_file.resolve())}
+                               "SECRETS_KEY_FILE": str(s.key_file.resolve())}
         infra: list[Child] = []
         if s.mongo.url:
             env["MONGO_URL"] = s.mongo.url
@@ -173,7 +173,7 @@ class Supervisor:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             if not self.settings.secrets.keys:
-                load_keyring(None, self.settings.secrets.key_file, create=True)
+                load_keyring(None, self.settings.key_file, create=True)
             children, env = self._plan()
             for child in children:
                 if interrupted.is_set():

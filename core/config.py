@@ -108,7 +108,7 @@ class SecretsSettings(BaseSettings):
     keys: SecretStr | None = Field(
         default=None, description="Comma-separated key_id:base64 master keys; newest first"
     )
-    key_file: Path = Path("var/secrets.keys")
+    key_file: Path | None = Field(default=None, description="Default: <DATA_DIR>/secrets.keys")
 
 
 class WebSettings(BaseSettings):
@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     @property
     def redis_dir(self) -> Path:
         return self.data_dir / "redis"
+
+    @property
+    def key_file(self) -> Path:
+        return self.secrets.key_file or self.data_dir / "secrets.keys"
 
 
 @lru_cache(maxsize=1)

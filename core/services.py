@@ -47,7 +47,7 @@ async def build_services(settings: Settings, *, keyring: Keyring | None = None,
         await ensure_indexes(db)
     ring = keyring or load_keyring(
         settings.secrets.keys.get_secret_value() if settings.secrets.keys else None,
-        settings.secrets.key_file,
+        settings.key_file,
         create=create_key_file,
     )
     return CoreServices(
