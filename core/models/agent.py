@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from core.models.base import OrgDocument
 
@@ -38,6 +38,11 @@ class WorkingHours(BaseModel):
     # weekday (0 = Monday) -> [start "HH:MM", end "HH:MM"]; empty = always on
     days: dict[int, tuple[str, str]] = Field(default_factory=dict)
     out_of_hours_reply: str | None = None
+
+    @field_serializer("days")
+    def _string_keys(self, days: dict[int, tuple[str, str]]) -> dict[str, list[str]]:
+        # BSON documents need string keys; pydantic reads "0".."6" back as ints.
+        return {str(k): list(v) for k, v in days.items()}
 
 
 class FollowUpPolicy(BaseModel):

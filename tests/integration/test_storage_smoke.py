@@ -62,3 +62,11 @@ async def test_gridfs_owner_checked(storage):
     assert await storage.files.get(a.id, fid) == b"a,b\n1,2\n"
     with pytest.raises(NotFound):
         await storage.files.get(b.id, fid)
+
+
+async def test_agent_with_working_hours_round_trips(storage):
+    from core.models.agent import WorkingHours
+    org = await storage.orgs.create("A")
+    hours = WorkingHours(timezone="Europe/Moscow", days={0: ("09:00", "18:00")}, out_of_hours_reply="Мы ответим утром")
+    await storage.agents.insert(org.id, Agent(_id="ag", org_id=org.id, name="S", working_hours=hours))
+    assert (await storage.agents.get(org.id, "ag")).working_hours == hours
