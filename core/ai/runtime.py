@@ -1,0 +1,191 @@
+"""The agent runtime: one customer turn -> retrieve -> prompt -> LLM with tools -> validate.
+
+It never executes a Kommo action and holds no Kommo HTTP client: it returns validated planned
+actions, and the conversation engine executes the executable ones through core/kommo under the
+action journal. Provider failures end in a handoff result, never in an exception or silence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from core.ai.errors import LLMError
+from core.ai.extractive import extractive_answer
+from core.ai.fencing import redact_secrets
+from core.ai.language import reply_language
+from core.ai.llm import LLMClient, LLMResponse
+from core.ai.metering import UsageContext, llm_usage_key
+from core.ai.phrases import phrase
+from core.ai.planned import PlannedAction
+from core.ai.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
+from core.ai.tools import ToolValidator, tool_specs
+from core.ai.turn import TurnResult
+from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
+from core.logging import get_logger
+from core.models.agent import Agent, AgentAction
+from core.models.conversation import Conversation, Message
+from core.storage.repositories.kommo_catalog import KommoCatalogRepository
+
+log = get_logger(__name__)
+MAX_ACTIONS = 6
+_CITE = re.compile(r"\s?\[(S\d+)\]")
+
+
+def _source(ref: str, c: RetrievedChunk) -> dict[str, Any]:
+    return {"ref": ref, "source_id": c.source_id, "title": c.source_title, "heading": c.heading,
+            "chunk_index": c.chunk_index, "score": round(float(c.score), 4)}
+
+
+class AgentRuntime:
+    def __init__(self, *, retriever: Retriever, catalog: KommoCatalogRepository,
+                 llm: LLMClient | None = None, secrets: list[str] | None = None,
+                 retrieval_limit: int = 5) -> None:
+        self.retriever, self.catalog, self.llm = retriever, catalog, llm
+        self.secrets = [s for s in (secrets or []) if s]
+        self.retrieval_limit = retrieval_limit
+
+    @property
+    def llm_enabled(self) -> bool:
+        return self.llm is not None and self.llm.settings.enabled
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
+
+    async def run_turn(self, org_id: str, agent: Agent, *, customer_text: str,
+                       conversation: Conversation | None, history: list[Message],
+                       lead_facts: dict[str, Any], dry_run: bool, turn_id: str) -> TurnResult:
+        language = reply_language(agent, customer_text)
+        retrieval = await self._retrieve(org_id, agent, customer_text)
+        if not self.llm_enabled:
+            return self._extractive(agent, customer_text, retrieval, language, dry_run, turn_id)
+        validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(UTC))
+        allowed = set(agent.allowed_actions)
+        inp = PromptInput(
+            agent=agent, customer_text=customer_text, language=language, now=validator.now,
+            history=_without_current(history, customer_text), summary=conversation.summary if conversation else "",
+            lead_facts=lead_facts, chunks=retrieval.chunks, tools=tool_specs(agent), secrets=self.secrets,
+            stage_names=await self._stage_names(validator, agent) if AgentAction.MOVE_LEAD_STAGE in allowed else {},
+            lead_fields=await validator.lead_fields() if AgentAction.UPDATE_LEAD_FIELD in allowed else [],
+        )
+        prompt = build_prompt(inp, agent.model or self.llm.settings.model)
+        result = TurnResult(turn_id=turn_id, reply_text="", language=language, mode="llm", dry_run=dry_run,
+                            summary=prompt.summary)
+        purpose = "test_chat" if dry_run else "reply"
+        conv_id = conversation.id if conversation else None
+        try:
+            response = await self._call(org_id, agent, prompt.messages, inp.tools, purpose, conv_id, turn_id, 1, result)
+            await self._apply(result, response, validator, prompt, dry_run)
+            if not result.reply_text and not result.handoff and response.tool_calls and AgentAction.REPLY in allowed:
+                follow = _follow_up_messages(prompt.messages, response)
+                response = await self._call(org_id, agent, follow, None, purpose, conv_id, turn_id, 2, result)
+                result.reply_text = self._clean_reply(response.content or "", prompt, result)
+        except LLMError as exc:
+            log.error("llm_failed_handoff", org_id=org_id, agent_id=agent.id, turn_id=turn_id, error=str(exc))
+            return self._handoff(result, "handoff_on_error", f"llm_error: {exc}", "error_handoff", dry_run)
+        if not result.reply_text and not result.handoff:
+            return self._handoff(result, "llm", "the model produced no reply", "handoff", dry_run)
+        return result
+
+    async def _retrieve(self, org_id: str, agent: Agent, text: str) -> RetrievalResult:
+        try:
+            return await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit)
+        except Exception:  # noqa: BLE001 - no knowledge is better than no answer; the LLM is told so
+            log.exception("retrieval_failed", org_id=org_id, agent_id=agent.id)
+            return RetrievalResult(chunks=[], nothing_relevant=True)
+
+    async def _stage_names(self, validator: ToolValidator, agent: Agent) -> dict[tuple[int, int], str]:
+        names: dict[tuple[int, int], str] = {}
+        for rule in agent.stage_rules:
+            pipeline = await validator._pipeline(rule.pipeline_id)
+            stage = pipeline.stage(rule.status_id) if pipeline else None
+            if stage is not None and not stage.gone:
+                names[(rule.pipeline_id, rule.status_id)] = stage.name
+        return names
+
+    async def _call(self, org_id: str, agent: Agent, messages: list[dict[str, Any]], tools: list | None,
+                    purpose: str, conv_id: str | None, turn_id: str, index: int, result: TurnResult) -> LLMResponse:
+        ctx = UsageContext(org_id=org_id, purpose=purpose, idempotency_key=llm_usage_key(turn_id, index),
+                           agent_id=agent.id, conversation_id=conv_id)
+        response = await self.llm.chat(messages, usage=ctx, tools=tools, model=agent.model,  # type: ignore[union-attr]
+                                       temperature=agent.temperature, max_tokens=COMPLETION_RESERVE)
+        result.usage.add(response.model, response.prompt_tokens, response.completion_tokens)
+        return response
+
+    async def _apply(self, result: TurnResult, response: LLMResponse, validator: ToolValidator,
+                     prompt: Prompt, dry_run: bool) -> None:
+        seen: set[str] = set()
+        reply_action: PlannedAction | None = None
+        for n, call in enumerate(response.tool_calls[:MAX_ACTIONS], start=1):
+            action = await validator.validate(call.name, call.parsed())
+            action.key, action.call_id = f"{result.turn_id}:a{n}:{call.name}", call.id
+            action.would_do = dry_run and action.valid
+            fingerprint = f"{action.kind}:{sorted(action.params.items())!r}"
+            if action.valid and fingerprint in seen:
+                action.valid, action.refusal_reason = False, "duplicate of an earlier call in this turn"
+            seen.add(fingerprint)
+            result.planned_actions.append(action)
+            if action.valid and action.kind == AgentAction.REPLY and reply_action is None:
+                reply_action = action
+            if action.valid and action.kind == AgentAction.HANDOFF_TO_HUMAN:
+                result.handoff, result.handoff_reason = True, action.params.get("reason")
+        cited = list(reply_action.params.get("sources", [])) if reply_action else []
+        text = reply_action.params["text"] if reply_action else (response.content or "")
+        if AgentAction.REPLY not in set(validator.agent.allowed_actions):
+            text = ""
+        result.reply_text = self._clean_reply(text, prompt, result, cited)
+
+    def _clean_reply(self, text: str, prompt: Prompt, result: TurnResult, cited: list[str] | None = None) -> str:
+        refs = [r for r in dict.fromkeys([*(cited or []), *_CITE.findall(text)]) if r in prompt.sources]
+        known = {s["ref"] for s in result.sources}
+        result.sources += [_source(r, prompt.sources[r]) for r in refs if r not in known]
+        text = _CITE.sub("", text).strip()
+        if prompt.nonce in text or "# Rules (fixed" in text:  # the model echoed its instructions
+            log.warning("reply_leaked_instructions", turn_id=result.turn_id)
+            result.handoff, result.handoff_reason = True, "reply withheld: it quoted the agent's instructions"
+            return phrase("handoff", result.language)
+        return redact_secrets(text, self.secrets)
+
+    def _handoff(self, result: TurnResult, mode: str, reason: str, phrase_key: str, dry_run: bool) -> TurnResult:
+        result.mode, result.handoff, result.handoff_reason = mode, True, reason
+        result.reply_text = result.reply_text or phrase(phrase_key, result.language)
+        result.error = reason if mode == "handoff_on_error" else None
+        result.planned_actions.append(_system_handoff(result.turn_id, reason, dry_run))
+        return result
+
+    def _extractive(self, agent: Agent, text: str, retrieval: RetrievalResult, language: str,
+                    dry_run: bool, turn_id: str) -> TurnResult:
+        answer = extractive_answer(text, retrieval, language)
+        result = TurnResult(turn_id=turn_id, reply_text=answer.text, language=language, mode="extractive",
+                            dry_run=dry_run, sources=[_source(f"S{i}", c) for i, c in enumerate(answer.used, 1)])
+        if answer.handoff:
+            result.handoff, result.handoff_reason = True, "nothing relevant in the knowledge base"
+            result.planned_actions.append(_system_handoff(turn_id, result.handoff_reason, dry_run))
+        return result
+
+
+def _system_handoff(turn_id: str, reason: str, dry_run: bool) -> PlannedAction:
+    return PlannedAction(kind="handoff_to_human", params={"reason": reason}, valid=True, would_do=dry_run,
+                         key=f"{turn_id}:handoff")
+
+
+def _without_current(history: list[Message], customer_text: str) -> list[Message]:
+    """Drop trailing customer messages that are part of this turn's text (the engine may have
+    stored the burst before calling us), so the prompt does not show them twice."""
+    items = list(history)
+    while items and items[-1].role == "customer" and items[-1].text.strip() and items[-1].text.strip() in customer_text:
+        items.pop()
+    return items
+
+
+def _follow_up_messages(messages: list[dict[str, Any]], response: LLMResponse) -> list[dict[str, Any]]:
+    """The model acted but wrote nothing to the customer: report the calls as recorded and ask
+    for the message (no tools, so this second call cannot plan more actions)."""
+    calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+             for c in response.tool_calls]
+    follow = [*messages, {"role": "assistant", "content": response.content or None, "tool_calls": calls}]
+    follow += [{"role": "tool", "tool_call_id": c.id, "content": "recorded"} for c in response.tool_calls]
+    follow.append({"role": "user", "content": "Now write the message to the customer (plain text)."})
+    return follow
