@@ -110,3 +110,13 @@ async def test_edge_optimize_keeps_results(tmp_path):
     hits = await s.search_dense("o", "a", _vec(5), limit=1)
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     await s.close()
+
+
+async def test_fetch_returns_vectors_inside_tenant(store):
+    p = _point(3, chunk_hash="h1")
+    await store.upsert("o", "a", [p])
+    await store.upsert("o2", "a", [_point(3, chunk_hash="h1")])
+    got = await store.fetch("o", "a", where={"chunk_hash": ["h1", "h2"]})
+    assert [g.id for g in got] == [p.id]
+    assert got[0].dense == pytest.approx(p.dense, abs=1e-5)
+    assert got[0].sparse.indices == p.sparse.indices

@@ -59,4 +59,10 @@ class VectorStore(Protocol):
 
     async def count(self, org_id: str, agent_id: str, where: dict[str, Any] | None = None) -> int: ...
 
+    async def fetch(self, org_id: str, agent_id: str, where: dict[str, Any],
+                    limit: int = 10_000) -> list[VectorPoint]:
+        """Points (with vectors and payload) matching `where` inside the tenant: lets ingestion
+        reuse vectors of identical content instead of embedding it twice."""
+        ...
+
     async def close(self) -> None: ...

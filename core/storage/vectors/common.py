@@ -11,7 +11,7 @@ DENSE = "dense"
 SPARSE = "bm25"
 # Payload fields with a keyword index: the tenant pair (filtered on every call), the source
 # (deletes and re-index), and the source generation key (readers see live generations only).
-INDEXED_FIELDS = ("org_id", "agent_id", "source_id", "gen_key")
+INDEXED_FIELDS = ("org_id", "agent_id", "source_id", "gen_key", "chunk_hash")
 
 
 def tenant_pairs(org_id: str, agent_id: str) -> list[tuple[str, str]]:

@@ -36,6 +36,15 @@ def _filter(org_id: str, agent_id: str, where: dict[str, Any] | None,
     return qe.Filter(must=must)
 
 
+def _to_point(point_id: Any, vector: Any, payload: Any) -> VectorPoint:
+    vector = vector or {}
+    sparse = vector.get(SPARSE)
+    return VectorPoint(
+        id=str(point_id), dense=list(vector.get(DENSE) or []),
+        sparse=SparseVec(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
+        payload=dict(payload or {}))
+
+
 class EdgeVectorStore:
     """`VectorStore` over Qdrant Edge. Only one process may open the folder at a time."""
 
@@ -138,6 +147,23 @@ class EdgeVectorStore:
     async def count(self, org_id: str, agent_id: str, where: dict[str, Any] | None = None) -> int:
         request = qe.CountRequest(exact=True, filter=_filter(org_id, agent_id, where))
         return await asyncio.to_thread(lambda: self._require().count(request))
+
+    async def fetch(self, org_id: str, agent_id: str, where: dict[str, Any],
+                    limit: int = 10_000) -> list[VectorPoint]:
+        flt = _filter(org_id, agent_id, where)
+
+        def _scroll() -> list[VectorPoint]:
+            out: list[VectorPoint] = []
+            offset = None
+            while len(out) < limit:
+                records, offset = self._require().scroll(qe.ScrollRequest(
+                    offset=offset, limit=min(1000, limit - len(out)), filter=flt,
+                    with_payload=True, with_vector=True))
+                out += [_to_point(r.id, r.vector, r.payload) for r in records]
+                if offset is None or not records:
+                    break
+            return out
+        return await asyncio.to_thread(_scroll)
 
     async def close(self) -> None:
         def _close() -> None:

@@ -103,6 +103,26 @@ class QdrantServerVectorStore:
         result = await self.client.count(self.collection, count_filter=_filter(org_id, agent_id, where), exact=True)
         return result.count
 
+    async def fetch(self, org_id: str, agent_id: str, where: dict[str, Any],
+                    limit: int = 10_000) -> list[VectorPoint]:
+        flt = _filter(org_id, agent_id, where)
+        out: list[VectorPoint] = []
+        offset = None
+        while len(out) < limit:
+            records, offset = await self.client.scroll(
+                self.collection, scroll_filter=flt, limit=min(1000, limit - len(out)), offset=offset,
+                with_payload=True, with_vectors=True)
+            for r in records:
+                vec = r.vector if isinstance(r.vector, dict) else {}
+                sp = vec.get(SPARSE)
+                out.append(VectorPoint(
+                    id=str(r.id), dense=list(vec.get(DENSE) or []),
+                    sparse=SparseVec(list(sp.indices), list(sp.values)) if sp is not None else None,
+                    payload=dict(r.payload or {})))
+            if offset is None or not records:
+                break
+        return out
+
     async def optimize(self) -> bool:
         return False  # the server optimises on its own
 
