@@ -83,7 +83,8 @@ class LLMClient:
         await self._client.close()
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=self.backoff_base_s, max=self.backoff_max_s)(state)
+        backoff = wait_exponential_jitter(multiplier=self.backoff_base_s, jitter=self.backoff_base_s,
+                                          max=self.backoff_max_s)(state)
         exc = state.outcome.exception() if state.outcome else None
         hinted = _retry_after(exc) if exc else None
         return max(backoff, min(hinted, self.backoff_max_s)) if hinted is not None else backoff
