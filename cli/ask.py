@@ -1,0 +1,103 @@
+"""`kommo-agent ask --org ORG --agent AGENT "question"`: one dry-run turn of an agent.
+
+Prints the answer, its sources, the actions the agent would take in Kommo and the tokens used;
+`--json` prints the whole turn result for scripts. Nothing is executed in Kommo.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from typing import Any
+
+import click
+
+from cli.common import run_with_services
+from core.ai.factory import build_runtime
+from core.ai.turn import TurnResult
+from core.ai.types import RetrievalResult, Retriever
+from core.errors import NotFound
+from core.ids import new_id
+from core.services import CoreServices
+
+
+class _NoKnowledge:
+    """Used only while the knowledge module is absent: every question finds nothing."""
+
+    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5) -> RetrievalResult:
+        return RetrievalResult(chunks=[], nothing_relevant=True)
+
+
+async def open_retriever(services: CoreServices) -> tuple[Retriever, Any]:
+    """The one place `ask` gets its retriever from: the knowledge module's `build_knowledge`
+    when present (returns the retriever and the object to close), else a stand-in with a warning."""
+    try:
+        from core.ai.knowledge import build_knowledge  # noqa: PLC0415 - optional until knowledge lands
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.ai.knowledge":
+            raise
+        click.echo("warning: knowledge retrieval is not available in this build; answering without it",
+                   err=True)
+        return _NoKnowledge(), None
+    knowledge = build_knowledge(services)
+    if inspect.isawaitable(knowledge):
+        knowledge = await knowledge
+    return knowledge.retriever, knowledge
+
+
+async def _close(obj: Any) -> None:
+    for name in ("aclose", "close"):
+        method = getattr(obj, name, None)
+        if method is not None:
+            result = method()
+            if inspect.isawaitable(result):
+                await result
+            return
+
+
+async def ask_once(services: CoreServices, org_id: str, agent_id: str, question: str) -> TurnResult:
+    agent = await services.storage.agents.get(org_id, agent_id)
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found in organisation {org_id}")
+    retriever, knowledge = await open_retriever(services)
+    runtime = build_runtime(services, retriever)
+    try:
+        return await runtime.run_turn(org_id, agent, customer_text=question, conversation=None, history=[],
+                                      lead_facts={}, dry_run=True, turn_id=new_id("ask"))
+    finally:
+        await runtime.close()
+        if knowledge is not None:
+            await _close(knowledge)
+
+
+def render(result: TurnResult) -> str:
+    lines = [f"answer ({result.mode}, {result.language}):", result.reply_text or "(no reply)", ""]
+    lines.append("sources:" if result.sources else "sources: none")
+    for s in result.sources:
+        where = f"{s['title']} — {s['heading']}" if s.get("heading") else s["title"]
+        lines.append(f"  [{s['ref']}] {where} ({s['source_id']}, score {s['score']})")
+    lines.append("planned actions:" if result.planned_actions else "planned actions: none")
+    lines += [f"  {a.describe()}" for a in result.planned_actions]
+    if result.handoff:
+        lines.append(f"handoff: yes ({result.handoff_reason})")
+    u = result.usage
+    lines.append(f"usage: {u.model or '-'} prompt={u.prompt_tokens} completion={u.completion_tokens} calls={u.calls}")
+    return "\n".join(lines)
+
+
+@click.command("ask")
+@click.option("--org", "org_id", required=True)
+@click.option("--agent", "agent_id", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the turn result as JSON")
+@click.argument("question")
+def ask(org_id: str, agent_id: str, as_json: bool, question: str) -> None:
+    """Ask an agent one question (dry run: nothing is done in Kommo)."""
+    if not question.strip():
+        raise click.UsageError("the question is empty")
+    try:
+        result = run_with_services(lambda s: ask_once(s, org_id, agent_id, question))
+    except Exception as exc:  # noqa: BLE001 - one line for operators, not a traceback
+        click.echo(f"error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+        sys.exit(1)
+    click.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str) if as_json else render(result))
