@@ -14,3 +14,7 @@ class TaskQueue(Protocol):
     async def index_source(self, org_id: str, source_id: str) -> None: ...
 
     async def sync_account(self, org_id: str) -> None: ...
+
+    async def schedule_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None,
+                            countdown: float) -> None:
+        """Run a conversation turn after `countdown` seconds (the debounce window)."""

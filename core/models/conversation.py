@@ -31,6 +31,11 @@ class Conversation(OrgDocument):
     summary: str = ""
     last_customer_at: datetime | None = None
     last_reply_at: datetime | None = None
+    pending_turn_id: str | None = None  # claimed but not finished: a redelivery resumes it
+    last_turn_id: str | None = None  # the last finished turn (counters move once per turn)
+    last_reply_text: str = ""  # to recognise a manager relaying our note-draft as-is
+    reply_context: dict[str, Any] = Field(default_factory=dict)  # e.g. salesbot return_url
+    out_of_hours_notified_day: str | None = None
 
 
 class Message(OrgDocument):
@@ -41,3 +46,5 @@ class Message(OrgDocument):
     turn_id: str | None = None
     sources: list[dict[str, Any]] = Field(default_factory=list)
     usage: dict[str, Any] = Field(default_factory=dict)
+    attachment: dict[str, Any] | None = None  # voice/picture/file: type, link, file_name
+    author_name: str | None = None

@@ -16,6 +16,7 @@ from core.storage.repositories.kommo_accounts import KommoAccountRepository
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
 from core.storage.repositories.operators import InviteRepository, OperatorRepository
 from core.storage.repositories.organizations import OrganizationRepository
+from core.storage.repositories.turns import TurnRepository
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Storage:
     messages: MessageRepository
     events: WebhookEventRepository
     actions: ActionJournal
+    turns: TurnRepository
     files: FileStore
     notifications: NotificationOutbox
 
@@ -54,6 +56,7 @@ class Storage:
             messages=MessageRepository(db),
             events=WebhookEventRepository(db),
             actions=ActionJournal(db),
+            turns=TurnRepository(db),
             files=FileStore(db),
             notifications=NotificationOutbox(db),
         )

@@ -23,6 +23,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     "kommo_accounts": [
         IndexModel([("org_id", ASCENDING)], unique=True),
         IndexModel([("hook_token", ASCENDING)], unique=True),
+        IndexModel([("hook_token_hash", ASCENDING)], unique=True, name="hook_token_hash_unique"),
+        IndexModel([("chats_scope_id", ASCENDING)], name="chats_scope_id"),
         IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
     ],
     "kommo_pipelines": [IndexModel([("org_id", ASCENDING), ("pipeline_id", ASCENDING)], unique=True)],
@@ -58,6 +60,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True,
                    partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     ],
+    "turns": [IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)])],
     "notifications": [IndexModel([("status", ASCENDING), ("created_at", ASCENDING)])],
 }
 

@@ -27,12 +27,15 @@ class ConversationRepository(OrgScopedRepository[Conversation]):
     async def by_key(self, org_id: str, key: str) -> Conversation | None:
         return Conversation.from_mongo(await self.collection.find_one(scope(org_id, {"conversation_key": key})))
 
-    async def inc(self, org_id: str, conversation_id: str, field: str, by: int = 1,
-                  changes: dict[str, Any] | None = None) -> None:
-        update: dict[str, Any] = {"$inc": {field: by}}
-        if changes:
-            update["$set"] = changes
-        await self.collection.update_one(scope(org_id, {"_id": conversation_id}), update)
+    async def finish_turn(self, org_id: str, conversation_id: str, turn_id: str, *, replied: bool,
+                          changes: dict[str, Any]) -> bool:
+        """Counters move once per turn: the update only applies if this turn is not yet recorded."""
+        update: dict[str, Any] = {"$set": {**changes, "last_turn_id": turn_id, "pending_turn_id": None}}
+        if replied:
+            update["$inc"] = {"replies_count": 1}
+        res = await self.collection.update_one(
+            scope(org_id, {"_id": conversation_id, "last_turn_id": {"$ne": turn_id}}), update)
+        return res.modified_count == 1
 
 
 class MessageRepository(OrgScopedRepository[Message]):
@@ -43,3 +46,14 @@ class MessageRepository(OrgScopedRepository[Message]):
         items = await self.list(org_id, {"conversation_id": conversation_id},
                                 sort=[("created_at", -1)], limit=limit)
         return list(reversed(items))
+
+    async def unanswered(self, org_id: str, conversation_id: str) -> list[Message]:
+        return await self.list(org_id, {"conversation_id": conversation_id, "role": "customer", "turn_id": None},
+                               sort=[("created_at", 1)])
+
+    async def of_turn(self, org_id: str, turn_id: str) -> list[Message]:
+        return await self.list(org_id, {"turn_id": turn_id, "role": "customer"}, sort=[("created_at", 1)])
+
+    async def assign_turn(self, org_id: str, message_ids: list[str], turn_id: str) -> None:
+        await self.collection.update_many(scope(org_id, {"_id": {"$in": message_ids}, "turn_id": None}),
+                                          {"$set": {"turn_id": turn_id}})

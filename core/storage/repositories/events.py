@@ -41,6 +41,13 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
             scope(org_id, {"_id": event_id}), {"$set": {"status": status, "error": error}}
         )
 
+    async def mark_queued(self, org_id: str, event_ids: list[str]) -> None:
+        """After one enqueue of a batch; events a worker already claimed are left alone."""
+        await self.collection.update_many(
+            scope(org_id, {"_id": {"$in": event_ids}, "status": EventStatus.RECEIVED}),
+            {"$set": {"status": EventStatus.QUEUED}},
+        )
+
     async def claim(self, org_id: str, event_id: str) -> WebhookEvent | None:
         """Mark an event as being processed and count the attempt."""
         doc = await self.collection.find_one_and_update(
@@ -81,6 +88,22 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
 
     async def by_key(self, org_id: str, key: str) -> ActionRecord | None:
         return ActionRecord.from_mongo(await self.collection.find_one(scope(org_id, {"idempotency_key": key})))
+
+    async def reclaim(self, org_id: str, key: str, seen_updated_at) -> bool:
+        """Take over a stale SENDING record; only one redelivery wins (compare on updated_at)."""
+        res = await self.collection.update_one(
+            scope(org_id, {"idempotency_key": key, "state": ActionState.SENDING, "updated_at": seen_updated_at}),
+            {"$set": {"updated_at": utcnow()}},
+        )
+        return res.modified_count == 1
+
+    async def restart(self, org_id: str, key: str, from_states: list[ActionState]) -> bool:
+        """Move a PLANNED/FAILED record back to SENDING for a real attempt; one caller wins."""
+        res = await self.collection.update_one(
+            scope(org_id, {"idempotency_key": key, "state": {"$in": from_states}}),
+            {"$set": {"state": ActionState.SENDING, "dry_run": False, "error": None, "updated_at": utcnow()}},
+        )
+        return res.modified_count == 1
 
     async def finish(self, org_id: str, key: str, state: ActionState, *, error: str | None = None,
                      result: dict[str, Any] | None = None) -> None:

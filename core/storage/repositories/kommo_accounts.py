@@ -27,6 +27,10 @@ class KommoAccountRepository(OrgScopedRepository[KommoAccount]):
         its hash (the token itself is stored encrypted); the caller compares in constant time."""
         return KommoAccount.from_mongo(await self.collection.find_one({"hook_token_hash": token_hash}))
 
+    async def by_chats_scope_id(self, scope_id: str) -> KommoAccount | None:
+        """Chats API hook routing: Kommo puts the channel scope id in the hook URL."""
+        return KommoAccount.from_mongo(await self.collection.find_one({"chats_scope_id": scope_id}))
+
     async def replace_for_org(self, org_id: str, account: KommoAccount) -> KommoAccount:
         await self.collection.delete_many(scope(org_id))
         return await self.insert(org_id, account)

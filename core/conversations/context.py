@@ -1,0 +1,29 @@
+"""Everything the engine's functions need, passed explicitly (easy to build in a test)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import redis.asyncio as aioredis
+
+from core.ai.runtime import AgentRuntime
+from core.clock import utcnow
+from core.conversations.ports import KommoGateway
+from core.ports import TaskQueue
+from core.storage import Storage
+from core.usage.quota import QuotaPolicy, UnlimitedQuota
+
+
+@dataclass
+class EngineDeps:
+    storage: Storage
+    redis: aioredis.Redis
+    queue: TaskQueue
+    runtime: AgentRuntime
+    kommo: KommoGateway
+    quota: QuotaPolicy = field(default_factory=UnlimitedQuota)
+    debounce_s: float = 4.0
+    lock_wait_s: float = 10.0
+    clock: Callable[[], datetime] = utcnow

@@ -1,0 +1,130 @@
+"""Decide a turn: which agent, whether it may answer now, and what it answers.
+
+The result is a `TurnPlan` (saved before execution). Gates run in the order of the issue:
+agent enabled and stage in scope -> conversation state -> working hours -> quota -> max
+replies -> the agent runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.ai.errors import LLMError
+from core.ai.turn import TurnResult
+from core.clock import day_key
+from core.conversations.context import EngineDeps
+from core.conversations.errors import RetryLater
+from core.conversations.handoff import resume, resume_due
+from core.conversations.hours import is_within_hours
+from core.conversations.routing import AgentTie, needs_lead_stage, pick_agent
+from core.errors import InvalidInput
+from core.kommo.errors import TRANSIENT, KommoError
+from core.logging import get_logger
+from core.models.agent import Agent
+from core.models.conversation import Conversation, ConversationState
+from core.storage.repositories.turns import TurnPlan
+
+log = get_logger(__name__)
+
+
+def _skip(org_id: str, conv: Conversation, turn_id: str, why: str, agent: Agent | None = None,
+          message_ids: list[str] | None = None) -> TurnPlan:
+    return TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id if agent else None,
+                    message_ids=message_ids or [], outcome=f"skipped:{why}")
+
+
+def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: str, message_ids: list[str],
+                     result: TurnResult) -> TurnPlan:
+    return TurnPlan(
+        _id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent_id, message_ids=message_ids,
+        reply_text=result.reply_text, language=result.language, mode=result.mode, sources=result.sources,
+        actions=[a.to_dict() for a in result.executable_actions], handoff=result.handoff,
+        handoff_reason=result.handoff_reason, summary=result.summary,
+        usage={"model": result.usage.model, "prompt_tokens": result.usage.prompt_tokens,
+               "completion_tokens": result.usage.completion_tokens},
+    )
+
+
+
+def lead_facts(lead: dict[str, Any] | None) -> dict[str, Any]:
+    """The facts of the lead the prompt may use (names and values, no internal ids)."""
+    if not lead:
+        return {}
+    facts: dict[str, Any] = {"lead_name": lead.get("name"), "price": lead.get("price")}
+    for field in lead.get("custom_fields_values") or []:
+        values = [str(v.get("value")) for v in field.get("values") or [] if v.get("value") is not None]
+        if values and field.get("field_name"):
+            facts[str(field["field_name"])] = ", ".join(values)
+    tags = [t.get("name") for t in (lead.get("_embedded") or {}).get("tags") or [] if t.get("name")]
+    if tags:
+        facts["tags"] = ", ".join(tags)
+    return {k: v for k, v in facts.items() if v not in (None, "", 0)}
+
+
+async def _lead(deps: EngineDeps, org_id: str, conv: Conversation, agents: list[Agent]) -> dict[str, Any] | None:
+    if not conv.lead_id:
+        return None
+    try:
+        return await deps.kommo.lead(org_id, conv.lead_id)
+    except TRANSIENT as exc:
+        raise RetryLater(f"Kommo is temporarily unavailable: {exc}") from exc
+    except KommoError as exc:
+        if needs_lead_stage(agents):
+            raise  # cannot route without the stage: a permanent failure, handled by the caller
+        log.warning("lead_fetch_failed", org_id=org_id, lead_id=conv.lead_id, error=str(exc))
+        return None
+
+
+async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str) -> TurnPlan:
+    messages = await deps.storage.messages.of_turn(org_id, turn_id)
+    ids = [m.id for m in messages]
+    agents = await deps.storage.agents.enabled(org_id)
+    if not agents:
+        return _skip(org_id, conv, turn_id, "no_agent", message_ids=ids)
+    lead = await _lead(deps, org_id, conv, agents)
+    try:
+        agent = pick_agent(agents, (lead or {}).get("pipeline_id"), (lead or {}).get("status_id"))
+    except AgentTie as exc:
+        await deps.storage.notifications.publish(org_id, "agent_tie", dedupe_key=f"tie:{exc.params.get('agents')}",
+                                                 **exc.params)
+        return _skip(org_id, conv, turn_id, "agent_tie", message_ids=ids)
+    if agent is None:
+        return _skip(org_id, conv, turn_id, "out_of_scope", message_ids=ids)
+    if conv.agent_id != agent.id:
+        await deps.storage.conversations.update(org_id, conv.id, {"agent_id": agent.id})
+    now = deps.clock()
+    if conv.state == ConversationState.HANDED_OFF and resume_due(conv, agent, now):
+        conv = await resume(deps, org_id, conv.id) or conv
+    if conv.state != ConversationState.BOT_ACTIVE:
+        return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
+    base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
+                    language=agent.language)
+    try:
+        within = is_within_hours(agent.working_hours, now)
+    except InvalidInput as exc:
+        log.warning("bad_working_hours", org_id=org_id, agent_id=agent.id, error=str(exc))
+        within = True  # a broken schedule must not silence the agent
+    if not within:
+        text = agent.working_hours.out_of_hours_reply
+        if text and conv.out_of_hours_notified_day != day_key(now):
+            return base.model_copy(update={"reply_text": text, "mode": "out_of_hours"})
+        return _skip(org_id, conv, turn_id, "out_of_hours", agent, ids)
+    quota = await deps.quota.check_reply(org_id, agent.id)
+    if not quota.allowed:
+        await deps.storage.notifications.publish(org_id, "quota_exceeded", dedupe_key=f"quota:{day_key(now)}",
+                                                 reason=quota.reason)
+        return base.model_copy(update={"handoff": True, "handoff_reason": "quota"})
+    if conv.replies_count >= agent.max_replies_per_conversation:
+        return base.model_copy(update={"handoff": True, "handoff_reason": "max_replies"})
+    text = "\n".join(m.text for m in messages if m.text)
+    if not text:
+        return base.model_copy(update={"handoff": True, "handoff_reason": "non_text"})
+    history = await deps.storage.messages.recent(org_id, conv.id, limit=30)
+    history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
+    try:
+        result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
+                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)
+    except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
+        log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
+        return base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"})
+    return plan_from_result(org_id, conv, agent.id, turn_id, ids, result)

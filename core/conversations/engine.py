@@ -1,0 +1,43 @@
+"""The conversation engine's entry points, one per Celery task."""
+
+from __future__ import annotations
+
+from core.conversations import followups, inbound, sweeper, turns
+from core.conversations.context import EngineDeps
+from core.logging import get_logger
+from core.models.events import EventStatus
+
+log = get_logger(__name__)
+
+
+class ConversationEngine:
+    def __init__(self, deps: EngineDeps) -> None:
+        self.deps = deps
+
+    async def process_event(self, org_id: str, event_id: str) -> str:
+        event = await self.deps.storage.events.claim(org_id, event_id)
+        if event is None:
+            return "already_done"
+        return await inbound.handle_event(self.deps, org_id, event)
+
+    async def fail_event(self, org_id: str, event_id: str, error: str) -> None:
+        await self.deps.storage.events.set_status(org_id, event_id, EventStatus.FAILED, error[:500])
+        await self.deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event_id}",
+                                                      event_id=event_id, error=error[:300])
+
+    async def run_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
+        outcome = await turns.run_turn(self.deps, org_id, conversation_id, trigger_message_id)
+        log.info("turn", org_id=org_id, conversation_id=conversation_id, outcome=outcome)
+        return outcome
+
+    async def fail_turn(self, org_id: str, conversation_id: str, error: str) -> None:
+        await turns.fail_turn(self.deps, org_id, conversation_id, error)
+
+    async def sweep(self, stale_after_s: float = 60.0) -> sweeper.SweepReport:
+        return await sweeper.sweep(self.deps, stale_after_s=stale_after_s)
+
+    async def follow_ups(self) -> int:
+        sent = 0
+        for org_id in sorted({a.org_id for a in await self.deps.storage.kommo_accounts.all_accounts()}):
+            sent += await followups.send_due_follow_ups(self.deps, org_id)
+        return sent

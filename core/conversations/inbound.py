@@ -1,0 +1,138 @@
+"""Inbound events -> conversation state. A customer message is stored (once, by its Kommo id)
+and a turn is scheduled after the debounce window; a manager writing in the chat takes over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from core.clock import utcnow
+from core.conversations.context import EngineDeps
+from core.conversations.handoff import hand_off
+from core.ids import new_id
+from core.logging import get_logger
+from core.models.conversation import Conversation, ConversationState, Message
+from core.models.events import EventStatus, WebhookEvent
+
+log = get_logger(__name__)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class ChatMessage:
+    """The fields of a chat message event we use, whatever hook it came from."""
+
+    message_id: str
+    text: str
+    lead_id: int | None
+    chat_id: str | None
+    contact_id: int | None
+    talk_id: int | None
+    origin: str | None
+    author_name: str | None
+    attachment: dict[str, Any] | None
+
+    @property
+    def conversation_key(self) -> str:
+        return f"chat:{self.chat_id}" if self.chat_id else f"lead:{self.lead_id}"
+
+    @classmethod
+    def from_kommo(cls, data: dict[str, Any], fallback_id: str) -> ChatMessage:
+        author = data.get("author") if isinstance(data.get("author"), dict) else {}
+        attachment = data.get("attachment") if isinstance(data.get("attachment"), dict) else None
+        lead_id = _int(data.get("entity_id") or data.get("element_id"))
+        if str(data.get("entity_type") or data.get("element_type") or "lead") not in ("lead", "2", "leads"):
+            lead_id = None  # a chat of a contact/customer: no lead to act on
+        return cls(
+            message_id=str(data.get("id") or fallback_id), text=str(data.get("text") or "").strip(),
+            lead_id=lead_id, chat_id=str(data["chat_id"]) if data.get("chat_id") else None,
+            contact_id=_int(data.get("contact_id")), talk_id=_int(data.get("talk_id")),
+            origin=str(data.get("origin")) if data.get("origin") else None,
+            author_name=author.get("name"), attachment=attachment,
+        )
+
+
+async def _conversation_for(deps: EngineDeps, org_id: str, msg: ChatMessage) -> Conversation:
+    conv = await deps.storage.conversations.get_or_create(org_id, msg.conversation_key, {
+        "lead_id": msg.lead_id, "contact_id": msg.contact_id, "chat_id": msg.chat_id,
+        "talk_id": msg.talk_id, "origin": msg.origin,
+    })
+    changes = {k: v for k, v in (("lead_id", msg.lead_id), ("talk_id", msg.talk_id)) if v and getattr(conv, k) != v}
+    if changes:
+        await deps.storage.conversations.update(org_id, conv.id, changes)
+    return conv
+
+
+async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessage,
+                                  reply_context: dict[str, Any] | None = None) -> str:
+    conv = await _conversation_for(deps, org_id, msg)
+    message = Message(_id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="customer",
+                      text=msg.text, kommo_message_id=msg.message_id, attachment=msg.attachment,
+                      author_name=msg.author_name)
+    try:
+        await deps.storage.messages.insert(org_id, message)
+    except Exception as exc:  # AlreadyExists wraps DuplicateKeyError: Kommo re-sent the message
+        if not isinstance(exc.__cause__, DuplicateKeyError) and "duplicate" not in str(exc):
+            raise
+        existing = await deps.storage.messages.list(org_id, {"kommo_message_id": msg.message_id}, limit=1)
+        message = existing[0]
+    changes: dict[str, Any] = {"last_customer_at": utcnow(), "follow_ups_sent": 0}
+    if reply_context:
+        changes["reply_context"] = reply_context
+    await deps.storage.conversations.update(org_id, conv.id, changes)
+    await deps.queue.schedule_turn(org_id, conv.id, message.id, deps.debounce_s)
+    return "scheduled"
+
+
+async def accept_manager_message(deps: EngineDeps, org_id: str, msg: ChatMessage) -> str:
+    """A human wrote in the chat: the bot goes quiet — unless the human is relaying the
+    note-draft we wrote for them, which is how the note_draft delivery mode is meant to work."""
+    conv = await _conversation_for(deps, org_id, msg)
+    await deps.storage.messages.insert(org_id, Message(
+        _id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="human", text=msg.text,
+        author_name=msg.author_name))
+    if conv.last_reply_text and _same_text(conv.last_reply_text, msg.text):
+        return "relayed_draft"
+    if conv.state == ConversationState.BOT_ACTIVE:
+        await hand_off(deps, org_id, conv, reason="manager_replied", notify_humans=False)
+    return "handed_off"
+
+
+def _same_text(a: str, b: str) -> bool:
+    norm = lambda s: " ".join(s.split()).casefold()  # noqa: E731
+    return norm(a) == norm(b)
+
+
+async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:
+    """Route one stored webhook event. Returns a short outcome for logs and tests."""
+    data = event.payload or {}
+    if event.kind == "message.add":
+        outcome = await accept_customer_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
+    elif event.kind == "outgoing_message.add":
+        outcome = await accept_manager_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
+    elif event.kind.startswith("salesbot"):
+        outcome = await _salesbot_request(deps, org_id, event)
+    else:
+        outcome = "no_action"
+    await deps.storage.events.set_status(org_id, event.id, EventStatus.DONE)
+    return outcome
+
+
+async def _salesbot_request(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:
+    """A Salesbot `widget_request`: the bot waits for our answer at `return_url`."""
+    payload = event.payload or {}
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    lead_id = _int(data.get("lead_id") or payload.get("entity_id"))
+    msg = ChatMessage(message_id=f"sb:{event.id}", text=str(data.get("message") or "").strip(),
+                      lead_id=lead_id, chat_id=str(data["chat_id"]) if data.get("chat_id") else None,
+                      contact_id=_int(data.get("contact_id")), talk_id=_int(data.get("talk_id")),
+                      origin=data.get("origin"), author_name=None, attachment=None)
+    return await accept_customer_message(deps, org_id, msg, {"return_url": payload.get("return_url")})

@@ -1,0 +1,63 @@
+"""Recovery sweep (beat): nothing accepted is ever dropped.
+
+Tasks can vanish (a Redis restarted without persistence, a worker SIGKILLed before its task was
+acknowledged and the broker's visibility timeout not yet over). Mongo is the source of truth:
+events still pending and conversations with unanswered messages or an unfinished turn are
+re-enqueued. Re-running is safe because every step is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from core.conversations.context import EngineDeps
+from core.models.events import EventStatus
+
+ACTIONABLE_STATUSES = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING)
+
+
+@dataclass
+class SweepReport:
+    events_requeued: int = 0
+    events_failed: int = 0
+    turns_requeued: int = 0
+
+
+async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_attempts: int,
+                    report: SweepReport) -> None:
+    now = deps.clock()
+    cutoff = now - timedelta(seconds=stale_after_s)
+    stale = await deps.storage.events.list(
+        org_id, {"status": {"$in": list(ACTIONABLE_STATUSES)}, "received_at": {"$lte": cutoff}},
+        sort=[("received_at", 1)], limit=1000)
+    requeue = []
+    for event in stale:
+        if event.attempts >= max_attempts:
+            await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
+            await deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event.id}",
+                                                     event_id=event.id, kind=event.kind)
+            report.events_failed += 1
+        else:
+            requeue.append((org_id, event.id))
+    await deps.queue.process_events(requeue)
+    report.events_requeued += len(requeue)
+    conversations: set[str] = set()
+    waiting = deps.storage.messages.collection.find(
+        {"org_id": org_id, "role": "customer", "turn_id": None, "created_at": {"$lte": cutoff}},
+        {"conversation_id": 1}, limit=2000)
+    conversations.update([m["conversation_id"] async for m in waiting])
+    unfinished = deps.storage.conversations.collection.find(
+        {"org_id": org_id, "pending_turn_id": {"$ne": None}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
+    conversations.update([c["_id"] async for c in unfinished])
+    for conversation_id in sorted(conversations):
+        await deps.queue.schedule_turn(org_id, conversation_id, None, 0)
+    report.turns_requeued += len(conversations)
+
+
+async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: int = 12) -> SweepReport:
+    report = SweepReport()
+    org_ids = sorted({a.org_id for a in await deps.storage.kommo_accounts.all_accounts()})
+    for org_id in org_ids:
+        await sweep_org(deps, org_id, stale_after_s=stale_after_s, max_attempts=max_attempts, report=report)
+    return report

@@ -1,0 +1,155 @@
+"""One turn: the customer's unanswered messages (a debounced burst) -> exactly one reply.
+
+Exactly-once, step by step:
+1. Under the conversation lock, the unanswered messages are stamped with a turn id derived from
+   the last of them, and the conversation remembers it as `pending_turn_id`.
+2. The decision (gates, then the agent runtime) is saved as a `TurnPlan` before anything is
+   executed; a redelivered turn re-reads the plan instead of asking the LLM again.
+3. Every side effect goes through the action journal under `<turn id>:<what>` keys, so a retry
+   skips what was already sent.
+4. The conversation's counters move once per turn (`finish_turn` is conditional on the turn id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.clock import day_key
+from core.conversations.context import EngineDeps
+from core.conversations.decide import decide
+from core.conversations.errors import RetryLater
+from core.conversations.handoff import hand_off
+from core.conversations.locks import ConversationBusy, conversation_lock
+from core.errors import AlreadyExists
+from core.kommo.errors import TRANSIENT, KommoError
+from core.logging import get_logger
+from core.models.agent import DeliveryMode
+from core.models.conversation import Conversation, Message
+from core.storage.repositories.turns import TurnPlan
+
+log = get_logger(__name__)
+
+
+async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
+    try:
+        async with conversation_lock(deps.redis, org_id, conversation_id, wait_s=deps.lock_wait_s):
+            return await _run_locked(deps, org_id, conversation_id, trigger_message_id)
+    except ConversationBusy:
+        raise RetryLater("another worker is answering this conversation", countdown=2.0) from None
+
+
+async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigger: str | None) -> str:
+    conv = await deps.storage.conversations.get(org_id, conversation_id)
+    if conv is None:
+        return "no_conversation"
+    turn_id = conv.pending_turn_id
+    if turn_id is None:
+        unanswered = await deps.storage.messages.unanswered(org_id, conv.id)
+        if not unanswered:
+            return "nothing_to_answer"
+        if trigger is not None and unanswered[-1].id != trigger:
+            # A later message arrived in the debounce window: its own task answers the burst.
+            return "superseded"
+        turn_id = f"turn_{unanswered[-1].id}"
+        await deps.storage.messages.assign_turn(org_id, [m.id for m in unanswered], turn_id)
+        await deps.storage.conversations.update(org_id, conv.id, {"pending_turn_id": turn_id})
+    plan = await deps.storage.turns.get(org_id, turn_id)
+    if plan is None:
+        plan = await deps.storage.turns.save_plan(org_id, await decide(deps, org_id, conv, turn_id))
+    if plan.outcome == "planned":
+        await carry_out(deps, org_id, conv, plan)
+        outcome = "replied" if plan.reply_text else ("handed_off" if plan.handoff else "done")
+        await deps.storage.turns.finish(org_id, turn_id, outcome)
+    else:
+        outcome = plan.outcome
+        await deps.storage.conversations.finish_turn(org_id, conv.id, turn_id, replied=False, changes={})
+    return outcome
+
+
+async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str) -> None:
+    p = action["params"]
+    if action["kind"] == "move_lead_stage":
+        await deps.kommo.move_lead(org_id, lead_id=lead_id, pipeline_id=p["pipeline_id"],
+                                   status_id=p["status_id"], idempotency_key=key)
+    elif action["kind"] == "create_task":
+        from datetime import datetime  # noqa: PLC0415
+
+        await deps.kommo.create_task(org_id, lead_id=lead_id, text=p["text"],
+                                     deadline=datetime.fromisoformat(p["due_at"]),
+                                     responsible_user_id=p.get("responsible_user_id"), idempotency_key=key)
+    elif action["kind"] == "update_lead_field":
+        await deps.kommo.update_lead_field(org_id, lead_id=lead_id, field_id=p["field_id"], value=p["value"],
+                                           enum_id=p.get("enum_id"), idempotency_key=key)
+
+
+async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> None:
+    agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
+    try:
+        for i, action in enumerate(plan.actions):
+            if conv.lead_id:
+                await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}")
+        if plan.reply_text:
+            mode = agent.delivery_mode if agent else DeliveryMode.NOTE_DRAFT
+            await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
+                                        idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
+    except TRANSIENT as exc:
+        raise RetryLater(f"Kommo is temporarily unavailable: {exc}",
+                         countdown=getattr(exc, "retry_after", None)) from exc
+    except KommoError as exc:
+        # Permanent (validation, auth, blocked): a human gets the draft, the admins an alert.
+        log.warning("turn_delivery_failed", org_id=org_id, turn_id=plan.id, error=str(exc))
+        await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=f"{plan.id}:failed",
+                                                 conversation_id=conv.id, lead_id=conv.lead_id, error=str(exc)[:300])
+        await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
+        await _record(deps, org_id, conv, plan, replied=False)
+        return
+    if plan.handoff:
+        await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
+                       language=plan.language)
+    await _record(deps, org_id, conv, plan, replied=bool(plan.reply_text))
+
+
+async def _safe_handoff(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan, reason: str) -> None:
+    try:
+        await hand_off(deps, org_id, conv, reason=reason, turn_id=plan.id, draft=plan.reply_text,
+                       language=plan.language)
+    except KommoError:
+        # Kommo refuses even the note: the state still changes and the admins were alerted.
+        await hand_off(deps, org_id, conv, reason=reason, notify_humans=False)
+
+
+async def _record(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan, *, replied: bool) -> None:
+    if replied:
+        try:
+            await deps.storage.messages.insert(org_id, Message(
+                _id=f"msg_{plan.id}", org_id=org_id, conversation_id=conv.id, role="agent", text=plan.reply_text,
+                turn_id=plan.id, sources=plan.sources, usage=plan.usage))
+        except AlreadyExists:
+            pass  # recorded by an earlier attempt of this turn
+    changes: dict[str, Any] = {"summary": plan.summary or conv.summary}
+    if replied:
+        changes.update(last_reply_at=deps.clock(), last_reply_text=plan.reply_text)
+        if plan.mode == "out_of_hours":
+            changes["out_of_hours_notified_day"] = day_key(deps.clock())
+    await deps.storage.conversations.finish_turn(org_id, conv.id, plan.id, replied=replied, changes=changes)
+
+
+async def fail_turn(deps: EngineDeps, org_id: str, conversation_id: str, error: str) -> None:
+    """Retries are exhausted: hand the conversation to a human and alert the admins."""
+    conv = await deps.storage.conversations.get(org_id, conversation_id)
+    if conv is None:
+        return
+    await deps.storage.notifications.publish(org_id, "turn_failed", dedupe_key=f"{conv.pending_turn_id}:failed",
+                                             conversation_id=conv.id, lead_id=conv.lead_id, error=error[:300])
+    plan = await deps.storage.turns.get(org_id, conv.pending_turn_id) if conv.pending_turn_id else None
+    try:
+        if plan is not None:
+            await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
+        else:
+            await hand_off(deps, org_id, conv, reason="llm_failed", turn_id=conv.pending_turn_id)
+    except KommoError:
+        await hand_off(deps, org_id, conv, reason="delivery_failed", notify_humans=False)
+    if conv.pending_turn_id:
+        await deps.storage.turns.finish(org_id, conv.pending_turn_id, "failed")
+        await deps.storage.conversations.finish_turn(org_id, conv.id, conv.pending_turn_id, replied=False,
+                                                     changes={})

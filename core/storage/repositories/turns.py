@@ -1,0 +1,56 @@
+"""Turn plans: what the agent decided for one turn, saved before anything is executed.
+
+A redelivered turn re-reads its plan instead of asking the LLM again, so a worker killed between
+deciding and sending still ends in exactly the reply that was decided (and paid for) once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from core.clock import utcnow
+from core.models.base import OrgDocument
+from core.storage.repositories.base import OrgScopedRepository, scope
+
+
+class TurnPlan(OrgDocument):
+    """`_id` is the turn id (derived from the last customer message of the burst)."""
+
+    conversation_id: str
+    agent_id: str | None = None
+    message_ids: list[str] = Field(default_factory=list)
+    outcome: str = "planned"  # planned | done | skipped:<why> | failed
+    reply_text: str = ""
+    language: str = "ru"
+    mode: str = ""
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+    handoff: bool = False
+    handoff_reason: str | None = None
+    summary: str = ""
+    usage: dict[str, Any] = Field(default_factory=dict)
+    finished_at: datetime | None = None
+
+
+class TurnRepository(OrgScopedRepository[TurnPlan]):
+    collection_name = "turns"
+    model = TurnPlan
+
+    async def save_plan(self, org_id: str, plan: TurnPlan) -> TurnPlan:
+        """First writer wins: a concurrent or redelivered turn gets the stored plan back."""
+        doc = plan.to_mongo()
+        await self.collection.update_one(
+            scope(org_id, {"_id": plan.id}),
+            {"$setOnInsert": {k: v for k, v in doc.items() if k not in ("_id", "org_id")}},
+            upsert=True,
+        )
+        stored = await self.get(org_id, plan.id)
+        assert stored is not None
+        return stored
+
+    async def finish(self, org_id: str, turn_id: str, outcome: str) -> None:
+        await self.collection.update_one(scope(org_id, {"_id": turn_id}),
+                                         {"$set": {"outcome": outcome, "finished_at": utcnow()}})
