@@ -29,6 +29,7 @@ class RetrievedChunk:
     text: str
     score: float
     point_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)  # page, row, url... of the chunk
 
 
 @dataclass

@@ -1,0 +1,120 @@
+"""Retrieval evaluation: ingest passages into a temporary agent, ask every question, and report
+recall@1/5 and MRR per ranking method, so each fusion step's gain is visible in one run.
+
+Dataset files are JSONL: passages `{"passage_id", "text", "title"? | "faq_question"?}` and
+questions `{"question", "passage_id"}` (the format of ../shared/datasets/qa). A passage's title
+(or FAQ question) becomes its heading, i.e. the chunk context the product gives every chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.ai.fusion import DEFAULT_KEYWORD_WEIGHT
+from core.ids import new_id
+
+# (label, mode, keyword weight): the steps from single retrievers to the shipped fusion.
+METHODS = [
+    ("dense only (e5)", "dense", None),
+    ("keyword only (BM25 + stemmer)", "keyword", None),
+    ("RRF k=60 (plain hybrid)", "rrf", None),
+    ("z-score fusion, keyword weight 0.3", "hybrid", 0.3),
+    ("z-score fusion, keyword weight 0.5", "hybrid", 0.5),
+    (f"z-score fusion, keyword weight {DEFAULT_KEYWORD_WEIGHT} (shipped)", "hybrid", DEFAULT_KEYWORD_WEIGHT),
+    ("z-score fusion, keyword weight 1.0", "hybrid", 1.0),
+]
+SHIPPED = METHODS[5][0]
+
+
+@dataclass
+class Metrics:
+    ranks: list[int | None] = field(default_factory=list)  # 0-based passage rank, None: not found
+
+    def recall(self, k: int) -> float:
+        return sum(r is not None and r < k for r in self.ranks) / max(1, len(self.ranks))
+
+    @property
+    def mrr(self) -> float:
+        return sum(1 / (r + 1) for r in self.ranks if r is not None) / max(1, len(self.ranks))
+
+
+@dataclass
+class EvalReport:
+    methods: dict[str, Metrics]
+    questions: int
+    passages: int
+    ingest_s: float
+    query_s: float
+
+
+def load_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def passage_sections(passages: list[dict]) -> list[dict]:
+    sections = []
+    for p in passages:
+        title = (p.get("title") or p.get("faq_question") or "").replace("_", " ").strip()
+        sections.append({"text": p["text"].lstrip("\ufeff"), "heading_path": [title] if title else [],
+                         "metadata": {"passage_id": p["passage_id"]}})
+    return sections
+
+
+def _passage_rank(ranked_ids: list[str], payloads: dict[str, dict], gold: str) -> int | None:
+    seen: list[str] = []
+    for pid in ranked_ids:
+        passage = (payloads[pid].get("meta") or {}).get("passage_id")
+        if passage not in seen:
+            seen.append(passage)
+        if passage == gold:
+            return seen.index(passage)
+    return None
+
+
+async def evaluate_retrieval(ingestion, retriever, questions: list[dict], passages: list[dict], *,
+                             org_id: str | None = None, agent_id: str | None = None,
+                             progress: Callable[[str], None] | None = None) -> EvalReport:
+    """Ingest `passages` into a throwaway agent, rank them for every question, clean up."""
+    org_id = org_id or new_id("evalorg")
+    agent_id = agent_id or new_id("evalagent")
+    say = progress or (lambda _msg: None)
+    start = time.perf_counter()
+    source = await ingestion.add_text(org_id, agent_id, "evaluation passages", sections=passage_sections(passages))
+    try:
+        async def _progress(s) -> None:
+            say(f"embedding {s.chunks_done}/{s.chunks_total} chunks")
+        await ingestion.index_source(org_id, source.id, on_progress=_progress)
+        ingest_s = time.perf_counter() - start
+        live = await retriever.live_generations(org_id, agent_id)
+        methods = {label: Metrics() for label, _, _ in METHODS}
+        start = time.perf_counter()
+        for n, q in enumerate(questions, 1):
+            dense, keyword = await retriever.candidates(org_id, agent_id, q["question"], live, 30)
+            payloads = {p.id: p.payload for p in [*dense, *keyword]}
+            for label, mode, weight in METHODS:
+                ranked = [pid for pid, _ in retriever.rank(mode, dense, keyword, weight)]
+                methods[label].ranks.append(_passage_rank(ranked, payloads, q["passage_id"]))
+            if n % 100 == 0:
+                say(f"asked {n}/{len(questions)} questions")
+        return EvalReport(methods, len(questions), len(passages), ingest_s, time.perf_counter() - start)
+    finally:
+        await ingestion.delete_source(org_id, source.id)
+
+
+def format_report(report: EvalReport) -> str:
+    lines = [f"{report.questions} questions over {report.passages} passages "
+             f"(ingest {report.ingest_s:.1f} s, queries {report.query_s:.1f} s)",
+             f"{'method':52s} recall@1 recall@5    MRR"]
+    for label, m in report.methods.items():
+        lines.append(f"{label:52s} {m.recall(1):8.4f} {m.recall(5):8.4f} {m.mrr:7.4f}")
+    shipped, dense = report.methods[SHIPPED], report.methods[METHODS[0][0]]
+    keyword = report.methods[METHODS[1][0]]
+    lines.append(f"RESULT recall@1={shipped.recall(1):.4f} recall@5={shipped.recall(5):.4f} "
+                 f"mrr={shipped.mrr:.4f} dense_recall@1={dense.recall(1):.4f} "
+                 f"keyword_recall@1={keyword.recall(1):.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""Fusing dense and keyword candidate lists.
+
+Reciprocal rank fusion throws the scores away; on the evaluation sets (see `core.ai.evaluation`)
+fusing *normalised scores* does better: each list's scores become z-scores over that query's
+candidates (how far above the crowd a hit stands), a hit missing from one list gets that list's
+lowest z, and the two are summed with a weight on the keyword side. RRF stays available for the
+comparison the evaluation prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import fmean, pstdev
+
+from core.storage.vectors.base import ScoredPoint
+
+DEFAULT_KEYWORD_WEIGHT = 0.7
+
+
+def _z(points: Sequence[ScoredPoint]) -> dict[str, float]:
+    if not points:
+        return {}
+    scores = [p.score for p in points]
+    mean, sd = fmean(scores), pstdev(scores)
+    if sd < 1e-9:
+        return {p.id: 0.0 for p in points}
+    return {p.id: (p.score - mean) / sd for p in points}
+
+
+def zscore_fusion(dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint],
+                  keyword_weight: float = DEFAULT_KEYWORD_WEIGHT) -> list[tuple[str, float]]:
+    zd, zk = _z(dense), _z(keyword)
+    floor_d = min(zd.values(), default=0.0)
+    floor_k = min(zk.values(), default=0.0)
+    ids = list(dict.fromkeys([p.id for p in dense] + [p.id for p in keyword]))
+    fused = {i: zd.get(i, floor_d) + keyword_weight * zk.get(i, floor_k) for i in ids}
+    return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def rrf_fusion(dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint], k: int = 60,
+               keyword_weight: float = 1.0) -> list[tuple[str, float]]:
+    fused: dict[str, float] = {}
+    for weight, points in ((1.0, dense), (keyword_weight, keyword)):
+        for rank, p in enumerate(points):
+            fused[p.id] = fused.get(p.id, 0.0) + weight / (k + rank + 1)
+    return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+
+
+def single(points: Sequence[ScoredPoint]) -> list[tuple[str, float]]:
+    return [(p.id, p.score) for p in points]

@@ -1,0 +1,150 @@
+"""Knowledge ingestion: add sources, then index them (parse -> clean -> chunk -> embed -> upsert).
+
+Re-indexing is atomic for readers: chunks are written under a new generation, the source's live
+generation is flipped in one Mongo write, and only then are older generations deleted; the
+retriever only reads live generations. Identical content is embedded once: chunk vectors are
+reused by content hash from any point of the same agent, and a source whose content hash did not
+change is not re-embedded at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.ai.extract import Section, extract_file
+from core.ai.extract.base import ExtractionError
+from core.ai.extract.faq import extract_faq
+from core.ai.extract.html import extract_url
+from core.ai.extract.text import parse_markdown
+from core.ai.sources import SourceIntake, gen_key
+from core.ai.sparse import SparseEncoder
+from core.ai.split import embedding_text, split_sections
+from core.ai.types import Chunk
+from core.config import KnowledgeSettings
+from core.errors import KommoAgentError, NotFound
+from core.models.knowledge import KnowledgeSource, SourceKind, SourceStatus
+from core.storage.vectors.base import VectorPoint
+
+_POINT_NS = uuid.UUID("6f1c9a52-0d7e-4b8a-9a43-2a1f3c5e7d90")
+Progress = Callable[[KnowledgeSource], Awaitable[None]]
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class IngestionService(SourceIntake):
+    """Indexes knowledge sources of an agent into the vector store (see the module docstring)."""
+
+    def __init__(self, storage, store, embedder, settings: KnowledgeSettings, queue=None, *,
+                 sparse: SparseEncoder | None = None, batch_size: int = 64) -> None:
+        super().__init__(storage, settings, queue)
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse or SparseEncoder()
+        self.batch_size = batch_size
+
+    async def _sections(self, source: KnowledgeSource) -> list[Section]:
+        if source.kind == SourceKind.FILE:
+            data = await self.storage.files.get(source.org_id, source.file_id)
+            return await asyncio.to_thread(extract_file, source.title, data, self.settings,
+                                           source.options.get("title", ""))
+        if source.kind == SourceKind.URL:
+            return await extract_url(source.url, max_bytes=self.settings.url_max_bytes,
+                                     timeout_s=self.settings.url_timeout_s,
+                                     crawl=bool(source.options.get("crawl")),
+                                     max_pages=self.settings.crawl_max_pages)
+        if source.kind == SourceKind.FAQ:
+            return extract_faq(source.options.get("pairs", []), source.title)
+        if "sections" in source.options:  # prepared sections (evaluation, imports)
+            return [Section(s["text"], s.get("heading_path", []), bool(s.get("atomic")), s.get("metadata", {}))
+                    for s in source.options["sections"]]
+        sections = parse_markdown(source.options.get("text", ""), source.title)
+        if not sections:
+            raise ExtractionError("the text is empty")
+        return sections
+
+    async def index_source(self, org_id: str, source_id: str, *, force: bool = False,
+                           on_progress: Progress | None = None) -> KnowledgeSource:
+        """Index one source; idempotent (safe to run twice). Failures end in status `failed`
+        with the reason, and the previous generation stays live."""
+        repo = self.storage.knowledge
+        source = await repo.get(org_id, source_id)
+        if source is None:
+            raise NotFound("knowledge source not found", source_id=source_id)
+        new_gen = source.generation + 1
+        try:
+            await repo.set_status(org_id, source_id, SourceStatus.PARSING, error=None)
+            sections = await self._sections(source)
+            chunks = await asyncio.to_thread(split_sections, sections, self.settings.chunk_tokens,
+                                             self.settings.chunk_overlap_tokens)
+            if not chunks:
+                raise ExtractionError("no text was found to index")
+            texts = [embedding_text(c, source.title) for c in chunks]
+            content_hash = _hash(self.embedder.model_name + "\n" + "\n\x00".join(texts))
+            live = source.generation > 0 and source.status == SourceStatus.READY
+            if not force and live and content_hash == source.content_hash:
+                await repo.set_status(org_id, source_id, SourceStatus.READY, chunks_done=len(chunks),
+                                      chunks_total=len(chunks))
+                return await repo.get(org_id, source_id)
+            await repo.set_status(org_id, source_id, SourceStatus.EMBEDDING, chunks_done=0,
+                                  chunks_total=len(chunks), error=None)
+            await self._write_generation(source, new_gen, chunks, texts, on_progress)
+            # The flip: one write makes the new generation the one readers see.
+            await repo.set_status(org_id, source_id, SourceStatus.READY, generation=new_gen,
+                                  content_hash=content_hash, chunks_done=len(chunks),
+                                  chunks_total=len(chunks), error=None)
+        except (KommoAgentError, OSError, ValueError) as exc:
+            await self.store.delete(org_id, source.agent_id, where={"gen_key": gen_key(source_id, new_gen)})
+            await repo.set_status(org_id, source_id, SourceStatus.FAILED, error=str(exc))
+            raise
+        old = [gen_key(source_id, g) for g in range(0, new_gen)]
+        await self.store.delete(org_id, source.agent_id, where={"source_id": source_id, "gen_key": old})
+        return await repo.get(org_id, source_id)
+
+    async def _reusable(self, org_id: str, agent_id: str, hashes: list[str]) -> dict[str, VectorPoint]:
+        found: dict[str, VectorPoint] = {}
+        for i in range(0, len(hashes), 500):
+            for p in await self.store.fetch(org_id, agent_id, where={"chunk_hash": hashes[i:i + 500]}):
+                if p.dense:
+                    found.setdefault(p.payload.get("chunk_hash", ""), p)
+        return found
+
+    async def _write_generation(self, source: KnowledgeSource, gen: int, chunks: list[Chunk],
+                                texts: list[str], on_progress: Progress | None) -> None:
+        org_id, agent_id = source.org_id, source.agent_id
+        hashes = [_hash(t) for t in texts]
+        reuse = await self._reusable(org_id, agent_id, sorted(set(hashes)))
+        done = 0
+        for start in range(0, len(chunks), self.batch_size):
+            idx = range(start, min(start + self.batch_size, len(chunks)))
+            # Embed each distinct new text once per batch; the rest reuse stored vectors.
+            missing = list(dict.fromkeys(hashes[i] for i in idx if hashes[i] not in reuse))
+            first = {h: next(i for i in idx if hashes[i] == h) for h in missing}
+            if missing:
+                batch_texts = [texts[first[h]] for h in missing]
+                dense = await self.embedder.embed_passages(batch_texts, org_id=org_id, agent_id=agent_id)
+                sparse = await asyncio.to_thread(self.sparse.encode_documents, batch_texts)
+                for h, d, s in zip(missing, dense, sparse):
+                    reuse[h] = VectorPoint(id="", dense=d.tolist(), sparse=s)
+            points = [self._point(source, gen, chunks[i], hashes[i], reuse[hashes[i]]) for i in idx]
+            await self.store.upsert(org_id, agent_id, points)
+            done += len(points)
+            await self.storage.knowledge.set_progress(org_id, source.id, done, len(chunks))
+            if on_progress is not None:
+                await on_progress(source.model_copy(update={"chunks_done": done, "chunks_total": len(chunks),
+                                                            "status": SourceStatus.EMBEDDING}))
+
+    @staticmethod
+    def _point(source: KnowledgeSource, gen: int, chunk: Chunk, chunk_hash: str, vectors: VectorPoint) -> VectorPoint:
+        payload: dict[str, Any] = {
+            "source_id": source.id, "gen_key": gen_key(source.id, gen), "chunk_index": chunk.index,
+            "chunk_hash": chunk_hash, "heading": chunk.heading, "text": chunk.text,
+            "source_title": source.title, "meta": chunk.metadata,
+        }
+        pid = str(uuid.uuid5(_POINT_NS, f"{source.org_id}:{source.agent_id}:{source.id}:{gen}:{chunk.index}"))
+        return VectorPoint(id=pid, dense=vectors.dense, sparse=vectors.sparse, payload=payload)

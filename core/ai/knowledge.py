@@ -1,0 +1,47 @@
+"""Composition of the knowledge base: vector store, embedder, retriever and ingestion.
+
+`build_knowledge(services)` is what process entry points call once (after `build_services`);
+tests and benchmarks pass their own store/embedder instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ai.embeddings import Embedder, build_embedder
+from core.ai.ingest import IngestionService
+from core.ai.retrieval import DEFAULT_MIN_DENSE_SCORE, HybridRetriever, RetrievalConfig
+from core.ai.sparse import SparseEncoder
+from core.storage.vectors.base import VectorStore
+from core.storage.vectors.factory import build_vector_store
+
+
+@dataclass
+class KnowledgeServices:
+    vector_store: VectorStore
+    embedder: Embedder
+    retriever: HybridRetriever
+    ingestion: IngestionService
+
+    async def close(self) -> None:
+        await self.vector_store.close()
+
+
+async def build_knowledge(services, *, queue=None, vector_store: VectorStore | None = None,
+                          embedder: Embedder | None = None) -> KnowledgeServices:
+    """`services` is a `core.services.CoreServices`; `queue` a `core.ports.TaskQueue` (None:
+    callers run `ingestion.index_source` themselves, as the CLI does). Opens the collection and
+    raises `EmbeddingModelMismatch` when it was built by another embedding model."""
+    settings = services.settings
+    store = vector_store or build_vector_store(settings)
+    emb = embedder or build_embedder(settings, services.storage)
+    if not emb.dim and hasattr(emb, "probe"):
+        await emb.probe()  # an OpenAI-compatible model of unknown size: ask once
+    await store.ensure_collection(emb.model_name, emb.dim)
+    sparse = SparseEncoder()
+    threshold = settings.knowledge.relevance_threshold or DEFAULT_MIN_DENSE_SCORE
+    retriever = HybridRetriever(services.storage, store, emb, sparse,
+                                RetrievalConfig(min_dense_score=threshold))
+    ingestion = IngestionService(services.storage, store, emb, settings.knowledge, queue, sparse=sparse,
+                                 batch_size=max(settings.embeddings.batch_size, 1) * 2)
+    return KnowledgeServices(store, emb, retriever, ingestion)

@@ -1,0 +1,83 @@
+"""Adding and removing knowledge sources (the Mongo side); indexing lives in `core.ai.ingest`."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+
+from core.ai.extract import check_upload
+from core.ai.extract.base import ExtractionError
+from core.clock import utcnow
+from core.config import KnowledgeSettings
+from core.errors import NotFound
+from core.ids import new_id
+from core.models.knowledge import KnowledgeSource, SourceKind
+
+
+def gen_key(source_id: str, generation: int) -> str:
+    return f"{source_id}:{generation}"
+
+
+class SourceIntake:
+    """Creates sources (status queued) and hands them to the task queue for indexing."""
+
+    def __init__(self, storage, settings: KnowledgeSettings, queue=None) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.queue = queue  # core.ports.TaskQueue; None: the caller indexes inline (CLI, tests)
+
+    async def _create(self, org_id: str, source: KnowledgeSource) -> KnowledgeSource:
+        await self.storage.knowledge.insert(org_id, source)
+        if self.queue is not None:
+            await self.queue.index_source(org_id, source.id)
+        return source
+
+    async def add_file(self, org_id: str, agent_id: str, filename: str, data: bytes,
+                       content_type: str | None = None) -> KnowledgeSource:
+        check_upload(filename, len(data), self.settings)  # refuse before storing anything
+        mime = content_type or mimetypes.guess_type(filename)[0]
+        file_id = await self.storage.files.put(org_id, filename, data, mime)
+        return await self._create(org_id, KnowledgeSource(
+            _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.FILE, title=filename,
+            file_id=file_id, mime=mime, size_bytes=len(data), updated_at=utcnow(),
+            options={"sha256": hashlib.sha256(data).hexdigest()}))
+
+    async def add_url(self, org_id: str, agent_id: str, url: str, *, crawl: bool = False) -> KnowledgeSource:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ExtractionError("only http:// and https:// links can be imported")
+        return await self._create(org_id, KnowledgeSource(
+            _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.URL, title=url, url=url,
+            updated_at=utcnow(), options={"crawl": crawl}))
+
+    async def add_faq(self, org_id: str, agent_id: str, pairs: list[dict[str, str]],
+                      title: str = "FAQ") -> KnowledgeSource:
+        if not any(p.get("question", "").strip() and p.get("answer", "").strip() for p in pairs):
+            raise ExtractionError("no question with an answer was given")
+        return await self._create(org_id, KnowledgeSource(
+            _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.FAQ, title=title,
+            updated_at=utcnow(), options={"pairs": pairs}))
+
+    async def add_text(self, org_id: str, agent_id: str, title: str, text: str = "", *,
+                       sections: list[dict] | None = None) -> KnowledgeSource:
+        if not text.strip() and not sections:
+            raise ExtractionError("the text is empty")
+        options = {"sections": sections} if sections else {"text": text}
+        return await self._create(org_id, KnowledgeSource(
+            _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.TEXT, title=title,
+            size_bytes=len(text.encode()), updated_at=utcnow(), options=options))
+
+    async def list_sources(self, org_id: str, agent_id: str) -> list[KnowledgeSource]:
+        return await self.storage.knowledge.for_agent(org_id, agent_id)
+
+    async def delete_source(self, org_id: str, source_id: str) -> None:
+        """Remove the source, all its vectors (every generation) and its uploaded file."""
+        source = await self.storage.knowledge.get(org_id, source_id)
+        if source is None:
+            raise NotFound("knowledge source not found", source_id=source_id)
+        await self.store.delete(org_id, source.agent_id, where={"source_id": source_id})
+        if source.file_id:
+            try:
+                await self.storage.files.delete(org_id, source.file_id)
+            except NotFound:
+                pass
+        await self.storage.knowledge.delete(org_id, source_id)
