@@ -16,7 +16,7 @@ import secrets
 _FENCE_LIKE = re.compile(r"(<{3,}|>{3,}|«{3,}|»{3,}|‹{3,}|›{3,}|={5,}|`{3,})")
 _LABEL_LIKE = re.compile(r"\b(END\s+)?(CUSTOMER_MESSAGE|KNOWLEDGE|LEAD_FACTS|CONVERSATION_SUMMARY|"
                          r"HUMAN_MESSAGE)\b", re.I)
-_SECRETS = [
+_SECRETS = [  # the first four are unmistakable shapes; the rest are broader heuristics
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI / OpenRouter style keys
     re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),  # JWTs
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._\-]{16,}"),
@@ -31,11 +31,13 @@ def new_nonce() -> str:
     return secrets.token_hex(4)
 
 
-def redact_secrets(text: str, extra: list[str] | None = None) -> str:
+def redact_secrets(text: str, extra: list[str] | None = None, broad: bool = True) -> str:
+    """Known secret values and secret-shaped strings replaced by "[redacted]". `broad=False`
+    (for our own replies) skips the heuristics that could also hit an ordinary sentence."""
     for value in extra or []:
         if value and len(value) >= 6:
             text = text.replace(value, "[redacted]")
-    for pattern in _SECRETS:
+    for pattern in _SECRETS if broad else _SECRETS[:4]:
         text = pattern.sub("[redacted]", text)
     return text
 

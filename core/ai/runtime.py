@@ -30,7 +30,7 @@ from core.storage.repositories.kommo_catalog import KommoCatalogRepository
 
 log = get_logger(__name__)
 MAX_ACTIONS = 6
-_CITE = re.compile(r"\s?\[(S\d+)\]")
+_CITE = re.compile(r"\s?[\[【]\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*[\]】]")
 
 
 def _source(ref: str, c: RetrievedChunk) -> dict[str, Any]:
@@ -138,7 +138,8 @@ class AgentRuntime:
         result.reply_text = self._clean_reply(text, prompt, result, cited)
 
     def _clean_reply(self, text: str, prompt: Prompt, result: TurnResult, cited: list[str] | None = None) -> str:
-        refs = [r for r in dict.fromkeys([*(cited or []), *_CITE.findall(text)]) if r in prompt.sources]
+        inline = [ref.strip() for group in _CITE.findall(text) for ref in re.split(r"[,;]", group)]
+        refs = [r for r in dict.fromkeys([*(cited or []), *inline]) if r in prompt.sources]
         known = {s["ref"] for s in result.sources}
         result.sources += [_source(r, prompt.sources[r]) for r in refs if r not in known]
         text = _CITE.sub("", text).strip()
@@ -146,7 +147,7 @@ class AgentRuntime:
             log.warning("reply_leaked_instructions", turn_id=result.turn_id)
             result.handoff, result.handoff_reason = True, "reply withheld: it quoted the agent's instructions"
             return phrase("handoff", result.language)
-        return redact_secrets(text, self.secrets)
+        return redact_secrets(text, self.secrets, broad=False)
 
     def _handoff(self, result: TurnResult, mode: str, reason: str, phrase_key: str, dry_run: bool) -> TurnResult:
         result.mode, result.handoff, result.handoff_reason = mode, True, reason

@@ -247,3 +247,16 @@ async def test_no_llm_mode_answers_from_extracts(storage):
     rt = AgentRuntime(retriever=StaticRetriever([], nothing_relevant=True), catalog=storage.kommo_catalog, llm=None)
     result = await turn(rt, "Do you sell cars?", dry_run=True)
     assert result.handoff and result.reply_text.startswith("Thank you") and result.planned_actions[0].would_do
+
+
+async def test_inline_citations_are_parsed_and_stripped(storage, fake_llm):
+    settings = LLMSettings(base_url=fake_llm.base_url, api_key=SecretStr(API_KEY), model="fake-model", max_retries=0)
+    other = RetrievedChunk("src_faq", "FAQ", 2, "Delivery", "Delivery takes two days.", 0.8)
+    rt = AgentRuntime(retriever=StaticRetriever([PRICE, other]), catalog=storage.kommo_catalog, llm=LLMClient(settings))
+    fake_llm.push(Reply(content="Oslo is 500 EUR, delivery in two days [S1, S2]. Unknown [S9]."))
+    try:
+        result = await turn(rt, "Price and delivery?")
+    finally:
+        await rt.close()
+    assert result.reply_text == "Oslo is 500 EUR, delivery in two days. Unknown."
+    assert [s["source_id"] for s in result.sources] == ["src_prices", "src_faq"]
