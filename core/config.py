@@ -100,6 +100,14 @@ class KommoSettings(BaseSettings):
     rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
     request_timeout_s: float = 15.0
     max_webhook_body_bytes: int = 256 * 1024
+    oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
+    amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
+                                       "(or api_base_url when that override is set)")
+    chats_channel_id: str | None = None
+    chats_channel_secret: SecretStr | None = None
+    chats_bot_id: str | None = None  # sender ref_id of our channel bot (from channel registration)
+    intake_batch_max: int = 256
+    intake_batch_delay_ms: float = 1.0
 
 
 class SecretsSettings(BaseSettings):
@@ -122,7 +130,15 @@ class WorkerSettings(BaseSettings):
     model_config = _area("WORKER_")
 
     concurrency: int = 4
-    debounce_s: float = 4.0
+    debounce_s: float = Field(default=4.0, ge=0, le=60, description="Burst window before a turn")
+    visibility_timeout_s: int = Field(default=900, description="Broker redelivery of unacked tasks")
+    max_retry_countdown_s: int = Field(default=300, description="Cap of retry backoff (< visibility)")
+    max_retries: int = 12
+    sweep_interval_s: float = Field(default=30.0, description="Recovery sweep period (beat)")
+    sweep_stale_s: float = Field(default=60.0, description="Age after which pending work is re-enqueued")
+    follow_up_interval_s: float = 300.0
+    kommo_sync_interval_s: float = 6 * 3600.0
+    token_refresh_interval_s: float = 1800.0
 
 
 class Settings(BaseSettings):

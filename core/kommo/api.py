@@ -1,0 +1,79 @@
+"""Typed-ish wrappers over the API v4 endpoints the agent uses (one method per endpoint)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.kommo.client import KommoClient
+from core.models.kommo import KommoAccount
+
+
+class KommoApi:
+    def __init__(self, client: KommoClient) -> None:
+        self.client = client
+
+    # account and catalog ------------------------------------------------------------------------
+    async def account(self, acc: KommoAccount) -> dict[str, Any]:
+        return await self.client.request(acc, "GET", "/api/v4/account", params={"with": "amojo_id"}) or {}
+
+    async def users(self, acc: KommoAccount) -> list[dict[str, Any]]:
+        return await self.client.get_all(acc, "/api/v4/users", "users", {"with": "amojo_id"})
+
+    async def pipelines(self, acc: KommoAccount) -> list[dict[str, Any]]:
+        body = await self.client.request(acc, "GET", "/api/v4/leads/pipelines")
+        return (body or {}).get("_embedded", {}).get("pipelines", [])
+
+    async def custom_fields(self, acc: KommoAccount, entity: str) -> list[dict[str, Any]]:
+        return await self.client.get_all(acc, f"/api/v4/{entity}/custom_fields", "custom_fields")
+
+    # leads ----------------------------------------------------------------------------------------
+    async def lead(self, acc: KommoAccount, lead_id: int, with_: str = "contacts") -> dict[str, Any]:
+        return await self.client.request(acc, "GET", f"/api/v4/leads/{int(lead_id)}", params={"with": with_})
+
+    async def leads(self, acc: KommoAccount, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        params = {f"filter[{k}]": v for k, v in (filters or {}).items()}
+        return await self.client.get_all(acc, "/api/v4/leads", "leads", params)
+
+    async def update_lead(self, acc: KommoAccount, lead_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.request(acc, "PATCH", f"/api/v4/leads/{int(lead_id)}", json_body=changes) or {}
+
+    # contacts ---------------------------------------------------------------------------------------
+    async def contact(self, acc: KommoAccount, contact_id: int) -> dict[str, Any]:
+        return await self.client.request(acc, "GET", f"/api/v4/contacts/{int(contact_id)}")
+
+    async def update_contact(self, acc: KommoAccount, contact_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+        return await self.client.request(acc, "PATCH", f"/api/v4/contacts/{int(contact_id)}",
+                                         json_body=changes) or {}
+
+    # notes and tasks ------------------------------------------------------------------------------
+    async def add_lead_note(self, acc: KommoAccount, lead_id: int, text: str,
+                            note_type: str = "common") -> dict[str, Any]:
+        params = {"text": text} if note_type == "common" else {"text": text, "service": "AI agent"}
+        body = await self.client.request(acc, "POST", f"/api/v4/leads/{int(lead_id)}/notes",
+                                         json_body=[{"note_type": note_type, "params": params}])
+        return ((body or {}).get("_embedded", {}).get("notes") or [{}])[0]
+
+    async def lead_notes(self, acc: KommoAccount, lead_id: int) -> list[dict[str, Any]]:
+        return await self.client.get_all(acc, f"/api/v4/leads/{int(lead_id)}/notes", "notes")
+
+    async def create_task(self, acc: KommoAccount, task: dict[str, Any]) -> dict[str, Any]:
+        body = await self.client.request(acc, "POST", "/api/v4/tasks", json_body=[task])
+        return ((body or {}).get("_embedded", {}).get("tasks") or [{}])[0]
+
+    async def lead_tasks(self, acc: KommoAccount, lead_id: int) -> list[dict[str, Any]]:
+        return await self.client.get_all(acc, "/api/v4/tasks", "tasks",
+                                         {"filter[entity_type]": "leads", "filter[entity_id]": int(lead_id)})
+
+    # webhooks and salesbot ------------------------------------------------------------------------
+    async def register_webhook(self, acc: KommoAccount, destination: str, events: list[str]) -> dict[str, Any]:
+        # Re-posting a destination replaces its event list (and re-enables a disabled hook).
+        return await self.client.request(acc, "POST", "/api/v4/webhooks", idempotent=True,
+                                         json_body={"destination": destination, "settings": events, "sort": 10}) or {}
+
+    async def salesbot_continue(self, acc: KommoAccount, path: str, body: dict[str, Any]) -> Any:
+        return await self.client.request(acc, "POST", path, json_body=body)
+
+    async def salesbot_run(self, acc: KommoAccount, bot_id: int, lead_id: int) -> Any:
+        return await self.client.request(acc, "POST", "/api/v2/salesbot/run",
+                                         json_body=[{"bot_id": int(bot_id), "entity_id": int(lead_id),
+                                                     "entity_type": 2}])

@@ -1,0 +1,184 @@
+"""`KommoClient`: authorised, paced, retried JSON calls to one account's API v4.
+
+- Base URL per account (`https://{subdomain}.{base_domain}`); `settings.api_base_url` overrides.
+- Every call waits for the account's slot in the Redis-shared `RateLimiter`.
+- 429/5xx/timeouts are retried with exponential backoff and jitter (tenacity); a 429's
+  `retry_after` pauses the account for every process. POSTs are retried on 429 only unless the
+  caller says the call is idempotent: after a timeout a POST may have landed (the action journal
+  decides about resending).
+- 401: one retry with a refreshed token (`TokenManager` handles rotation and re-auth alerts).
+- 403: the account is marked BLOCKED, admins are alerted, and no further calls are made.
+- 204 = no content -> `None` (lists: empty).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from core.clock import utcnow
+from core.config import KommoSettings
+from core.kommo.errors import (
+    TRANSIENT, KommoAuthError, KommoBlocked, KommoError, KommoNotConnected, KommoNotFound,
+    KommoRateLimited, KommoServerError, KommoUnavailable, KommoValidationError,
+)
+from core.kommo.session import SessionProvider
+from core.kommo.ratelimit import RateLimiter
+from core.models.kommo import ConnectionStatus, KommoAccount
+from core.storage.notifications import NotificationOutbox
+from core.storage.repositories.kommo_accounts import KommoAccountRepository
+
+log = structlog.get_logger("kommo.client")
+PAGE_LIMIT = 250
+MAX_RETRY_AFTER_S = 30.0  # longer pauses are left to the caller (a Celery retry), not a sleeping call
+
+
+class KommoForbidden(KommoError):
+    """403 on an endpoint the caller marked rights-dependent (e.g. users list for a non-admin)."""
+
+    code = "kommo_forbidden"
+
+
+def base_url(settings: KommoSettings, account: KommoAccount) -> str:
+    return (settings.api_base_url or f"https://{account.host}").rstrip("/")
+
+
+def _problem(body: Any) -> str:
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("title") or body.get("hint") or ""
+        errors = body.get("validation-errors")
+        if errors:
+            detail = f"{detail} {json.dumps(errors, ensure_ascii=False)[:300]}"
+        return str(detail)[:400]
+    return str(body)[:200]
+
+
+class KommoClient:
+    def __init__(self, *, settings: KommoSettings, http: SessionProvider, limiter: RateLimiter,
+                 tokens, accounts: KommoAccountRepository, notifications: NotificationOutbox,
+                 max_attempts: int = 5) -> None:
+        self.settings = settings
+        self.http = http
+        self.limiter = limiter
+        self.tokens = tokens
+        self.accounts = accounts
+        self.notifications = notifications
+        self.max_attempts = max_attempts
+        self._blocked: set[str] = set()
+
+    async def request(self, account: KommoAccount, method: str, path: str, *,
+                      params: dict[str, Any] | None = None, json_body: Any = None,
+                      idempotent: bool | None = None, forbidden_ok: bool = False) -> Any:
+        """`path` is `/api/v4/...` (query allowed); returns parsed JSON or None for 204."""
+        if account.status != ConnectionStatus.ACTIVE or account.id in self._blocked:
+            raise KommoNotConnected(f"Kommo connection is {account.status.value}; calls are stopped",
+                                    status_reason=account.status_reason)
+        idempotent = method.upper() in ("GET", "PATCH", "PUT", "DELETE") if idempotent is None else idempotent
+        token = await self.tokens.access_token(account)
+        try:
+            return await self._retrying(account, method, path, params, json_body, token, idempotent, forbidden_ok)
+        except KommoAuthError:
+            token = await self.tokens.handle_unauthorized(account, token)
+            return await self._retrying(account, method, path, params, json_body, token, idempotent, forbidden_ok)
+
+    async def get_all(self, account: KommoAccount, path: str, key: str,
+                      params: dict[str, Any] | None = None, max_pages: int = 200) -> list[dict[str, Any]]:
+        """Follow `_links.next` with limit=250; 204 (nothing found) is an empty list."""
+        items: list[dict[str, Any]] = []
+        next_path: str | None = path
+        query: dict[str, Any] | None = {**(params or {}), "limit": PAGE_LIMIT}
+        for _ in range(max_pages):
+            if next_path is None:
+                break
+            page = await self.request(account, "GET", next_path, params=query)
+            if not page:
+                break
+            items.extend(page.get("_embedded", {}).get(key, []))
+            href = (page.get("_links", {}).get("next") or {}).get("href")
+            if not href:
+                break
+            parts = urlsplit(href)  # the host in the link is Kommo's: keep our base URL
+            next_path, query = f"{parts.path}?{parts.query}" if parts.query else parts.path, None
+        return items
+
+    async def _retrying(self, account, method, path, params, json_body, token, idempotent, forbidden_ok):
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, KommoRateLimited):
+                return (exc.retry_after or 0) <= MAX_RETRY_AFTER_S
+            return idempotent and isinstance(exc, TRANSIENT)
+
+        backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
+
+        def wait(state) -> float:
+            exc = state.outcome.exception()
+            if isinstance(exc, KommoRateLimited) and exc.retry_after:
+                return 0.0  # the limiter was paused for retry_after: the next acquire waits it out
+            return backoff(state)
+
+        async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait,
+                                           stop=stop_after_attempt(self.max_attempts), reraise=True):
+            with attempt:
+                return await self._once(account, method, path, params, json_body, token, forbidden_ok)
+
+    async def _once(self, account, method, path, params, json_body, token, forbidden_ok):
+        await self.limiter.acquire(account.id)
+        session = await self.http.get()
+        url = base_url(self.settings, account) + path
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            async with session.request(method, url, params=params, json=json_body, headers=headers) as resp:
+                raw = await resp.read()
+                status = resp.status
+                retry_header = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise KommoUnavailable(f"Kommo did not answer: {type(exc).__name__}") from None
+        if status == 204 or (200 <= status < 300 and not raw.strip()):
+            return None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw[:200].decode(errors="replace")  # gateways answer 429/5xx with HTML
+        if 200 <= status < 300:
+            return body
+        await self._raise_for(account, status, body, retry_header, forbidden_ok, f"{method} {path.split('?')[0]}")
+
+    async def _raise_for(self, account, status, body, retry_header, forbidden_ok, what):
+        detail = _problem(body)
+        if status == 401:
+            raise KommoAuthError(f"{what}: unauthorized ({detail})", status=401, hint=_problem(body))
+        if status == 429:
+            retry_after = None
+            if isinstance(body, dict) and body.get("retry_after") is not None:
+                retry_after = float(body["retry_after"])
+            elif retry_header and retry_header.isdigit():
+                retry_after = float(retry_header)
+            await self.limiter.pause(account.id, retry_after or 1.0)
+            raise KommoRateLimited(f"{what}: rate limited", retry_after=retry_after)
+        if status == 403:
+            if forbidden_ok:
+                raise KommoForbidden(f"{what}: forbidden for this user ({detail})", status=403)
+            await self._block(account, detail)
+            raise KommoBlocked(f"{what}: Kommo blocked this account's requests (403)", status=403)
+        if status == 404:
+            raise KommoNotFound(f"{what}: not found", status=404)
+        if status >= 500:
+            raise KommoServerError(f"{what}: Kommo server error {status}", status=status)
+        raise KommoValidationError(f"{what}: refused with {status}: {detail}", status=status, detail=detail)
+
+    async def _block(self, account: KommoAccount, detail: str) -> None:
+        self._blocked.add(account.id)
+        log.warning("kommo account blocked", org_id=account.org_id, account=account.id, detail=detail)
+        await self.accounts.update(account.org_id, account.id, {
+            "status": ConnectionStatus.BLOCKED, "status_reason": f"403 from Kommo: {detail}"[:300]})
+        await self.notifications.publish(
+            account.org_id, "kommo_blocked", subdomain=account.subdomain, detail=detail[:300],
+            dedupe_key=f"kommo_blocked:{account.id}:{utcnow():%Y%m%d%H}")
+
+    def unblock(self, account_id: str) -> None:
+        self._blocked.discard(account_id)

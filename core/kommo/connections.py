@@ -1,0 +1,122 @@
+"""Connecting an organisation to its Kommo account (long-lived token or an OAuth pair).
+
+Tokens and the webhook path token are stored only as keyring envelopes; the webhook token's
+sha256 is stored beside it for lookup. Reconnecting keeps the account document, its settings and
+its webhook token, so the URL pasted into Kommo keeps working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+
+from core.clock import utcnow
+from core.config import KommoSettings
+from core.errors import InvalidInput
+from core.ids import new_id, new_token
+from core.kommo.errors import KommoError, KommoUnavailable
+from core.kommo.session import SessionProvider
+from core.kommo.sync import KommoSync, SyncReport
+from core.kommo.tokens import TokenPair, oauth_base, seal
+from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
+from core.security.keyring import Keyring
+from core.storage import Storage
+from core.storage.repositories.kommo_accounts import hook_token_hash
+
+_HOST = re.compile(r"^(?:https?://)?([a-z0-9][a-z0-9-]{0,62})(?:\.(kommo\.com|amocrm\.ru|amocrm\.com))?/?$")
+
+
+def parse_account_host(value: str, *, require_domain: bool = False) -> tuple[str, str]:
+    """`acme`, `acme.kommo.com` or `https://acme.amocrm.ru` -> (subdomain, base_domain)."""
+    m = _HOST.match((value or "").strip().lower())
+    if not m or m.group(1) == "www" or (require_domain and not m.group(2)):
+        raise InvalidInput(f"not a Kommo account address: {value[:80]!r}")
+    return m.group(1), m.group(2) or "kommo.com"
+
+
+@dataclass
+class ConnectResult:
+    account: KommoAccount
+    webhook_url: str
+    sync: SyncReport | None
+    sync_error: str | None = None
+
+
+class KommoConnections:
+    def __init__(self, *, settings: KommoSettings, storage: Storage, keyring: Keyring,
+                 http: SessionProvider, sync: KommoSync) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.keyring = keyring
+        self.http = http
+        self.sync = sync
+
+    def hook_token(self, account: KommoAccount) -> str:
+        return self.keyring.decrypt(account.org_id, "hook_token", account.secrets["hook_token"])
+
+    def webhook_url(self, account: KommoAccount) -> str:
+        return f"{self.settings.public_base_url.rstrip('/')}/webhooks/kommo/{self.hook_token(account)}"
+
+    async def probe(self, subdomain: str, base_domain: str, token: str) -> dict:
+        """Check a token against GET /api/v4/account before anything is stored."""
+        host = f"{subdomain}.{base_domain}"
+        session = await self.http.get()
+        try:
+            async with session.get(f"{oauth_base(self.settings, host)}/api/v4/account",
+                                   params={"with": "amojo_id"}, headers={"Authorization": f"Bearer {token}"}) as r:
+                status = r.status
+                body = await r.json(content_type=None) if status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise KommoUnavailable(f"{host} did not answer: {type(exc).__name__}") from None
+        if status == 401:
+            raise InvalidInput(f"Kommo rejected the token for {host} (401): check the token and subdomain")
+        if status != 200 or not isinstance(body, dict):
+            raise KommoError(f"{host} answered {status} to the token check", status=status)
+        return body
+
+    async def connect_long_lived(self, org_id: str, address: str, token: str) -> ConnectResult:
+        token = token.strip()
+        if not token or len(token) > 4096 or any(c.isspace() for c in token):
+            raise InvalidInput("the token file must hold one long-lived token")
+        subdomain, base_domain = parse_account_host(address)
+        await self.probe(subdomain, base_domain, token)
+        account = await self._save(org_id, subdomain, base_domain, AuthKind.LONG_LIVED,
+                                   {"access_token": token}, expires_at=None)
+        return await self._after_connect(account)
+
+    async def connect_oauth(self, org_id: str, host: str, pair: TokenPair) -> ConnectResult:
+        subdomain, base_domain = parse_account_host(host, require_domain=True)
+        account = await self._save(org_id, subdomain, base_domain, AuthKind.OAUTH,
+                                   {"access_token": pair.access_token, "refresh_token": pair.refresh_token},
+                                   expires_at=utcnow() + timedelta(seconds=pair.expires_in or 86400))
+        return await self._after_connect(account)
+
+    async def _save(self, org_id: str, subdomain: str, base_domain: str, kind: AuthKind,
+                    tokens: dict[str, str | None], expires_at) -> KommoAccount:
+        repo = self.storage.kommo_accounts
+        existing = await repo.for_org(org_id)
+        hook = self.hook_token(existing) if existing and "hook_token" in existing.secrets else new_token(32)
+        secrets = seal(self.keyring, org_id, {**tokens, "hook_token": hook})
+        fields = {"subdomain": subdomain, "base_domain": base_domain, "auth_kind": kind,
+                  "status": ConnectionStatus.ACTIVE, "status_reason": None, "secrets": secrets,
+                  "hook_token_hash": hook_token_hash(hook), "expires_at": expires_at,
+                  "client_id": self.settings.client_id if kind == AuthKind.OAUTH else None}
+        if existing is None:
+            return await repo.insert(org_id, KommoAccount(_id=new_id("kac"), org_id=org_id, **fields))
+        fields["token_version"] = existing.token_version + 1
+        if (existing.subdomain, existing.base_domain) != (subdomain, base_domain):
+            fields.update(account_id=None, amojo_id=None, bot_user_id=None, chats_scope_id=None)
+        return await repo.update(org_id, existing.id, fields)
+
+    async def _after_connect(self, account: KommoAccount) -> ConnectResult:
+        try:
+            report = await self.sync.sync_account(account)
+            error = None
+        except KommoError as exc:  # connected anyway; the periodic sync retries
+            report, error = None, str(exc)
+        fresh = await self.storage.kommo_accounts.get(account.org_id, account.id)
+        return ConnectResult(account=fresh, webhook_url=self.webhook_url(fresh), sync=report, sync_error=error)

@@ -1,0 +1,75 @@
+"""Exactly-once side effects through the ActionJournal (agent_actions, also the audit log).
+
+`run_journaled` claims the idempotency key first, then acts, then records SENT/FAILED.
+
+Redelivery rules (a Celery retry or a crashed worker's task coming back):
+- SENT / REFUSED: nothing is done; the stored record (with its result) is returned.
+- PLANNED (an earlier dry run) or FAILED (Kommo refused for sure): one caller moves it back to
+  SENDING and tries again.
+- SENDING (an earlier attempt crashed or timed out, so it may or may not have landed):
+  1. if the action can look itself up in Kommo (notes and tasks: same text on the same lead),
+     a match is recorded as SENT and nothing is resent;
+  2. if resending is harmless (PATCH of a stage or field: same value again), resend now;
+  3. otherwise resend only when the record is older than `stale_after_s` (its first attempt is
+     surely over), claimed with compare-and-set so only one redelivery resends;
+  4. else raise `ActionInProgress` (transient: the task retries later).
+Timeouts and 5xx leave the record SENDING (the request may have landed); definite refusals
+(4xx, auth, blocked) record FAILED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core.clock import utcnow
+from core.ids import new_id
+from core.errors import KommoAgentError
+from core.kommo.errors import ActionInProgress, KommoServerError, KommoUnavailable
+from core.models.events import ActionRecord, ActionState
+from core.storage.repositories.events import ActionJournal
+
+Perform = Callable[[], Awaitable[dict[str, Any]]]
+Finder = Callable[[ActionRecord], Awaitable[dict[str, Any] | None]]
+
+
+async def run_journaled(journal: ActionJournal, org_id: str, *, kind: str, key: str, params: dict[str, Any],
+                        perform: Perform, lead_id: int | None = None, dry_run: bool = False,
+                        refuse: str | None = None, find_existing: Finder | None = None,
+                        resend_safe: bool = False, stale_after_s: float = 120.0,
+                        conversation_id: str | None = None, agent_id: str | None = None) -> ActionRecord:
+    state = ActionState.REFUSED if refuse else ActionState.PLANNED if dry_run else ActionState.SENDING
+    record = ActionRecord(_id=new_id("act"), org_id=org_id, idempotency_key=key, kind=kind, params=params,
+                          state=state, lead_id=lead_id, dry_run=dry_run, error=refuse,
+                          conversation_id=conversation_id, agent_id=agent_id)
+    existing, created = await journal.begin(org_id, record)
+    if created:
+        if state != ActionState.SENDING:
+            return existing  # dry run ("would do") or refused: nothing is called
+    elif existing.state in (ActionState.SENT, ActionState.REFUSED) or dry_run:
+        return existing
+    elif existing.state in (ActionState.PLANNED, ActionState.FAILED):
+        if refuse:
+            return existing
+        if not await journal.restart(org_id, key, [existing.state]):
+            raise ActionInProgress(f"{kind} {key} is being retried by another worker")
+    elif existing.state == ActionState.SENDING:
+        found = await find_existing(existing) if find_existing else None
+        if found is not None:
+            await journal.finish(org_id, key, ActionState.SENT, result={**found, "recovered": True})
+            return await journal.by_key(org_id, key)
+        age = (utcnow() - existing.updated_at).total_seconds()
+        if not (resend_safe or age > stale_after_s):
+            raise ActionInProgress(f"{kind} {key} is still in flight ({age:.0f}s); retry later")
+        if not await journal.reclaim(org_id, key, existing.updated_at):
+            raise ActionInProgress(f"{kind} {key} was taken over by another redelivery")
+    try:
+        result = await perform()
+    except (KommoUnavailable, KommoServerError) as exc:
+        await journal.finish(org_id, key, ActionState.SENDING, error=f"uncertain: {exc}"[:500])
+        raise
+    except KommoAgentError as exc:
+        await journal.finish(org_id, key, ActionState.FAILED, error=str(exc)[:500])
+        raise
+    await journal.finish(org_id, key, ActionState.SENT, result=result)
+    return await journal.by_key(org_id, key)

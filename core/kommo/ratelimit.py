@@ -1,0 +1,49 @@
+"""Per-account request pacing shared by every process through Redis.
+
+A GCRA-style schedule: each call atomically reserves the next free slot (`1/rps` apart) and
+sleeps until it. Reservations use Redis' own clock, so workers on different hosts agree, and
+slots are strictly spaced, so no 1-second window ever holds more than `ceil(rps)` + 1 calls.
+`pause()` pushes the schedule out (on a 429 with `retry_after`), which stops every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local nxt = tat + tonumber(ARGV[1])
+if tonumber(ARGV[2]) == 1 then nxt = math.max(tat, now + tonumber(ARGV[1])) end
+redis.call('SET', KEYS[1], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 60000)
+if tonumber(ARGV[2]) == 1 then return 0 end
+return tat - now
+"""
+
+
+class RateLimiter:
+    def __init__(self, redis: aioredis.Redis, rps: float, prefix: str = "kommo:rl") -> None:
+        if rps <= 0:
+            raise ValueError("rps must be positive")
+        self.redis = redis
+        self.interval_us = int(1_000_000 / rps)
+        self.prefix = prefix
+        self._script = redis.register_script(_RESERVE)
+
+    def _key(self, account_key: str) -> str:
+        return f"{self.prefix}:{account_key}"
+
+    async def acquire(self, account_key: str) -> float:
+        """Wait for this account's next slot; returns the seconds waited."""
+        delay_us = int(await self._script(keys=[self._key(account_key)], args=[self.interval_us, 0]))
+        if delay_us > 0:
+            await asyncio.sleep(delay_us / 1_000_000)
+        return delay_us / 1_000_000
+
+    async def pause(self, account_key: str, seconds: float) -> None:
+        """No slot for this account before `seconds` from now (Kommo said retry_after)."""
+        await self._script(keys=[self._key(account_key)], args=[int(seconds * 1_000_000), 1])

@@ -1,0 +1,100 @@
+"""The four ways a reply reaches the customer (section 5 of ../shared/kommo-api.md).
+
+- `salesbot`: a bot waits in a widget_request step; we POST its `return_url` with the full reply
+  in `data.reply` (a following "send message" step prints `{{json.reply}}`; the `show` handler is
+  capped at 80 chars so it is only used when asked for), plus an optional `goto`.
+- `salesbot_run`: write the reply into the lead field `account.reply_field_id`, then run the
+  prepared bot `account.salesbot_bot_id` that sends that field.
+- `chats_api`: our own channel, a signed amojo `new_message`.
+- `note_draft`: a common note on the lead for a human to send (the safe default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.kommo.api import KommoApi
+from core.kommo.chats import ChatsClient
+from core.models.agent import DeliveryMode
+from core.models.events import ActionRecord
+from core.models.kommo import KommoAccount
+
+DRAFT_PREFIX = "AI draft reply / Черновик ответа ИИ:\n\n"
+SHOW_LIMIT = 80
+_CONTINUE_PATH = re.compile(r"^/api/v4/salesbot/\d+/continue/[\w-]+$")
+
+
+def draft_text(text: str) -> str:
+    return DRAFT_PREFIX + text
+
+
+class ReplySender:
+    def __init__(self, api: KommoApi, chats: ChatsClient) -> None:
+        self.api = api
+        self.chats = chats
+
+    def check(self, account: KommoAccount, mode: DeliveryMode, context: dict[str, Any]) -> str | None:
+        """Why this mode cannot be used for this reply, or None."""
+        if mode == DeliveryMode.SALESBOT:
+            parts = urlsplit(str(context.get("return_url") or ""))
+            if not _CONTINUE_PATH.match(parts.path):
+                return "salesbot mode needs the widget_request return_url"
+            if parts.hostname and parts.hostname != account.host:
+                # The account token must never be sent to a host the webhook body chose.
+                return f"return_url host {parts.hostname} is not the account host {account.host}"
+        if mode == DeliveryMode.SALESBOT_RUN and not (account.reply_field_id and account.salesbot_bot_id):
+            return "salesbot_run mode needs the account's reply field and bot id configured"
+        if mode == DeliveryMode.CHATS_API:
+            if not account.chats_scope_id:
+                return "chats_api mode needs the account connected to our chat channel"
+            if not context.get("conversation_id") or not isinstance(context.get("receiver"), dict):
+                return "chats_api mode needs conversation_id and receiver"
+        return None
+
+    async def send(self, account: KommoAccount, mode: DeliveryMode, lead_id: int, text: str,
+                   context: dict[str, Any], key: str) -> dict[str, Any]:
+        if mode == DeliveryMode.SALESBOT:
+            return await self._salesbot(account, text, context)
+        if mode == DeliveryMode.SALESBOT_RUN:
+            await self.api.update_lead(account, lead_id, {"custom_fields_values": [
+                {"field_id": account.reply_field_id, "values": [{"value": text}]}]})
+            await self.api.salesbot_run(account, account.salesbot_bot_id, lead_id)
+            return {"bot_id": account.salesbot_bot_id, "field_id": account.reply_field_id}
+        if mode == DeliveryMode.CHATS_API:
+            # Our message id is derived from the idempotency key, so a resend carries the same id.
+            msgid = hashlib.sha256(key.encode()).hexdigest()[:32]
+            sent = await self.chats.send_text(account, conversation_id=context["conversation_id"], text=text,
+                                              msgid=msgid, receiver=context["receiver"],
+                                              conversation_ref_id=context.get("chat_id"))
+            return {"msgid": sent.get("msgid"), "ref_id": msgid}
+        note = await self.api.add_lead_note(account, lead_id, draft_text(text))
+        return {"note_id": note.get("id")}
+
+    async def _salesbot(self, account: KommoAccount, text: str, context: dict[str, Any]) -> dict[str, Any]:
+        path = urlsplit(context["return_url"]).path
+        handlers: list[dict[str, Any]] = []
+        if context.get("show"):
+            shown = text if len(text) <= SHOW_LIMIT else text[: SHOW_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+            handlers.append({"handler": "show", "params": {"type": "text", "value": shown}})
+        if context.get("goto_step") is not None:
+            handlers.append({"handler": "goto", "params": {"type": context.get("goto_type", "question"),
+                                                           "step": int(context["goto_step"])}})
+        body = {"data": {**(context.get("data") or {}), "reply": text}, "execute_handlers": handlers}
+        await self.api.salesbot_continue(account, path, body)
+        return {"continued": path.rsplit("/", 1)[-1], "handlers": len(handlers)}
+
+    def note_finder(self, account: KommoAccount, lead_id: int, text: str):
+        async def find(record: ActionRecord) -> dict | None:
+            started = record.created_at.timestamp() - 60
+            for note in await self.api.lead_notes(account, lead_id):
+                if (note.get("params") or {}).get("text") == text and note.get("created_at", 0) >= started:
+                    return {"note_id": note.get("id")}
+            return None
+        return find
+
+    def finder(self, account: KommoAccount, mode: DeliveryMode, lead_id: int, text: str):
+        # Only a note can be found again in Kommo; other modes fall back to the staleness rule.
+        return self.note_finder(account, lead_id, draft_text(text)) if mode == DeliveryMode.NOTE_DRAFT else None

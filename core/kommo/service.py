@@ -1,0 +1,86 @@
+"""`build_kommo(services, queue)`: the Kommo integration bundled for one process.
+
+One `SessionProvider` (aiohttp client session) and one Redis-shared `RateLimiter` per process,
+shared by the API client, token refresh, Chats API, sync, OAuth, intake and actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigurationError
+from core.kommo.actions import KommoActions
+from core.kommo.api import KommoApi
+from core.kommo.chats import ChatsClient
+from core.kommo.client import KommoClient
+from core.kommo.connections import KommoConnections
+from core.kommo.errors import KommoNotConnected
+from core.kommo.group_commit import GroupCommitter
+from core.kommo.intake import WebhookIntake
+from core.kommo.oauth import KommoOAuth
+from core.kommo.ratelimit import RateLimiter
+from core.kommo.replies import ReplySender
+from core.kommo.session import SessionProvider
+from core.kommo.sync import KommoSync, SyncReport
+from core.kommo.tokens import TokenManager
+from core.ports import TaskQueue
+
+if TYPE_CHECKING:
+    from core.services import CoreServices
+
+
+@dataclass
+class KommoService:
+    http: SessionProvider
+    limiter: RateLimiter
+    tokens: TokenManager
+    client: KommoClient
+    api: KommoApi
+    sync: KommoSync
+    connections: KommoConnections
+    oauth: KommoOAuth
+    actions: KommoActions
+    _intake: WebhookIntake | None = None
+
+    @property
+    def intake(self) -> WebhookIntake:
+        if self._intake is None:
+            raise ConfigurationError("webhook intake needs a TaskQueue: build_kommo(services, queue)")
+        return self._intake
+
+    async def sync_org(self, org_id: str) -> SyncReport:
+        account = await self.connections.storage.kommo_accounts.for_org(org_id)
+        if account is None:
+            raise KommoNotConnected("this organisation has no Kommo connection")
+        return await self.sync.sync_account(account)
+
+    async def close(self) -> None:
+        if self._intake is not None:
+            await self._intake.committer.drain()
+        await self.http.close()
+
+
+def build_kommo(services: CoreServices, queue: TaskQueue | None = None) -> KommoService:
+    settings, storage = services.settings.kommo, services.storage
+    http = SessionProvider(timeout_s=settings.request_timeout_s)
+    limiter = RateLimiter(services.redis, settings.rate_limit_rps)
+    tokens = TokenManager(settings=settings, http=http, accounts=storage.kommo_accounts, keyring=services.keyring,
+                          redis=services.redis, notifications=storage.notifications)
+    client = KommoClient(settings=settings, http=http, limiter=limiter, tokens=tokens,
+                         accounts=storage.kommo_accounts, notifications=storage.notifications)
+    api = KommoApi(client)
+    sync = KommoSync(storage, api)
+    connections = KommoConnections(settings=settings, storage=storage, keyring=services.keyring, http=http, sync=sync)
+    oauth = KommoOAuth(settings=settings, redis=services.redis, keyring=services.keyring, http=http,
+                       connections=connections)
+    replies = ReplySender(api, ChatsClient(settings, http, limiter))
+    actions = KommoActions(storage=storage, api=api, replies=replies, settings=settings)
+    intake = None
+    if queue is not None:
+        committer = GroupCommitter(storage.events, queue, max_batch=settings.intake_batch_max,
+                                   max_delay_s=settings.intake_batch_delay_ms / 1000)
+        intake = WebhookIntake(settings=settings, accounts=storage.kommo_accounts, keyring=services.keyring,
+                               committer=committer)
+    return KommoService(http=http, limiter=limiter, tokens=tokens, client=client, api=api, sync=sync,
+                        connections=connections, oauth=oauth, actions=actions, _intake=intake)

@@ -1,0 +1,211 @@
+"""Access tokens: decrypting, refreshing (rotating refresh tokens) and the re-auth path.
+
+Kommo rotates refresh tokens: each refresh returns a new pair and the old refresh token dies
+once the new pair is used. So one refresh per account at a time: an in-process single flight
+plus a Redis lock across processes. Inside the lock the stored pair is re-read (someone may have
+refreshed already) and the new pair is written with compare-and-set on `token_version` BEFORE
+anyone uses it. A refresh token Kommo rejects marks the connection NEEDS_REAUTH and alerts the
+org's admins once; it is never retried in a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import LockError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from core.clock import utcnow
+from core.config import KommoSettings
+from core.kommo.errors import (
+    KommoAuthError, KommoError, KommoNotConnected, KommoServerError, KommoTokenRevoked, KommoUnavailable,
+    KommoValidationError,
+)
+from core.kommo.session import SessionProvider
+from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
+from core.security.keyring import Keyring
+from core.storage.notifications import NotificationOutbox
+from core.storage.repositories.kommo_accounts import KommoAccountRepository
+
+log = structlog.get_logger("kommo.tokens")
+
+
+@dataclass(repr=False)
+class TokenPair:
+    access_token: str
+    refresh_token: str | None
+    expires_in: int | None
+
+    def __repr__(self) -> str:  # never log token material
+        return f"TokenPair(expires_in={self.expires_in})"
+
+
+def seal(keyring: Keyring, org_id: str, values: dict[str, str | None]) -> dict[str, str]:
+    """Encrypt secrets for `account.secrets`, bound to the org and the field name."""
+    return {k: keyring.encrypt(org_id, k, v) for k, v in values.items() if v}
+
+
+def oauth_base(settings: KommoSettings, host: str) -> str:
+    return (settings.api_base_url or f"https://{host}").rstrip("/")
+
+
+async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
+                      payload: dict[str, Any]) -> TokenPair:
+    """POST /oauth2/access_token at the account host (never www.kommo.com)."""
+    if not (settings.client_id and settings.client_secret):
+        raise KommoValidationError("KOMMO_CLIENT_ID and KOMMO_CLIENT_SECRET are not configured")
+    body = {"client_id": settings.client_id, "client_secret": settings.client_secret.get_secret_value(),
+            "redirect_uri": settings.redirect_uri or "", **payload}
+    session = await http.get()
+    try:
+        async with session.post(f"{oauth_base(settings, host)}/oauth2/access_token", json=body) as resp:
+            status = resp.status
+            data = await resp.json(content_type=None) if status != 204 else None
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        raise KommoUnavailable(f"token endpoint did not answer: {type(exc).__name__}") from None
+    if status >= 500:
+        raise KommoServerError(f"token endpoint error {status}", status=status)
+    if status in (400, 401, 403):
+        hint = (data or {}).get("hint") or (data or {}).get("detail") or (data or {}).get("title") or ""
+        raise KommoAuthError(f"token grant refused ({status}): {hint}"[:300], status=status, hint=hint)
+    if status != 200 or not isinstance(data, dict) or not data.get("access_token"):
+        raise KommoError(f"unexpected token endpoint answer {status}", status=status)
+    return TokenPair(data["access_token"], data.get("refresh_token"), data.get("expires_in"))
+
+
+class TokenManager:
+    def __init__(self, *, settings: KommoSettings, http: SessionProvider, accounts: KommoAccountRepository,
+                 keyring: Keyring, redis: aioredis.Redis, notifications: NotificationOutbox,
+                 refresh_margin_s: float = 300, lock_timeout_s: float = 30) -> None:
+        self.settings = settings
+        self.http = http
+        self.accounts = accounts
+        self.keyring = keyring
+        self.redis = redis
+        self.notifications = notifications
+        self.margin = timedelta(seconds=refresh_margin_s)
+        self.lock_timeout_s = lock_timeout_s
+        self._inflight: dict[str, asyncio.Future] = {}
+        self.refresh_count = 0  # grants this process made (observability, tests)
+
+    def secret(self, account: KommoAccount, name: str) -> str | None:
+        envelope = account.secrets.get(name)
+        return self.keyring.decrypt(account.org_id, name, envelope) if envelope else None
+
+    def _expiring(self, account: KommoAccount, min_validity: timedelta | None = None) -> bool:
+        return (account.auth_kind == AuthKind.OAUTH and account.expires_at is not None
+                and account.expires_at - utcnow() < (min_validity or self.margin))
+
+    async def access_token(self, account: KommoAccount) -> str:
+        token = self.secret(account, "access_token")
+        if not token:
+            raise KommoNotConnected("no access token stored for this Kommo connection")
+        if self._expiring(account):
+            return await self.refresh(account)
+        return token
+
+    async def handle_unauthorized(self, account: KommoAccount, rejected: str) -> str:
+        """Kommo answered 401 to `rejected`: refresh once (OAuth) or ask for re-auth (long-lived)."""
+        if account.auth_kind == AuthKind.LONG_LIVED:
+            await self.mark_needs_reauth(account, "the long-lived token was rejected (401)")
+            raise KommoTokenRevoked("the long-lived Kommo token is expired or revoked; connect again")
+        return await self.refresh(account, rejected=rejected)
+
+    async def refresh(self, account: KommoAccount, rejected: str | None = None,
+                      min_validity: timedelta | None = None) -> str:
+        """Return a token valid for at least `min_validity` (default: the refresh margin)."""
+        running = self._inflight.get(account.id)
+        if running is None:
+            running = asyncio.ensure_future(self._refresh_locked(account, rejected, min_validity))
+            self._inflight[account.id] = running
+            running.add_done_callback(lambda _f, k=account.id: self._inflight.pop(k, None))
+        token, fresh = await asyncio.shield(running)
+        _adopt(account, fresh)
+        return token
+
+    async def _refresh_locked(self, seen: KommoAccount, rejected: str | None,
+                              min_validity: timedelta | None) -> tuple[str, KommoAccount]:
+        lock = self.redis.lock(f"kommo:refresh:{seen.id}", timeout=self.lock_timeout_s,
+                               blocking_timeout=self.lock_timeout_s + 5)
+        if not await lock.acquire():
+            raise KommoUnavailable("another process holds the token refresh lock too long")
+        try:
+            current = await self.accounts.get(seen.org_id, seen.id)
+            if current is None:
+                raise KommoNotConnected("the Kommo connection was removed")
+            if current.status == ConnectionStatus.NEEDS_REAUTH:
+                raise KommoTokenRevoked("the Kommo connection needs to be authorised again")
+            stored = self.secret(current, "access_token")
+            if stored and stored != rejected and not self._expiring(current, min_validity):
+                return stored, current  # refreshed meanwhile by another worker: reuse it
+            refresh_token = self.secret(current, "refresh_token")
+            if not refresh_token:
+                await self.mark_needs_reauth(current, "no refresh token stored")
+                raise KommoTokenRevoked("no refresh token stored; connect again")
+            pair = await self._grant_refresh(current, refresh_token)
+            changes = {"expires_at": utcnow() + timedelta(seconds=pair.expires_in or 86400),
+                       "status": ConnectionStatus.ACTIVE, "status_reason": None}
+            stored_acc = await self.accounts.store_tokens(
+                current.org_id, current.id, current.token_version,
+                seal(self.keyring, current.org_id, {"access_token": pair.access_token,
+                                                    "refresh_token": pair.refresh_token}), changes)
+            if stored_acc is None:  # a writer bypassed the lock: trust what is stored
+                latest = await self.accounts.get(current.org_id, current.id)
+                return self.secret(latest, "access_token"), latest
+            log.info("kommo token refreshed", org_id=current.org_id, version=stored_acc.token_version)
+            return pair.access_token, stored_acc
+        finally:
+            try:
+                await lock.release()
+            except LockError:
+                pass
+
+    async def _grant_refresh(self, account: KommoAccount, refresh_token: str) -> TokenPair:
+        # A lost response leaves the old refresh token valid (Kommo docs): retrying with it is safe.
+        try:
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type((KommoUnavailable, KommoServerError)),
+                    wait=wait_exponential_jitter(initial=0.3, max=5), stop=stop_after_attempt(3), reraise=True):
+                with attempt:
+                    self.refresh_count += 1
+                    return await token_grant(self.http, self.settings, account.host,
+                                             {"grant_type": "refresh_token", "refresh_token": refresh_token})
+        except KommoAuthError as exc:
+            await self.mark_needs_reauth(account, f"refresh token rejected: {exc.params.get('hint') or exc}")
+            raise KommoTokenRevoked("Kommo revoked the refresh token; an admin must connect again") from None
+        raise AssertionError("unreachable")
+
+    async def mark_needs_reauth(self, account: KommoAccount, reason: str) -> None:
+        log.warning("kommo needs re-auth", org_id=account.org_id, reason=reason)
+        await self.accounts.update(account.org_id, account.id, {
+            "status": ConnectionStatus.NEEDS_REAUTH, "status_reason": reason[:300]})
+        account.status = ConnectionStatus.NEEDS_REAUTH
+        await self.notifications.publish(account.org_id, "kommo_needs_reauth", subdomain=account.subdomain,
+                                         reason=reason[:300],
+                                         dedupe_key=f"kommo_needs_reauth:{account.id}:{account.token_version}")
+
+    async def refresh_expiring(self, within: timedelta) -> dict[str, str]:
+        """Beat job: refresh OAuth pairs that expire within `within`; returns org_id -> outcome."""
+        outcomes: dict[str, str] = {}
+        for account in await self.accounts.all_accounts():
+            if (account.auth_kind != AuthKind.OAUTH or account.status != ConnectionStatus.ACTIVE
+                    or account.expires_at is None or account.expires_at - utcnow() > within):
+                continue
+            try:
+                await self.refresh(account, min_validity=within)
+                outcomes[account.org_id] = "refreshed"
+            except KommoError as exc:
+                outcomes[account.org_id] = f"failed: {exc.code}"
+        return outcomes
+
+
+def _adopt(target: KommoAccount, fresh: KommoAccount) -> None:
+    """Callers hold their own copy of the account; give it the stored pair and version."""
+    for name in ("secrets", "expires_at", "token_version", "status", "status_reason"):
+        setattr(target, name, getattr(fresh, name))

@@ -1,0 +1,177 @@
+"""Standard Kommo webhooks: a form body -> the account it names and typed events.
+
+One body may carry several entities and actions (`leads[status][0]`, `leads[status][1]`,
+`message[add][0]` ...); each item becomes one `KommoEvent` with a natural dedupe key, so a
+webhook Kommo re-sends (it retries after failures) is recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.kommo.errors import InvalidWebhook
+from core.kommo.form import parse_form
+
+# entity key in the body -> our entity name (companies arrive under `contacts` with type=company)
+_ENTITIES = {
+    "leads": "lead", "contacts": "contact", "companies": "company", "customers": "customer",
+    "task": "task", "tasks": "task", "message": "message", "outgoing_message": "outgoing_message",
+    "talk": "talk", "unsorted": "unsorted", "catalogs": "catalog",
+}
+_ACTIONS = {"add", "update", "delete", "restore", "status", "responsible", "note"}
+
+# Kinds the conversation engine acts on: enqueued. Other well-formed kinds are stored as
+# "unhandled" (kept for audit and replay, answered 200, never enqueued).
+ACTIONABLE_KINDS = frozenset({
+    "message.add", "outgoing_message.add",
+    "lead.add", "lead.status", "lead.responsible", "lead.delete", "lead.restore",
+    "talk.add", "talk.update", "unsorted.add", "unsorted.delete",
+})
+
+
+@dataclass
+class KommoEvent:
+    kind: str  # e.g. message.add, lead.status, note.add, contact.update, company.add
+    entity: str
+    action: str
+    data: dict[str, Any]
+    dedupe_key: str
+    entity_id: str | None = None
+    lead_id: int | None = None
+    author_user_id: int | None = None  # the Kommo user whose action caused the event, if known
+
+    @property
+    def actionable(self) -> bool:
+        return self.kind in ACTIONABLE_KINDS
+
+
+@dataclass
+class ParsedWebhook:
+    account_subdomain: str | None
+    account_id: int | None
+    events: list[KommoEvent] = field(default_factory=list)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:20]
+
+
+def _kind(entity: str, action: str, item: dict[str, Any]) -> tuple[str, str]:
+    if entity == "contact" and item.get("type") == "company":
+        entity = "company"
+    if action == "note":  # leads[note][0][note][...]: a note added to that entity
+        return "note", f"note.add"
+    return entity, f"{entity}.{action}"
+
+
+def _dedupe_key(kind: str, item: dict[str, Any]) -> tuple[str, str | None]:
+    if kind in ("message.add", "outgoing_message.add") and item.get("id"):
+        return f"{kind}:{item['id']}", str(item["id"])
+    if kind == "note.add":
+        note = item.get("note") if isinstance(item.get("note"), dict) else item
+        if note.get("id"):
+            return f"note.add:{note['id']}", str(note["id"])
+    if kind.startswith("talk."):
+        talk_id = item.get("talk_id") or item.get("id")
+        stamp = item.get("updated_at") or item.get("created_at")
+        if talk_id and stamp:
+            return f"{kind}:{talk_id}:{stamp}:{_digest(item)[:8]}", str(talk_id)
+    if kind.startswith("unsorted.") and item.get("uid"):
+        return f"{kind}:{item['uid']}:{item.get('action', '')}", str(item["uid"])
+    entity_id = item.get("id")
+    stamp = item.get("updated_at") or item.get("last_modified")
+    if entity_id and stamp:
+        return f"{kind}:{entity_id}:{stamp}", str(entity_id)
+    # No natural version stamp (e.g. leads[delete]): the item content itself, which a retry repeats.
+    return f"{kind}:{entity_id or '-'}:{_digest(item)}", str(entity_id) if entity_id else None
+
+
+def _lead_id(entity: str, item: dict[str, Any]) -> int | None:
+    if entity == "lead":
+        return _int(item.get("id"))
+    if entity in ("message", "outgoing_message", "talk"):
+        if str(item.get("entity_type", "")) in ("lead", "leads", "2") or str(item.get("element_type")) == "2":
+            return _int(item.get("entity_id") or item.get("element_id"))
+    if entity == "note":
+        note = item.get("note") if isinstance(item.get("note"), dict) else item
+        if str(note.get("element_type")) == "2":
+            return _int(note.get("element_id"))
+    if entity == "task" and str(item.get("element_type")) == "2":
+        return _int(item.get("element_id"))
+    return None
+
+
+def _author(entity: str, item: dict[str, Any]) -> int | None:
+    if entity == "note":
+        note = item.get("note") if isinstance(item.get("note"), dict) else item
+        return _int(note.get("created_by") or note.get("modified_by"))
+    if entity in ("message", "outgoing_message"):
+        author = item.get("author") if isinstance(item.get("author"), dict) else {}
+        return _int(author.get("id")) if author.get("type") in ("user", "bot") else None
+    return _int(item.get("modified_user_id") or item.get("modified_by"))
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, dict)]
+    if isinstance(value, dict):  # sparse indexes (`[3]` without `[0]`) stay a dict
+        return [v for v in value.values() if isinstance(v, dict)]
+    return []
+
+
+def parse_webhook(body: bytes, content_type: str = "") -> ParsedWebhook:
+    """Raise `InvalidWebhook` for anything that is not a Kommo standard webhook."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype and ctype != "application/x-www-form-urlencoded":
+        raise InvalidWebhook(f"expected form-encoded body, got {ctype[:40]}")
+    tree = parse_form(body)
+    account = tree.get("account")
+    if not isinstance(account, dict) or not (account.get("subdomain") or account.get("id")):
+        raise InvalidWebhook("no account in body")
+    parsed = ParsedWebhook(account_subdomain=account.get("subdomain") or None,
+                           account_id=_int(account.get("id")))
+    for key, actions in tree.items():
+        if key == "account":
+            continue
+        if not isinstance(actions, dict):
+            raise InvalidWebhook(f"unexpected top-level field {key[:30]}")
+        for action, items in actions.items():
+            for item in _items(items):
+                parsed.events.append(_event(key, action, item))
+    if not parsed.events:
+        raise InvalidWebhook("no events in body")
+    return parsed
+
+
+def _event(key: str, action: str, item: dict[str, Any]) -> KommoEvent:
+    entity = _ENTITIES.get(key)
+    if entity is None or action not in _ACTIONS:
+        # Well-formed but unknown to us (a catalog element, a future entity): kept as unhandled.
+        kind = f"other.{key[:30]}.{action[:30]}"
+        return KommoEvent(kind=kind, entity=key, action=action, data=item,
+                          dedupe_key=f"{kind}:{item.get('id', '-')}:{_digest(item)}",
+                          entity_id=str(item["id"]) if item.get("id") else None)
+    entity, kind = _kind(entity, action, item)
+    dedupe, entity_id = _dedupe_key(kind, item)
+    return KommoEvent(kind=kind, entity=entity, action=action if kind != "note.add" else "add", data=item,
+                      dedupe_key=dedupe, entity_id=entity_id, lead_id=_lead_id(entity, item),
+                      author_user_id=_author(entity, item))
+
+
+def is_own_write(event: KommoEvent, bot_user_id: int | None) -> bool:
+    """Events caused by our own API writes must never be acted on, or we would loop."""
+    if event.kind == "outgoing_message.add":
+        author = event.data.get("author") if isinstance(event.data.get("author"), dict) else {}
+        if author.get("type") == "bot":
+            return True  # a Salesbot printed it: our salesbot reply, never a human manager
+    return bot_user_id is not None and event.author_user_id == bot_user_id

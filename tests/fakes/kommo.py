@@ -1,0 +1,206 @@
+"""A fake Kommo (API v4, OAuth token endpoint, Salesbot continue, Chats API) on 127.0.0.1.
+
+Behaves as ../shared/kommo-api.md says: rotating refresh tokens (reusing a retired one gives
+401 "Token has been revoked"), access-token expiry, 7 req/s per account with 429 + retry_after,
+204 on empty lists, `_links.next` pagination with absolute Kommo URLs, 403 when blocked, an
+optional fault mode (a share of 429/5xx/timeouts), signed amojo requests. Everything it receives
+is recorded for assertions. Use `async with FakeKommo() as fake:` in tests, or run it alone:
+`python -m tests.fakes.kommo --port 8765` (control: GET /_fake/stats, POST /_fake/config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.kommo_state import FakeAccount, TokenBook, next_id, seed_account
+
+CHANNEL_ID = "fake-channel"
+CHANNEL_SECRET = "fake-channel-secret"
+
+
+def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
+    body = {"title": title, "type": f"https://httpstatus.es/{status}", "status": status, "detail": detail, **extra}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+class FakeKommo:
+    def __init__(self, *, rate_limit: int = 7, retry_after: float = 1, access_ttl: float = 86400,
+                 fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "500", "timeout"),
+                 timeout_delay: float = 3.0, client_id: str = "fake-client", client_secret: str = "fake-secret",
+                 seed: int = 1) -> None:
+        self.rate_limit, self.retry_after = rate_limit, retry_after
+        self.fault_rate, self.fault_kinds, self.timeout_delay = fault_rate, fault_kinds, timeout_delay
+        self.client_id, self.client_secret = client_id, client_secret
+        self.book = TokenBook(access_ttl)
+        self.accounts: dict[int, FakeAccount] = {}
+        self.refresh_calls = 0
+        self.code_calls = 0
+        self.rate_limited = 0
+        self.faults = 0
+        self.requests: list[tuple[int | None, str, str, float]] = []
+        self._rng = random.Random(seed)
+        self.app = web.Application(middlewares=[self._middleware])
+        self._routes()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self, port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> FakeKommo:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    # ---- seeding and inspection --------------------------------------------------------------
+    def add_account(self, subdomain: str = "acme") -> FakeAccount:
+        acc = seed_account(subdomain)
+        self.accounts[acc.id] = acc
+        return acc
+
+    def scope_id(self, acc: FakeAccount) -> str:
+        return f"{CHANNEL_ID}_{acc.amojo_id}"
+
+    def open_continue(self, acc: FakeAccount, bot_id: int = 77, lead_id: int | None = None) -> str:
+        """A Salesbot waiting in a widget_request step; returns its return_url (Kommo-shaped)."""
+        continue_id = f"c{next_id()}"
+        acc.continues[continue_id] = {"bot_id": bot_id, "lead_id": lead_id, "state": "waiting", "body": None}
+        return f"https://{acc.subdomain}.kommo.com/api/v4/salesbot/{bot_id}/continue/{continue_id}"
+
+    def max_in_window(self, account_id: int, window: float = 1.0) -> int:
+        times = sorted(self.accounts[account_id].request_times)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
+    def stats(self) -> dict[str, Any]:
+        return {"refresh_calls": self.refresh_calls, "code_calls": self.code_calls,
+                "rate_limited": self.rate_limited, "faults": self.faults, "requests": len(self.requests),
+                "accounts": {a.id: {"notes": len(a.notes), "tasks": len(a.tasks), "bot_runs": len(a.bot_runs),
+                                    "amojo_messages": len(a.amojo_messages),
+                                    "max_per_s": self.max_in_window(a.id)} for a in self.accounts.values()}}
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        path = request.path
+        if not path.startswith("/api/"):
+            self.requests.append((None, request.method, path, time.monotonic()))
+            return await handler(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        state = self.book.check_access(token)
+        if state is None:
+            self.requests.append((None, request.method, path, time.monotonic()))
+            return problem(401, "Unauthorized", "Invalid user name or password")
+        acc = self.accounts[state.account_id]
+        now = time.monotonic()
+        acc.request_times.append(now)
+        self.requests.append((acc.id, request.method, path, now))
+        if acc.blocked:
+            return problem(403, "Forbidden", "Account is blocked")
+        if sum(1 for t in acc.request_times if now - t < 1.0) > self.rate_limit:
+            self.rate_limited += 1
+            return problem(429, "Too Many Requests", "Rate limit exceeded", retry_after=self.retry_after)
+        if self.fault_rate and self._rng.random() < self.fault_rate:
+            self.faults += 1
+            kind = self._rng.choice(self.fault_kinds)
+            if kind == "429":
+                return problem(429, "Too Many Requests", "", retry_after=self.retry_after)
+            if kind == "timeout":
+                await asyncio.sleep(self.timeout_delay)
+                return problem(504, "Gateway Timeout")
+            return problem(int(kind), "Server error")
+        request["acc"] = acc
+        return await handler(request)
+
+    def _page(self, request: web.Request, acc: FakeAccount, items: list[dict], key: str) -> web.Response:
+        limit = int(request.query.get("limit", 50))
+        if limit > 250:
+            return problem(422, "Unprocessable", "Limit 250 per page")
+        page = int(request.query.get("page", 1))
+        chunk = items[(page - 1) * limit: page * limit]
+        if not chunk:
+            return web.Response(status=204)
+        kommo = f"https://{acc.subdomain}.kommo.com{request.path}"
+        links = {"self": {"href": f"{kommo}?page={page}&limit={limit}"}}
+        if page * limit < len(items):
+            links["next"] = {"href": f"{kommo}?page={page + 1}&limit={limit}"}
+        return web.json_response({"_page": page, "_links": links, "_embedded": {key: chunk}},
+                                 content_type="application/hal+json")
+
+    def _routes(self) -> None:
+        from tests.fakes import kommo_routes  # noqa: PLC0415 - handlers kept in their own module
+
+        kommo_routes.install(self)
+
+
+async def _serve(port: int, token: str, subdomain: str) -> None:
+    fake = FakeKommo()
+    acc = fake.add_account(subdomain)
+    fake.book.issue_long_lived(acc.id, token)
+    url = await fake.start(port)
+    print(json.dumps({"base_url": url, "account_id": acc.id, "token": token,
+                      "lead_ids": list(acc.leads), "scope_id": fake.scope_id(acc)}), flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fake Kommo API server")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--token", default="fake-long-lived-token")
+    parser.add_argument("--subdomain", default="acme")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.port, args.token, args.subdomain))
+
+
+def sign_amojo(method: str, path: str, body: bytes, date: str, secret: str = CHANNEL_SECRET,
+               content_type: str = "application/json") -> tuple[str, str]:
+    md5 = hashlib.md5(body).hexdigest()
+    sig = hmac.new(secret.encode(), "\n".join([method.upper(), md5, content_type, date, path]).encode(),
+                   hashlib.sha1).hexdigest()
+    return md5, sig
+
+
+def check_amojo_signature(request: web.Request, body: bytes) -> str | None:
+    date = request.headers.get("Date", "")
+    try:
+        if abs(time.time() - parsedate_to_datetime(date).timestamp()) > 900:
+            return "date too old"
+    except (TypeError, ValueError):
+        return "bad Date header"
+    md5, sig = sign_amojo(request.method, request.path, body, date,
+                          content_type=request.headers.get("Content-Type", ""))
+    if request.headers.get("Content-MD5", "").lower() != md5:
+        return "Content-MD5 mismatch"
+    if not hmac.compare_digest(request.headers.get("X-Signature", "").lower(), sig):
+        return "bad signature"
+    return None
+
+
+if __name__ == "__main__":
+    main()

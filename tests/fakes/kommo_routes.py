@@ -1,0 +1,237 @@
+"""HTTP handlers of the fake Kommo (see tests/fakes/kommo.py for the behaviour contract)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from tests.fakes.kommo_state import next_id
+
+if TYPE_CHECKING:
+    from tests.fakes.kommo import FakeKommo
+
+
+def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint reads best here
+    from tests.fakes.kommo import CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415
+
+    r = fake.app.router
+
+    async def token(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("client_id") != fake.client_id or body.get("client_secret") != fake.client_secret:
+            return problem(401, "Unauthorized", "Client authentication failed")
+        grant = body.get("grant_type")
+        if grant == "authorization_code":
+            fake.code_calls += 1
+            acc_id = fake.book.codes.pop(body.get("code", ""), None)
+            if acc_id is None:
+                return problem(400, "Bad Request", "Authorization code has expired", hint="Authorization code has been revoked")
+            access, refresh, ttl = fake.book.issue_pair(acc_id)
+        elif grant == "refresh_token":
+            fake.refresh_calls += 1
+            state = fake.book.tokens.get(body.get("refresh_token", ""))
+            if state is None or state.kind != "refresh" or not state.valid:
+                return problem(401, "Unauthorized", "", hint="Token has been revoked",
+                               type="https://developers.amocrm.ru/v3/errors/OAuthProblemJson")
+            fake.book.used(body["refresh_token"])  # using a successor retires its parent
+            access, refresh, ttl = fake.book.issue_pair(state.account_id, parent=body["refresh_token"])
+        else:
+            return problem(400, "Bad Request", "unsupported grant_type")
+        return web.json_response({"token_type": "Bearer", "expires_in": ttl, "access_token": access,
+                                  "refresh_token": refresh, "server_time": int(time.time())})
+
+    async def account(request: web.Request) -> web.Response:
+        acc = request["acc"]
+        body = {"id": acc.id, "name": acc.subdomain.title(), "subdomain": acc.subdomain,
+                "current_user_id": acc.current_user_id, "country": "RU", "currency": "RUB"}
+        if "amojo_id" in request.query.get("with", ""):
+            body["amojo_id"] = acc.amojo_id
+        return web.json_response(body)
+
+    async def users(request):
+        return fake._page(request, request["acc"], request["acc"].users, "users")
+
+    async def pipelines(request):
+        acc = request["acc"]
+        return web.json_response({"_total_items": len(acc.pipelines), "_embedded": {"pipelines": acc.pipelines}})
+
+    async def fields(request):
+        acc = request["acc"]
+        return fake._page(request, acc, acc.custom_fields.get(request.match_info["entity"], []), "custom_fields")
+
+    def _lead(request) -> dict[str, Any]:
+        lead = request["acc"].leads.get(int(request.match_info["id"]))
+        if lead is None:
+            raise web.HTTPNotFound()
+        return lead
+
+    async def get_lead(request):
+        return web.json_response(_lead(request))
+
+    async def list_leads(request):
+        acc, q = request["acc"], request.query
+        items = list(acc.leads.values())
+        if "filter[pipeline_id]" in q:
+            items = [x for x in items if x["pipeline_id"] == int(q["filter[pipeline_id]"])]
+        ids = q.getall("filter[id][]", []) + q.getall("filter[id]", [])
+        if ids:
+            items = [x for x in items if str(x["id"]) in ids]
+        return fake._page(request, acc, items, "leads")
+
+    def _merge_fields(entity: dict, values: list[dict]) -> None:
+        # Kommo replaces a field's values as a whole: whatever is sent is the new full list.
+        current = {f.get("field_id") or f.get("field_code"): f for f in entity.get("custom_fields_values") or []}
+        for f in values:
+            current[f.get("field_id") or f.get("field_code")] = f
+        entity["custom_fields_values"] = list(current.values())
+
+    async def patch_lead(request):
+        acc, lead, body = request["acc"], _lead(request), await request.json()
+        if not isinstance(body, dict):
+            return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
+        pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
+        if "status_id" in body and body["status_id"] not in acc.stage_ids(pipeline_id):
+            return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": [
+                {"request_id": "0", "errors": [{"code": "NotSupportedChoice", "path": "status_id",
+                                                "detail": "The value you selected is not a valid choice."}]}]})
+        for key in ("name", "price", "status_id", "pipeline_id", "responsible_user_id"):
+            if key in body:
+                lead[key] = body[key]
+        _merge_fields(lead, body.get("custom_fields_values") or [])
+        lead["updated_at"], lead["updated_by"] = int(time.time()), acc.current_user_id
+        return web.json_response({"id": lead["id"], "updated_at": lead["updated_at"]})
+
+    async def get_contact(request):
+        contact = request["acc"].contacts.get(int(request.match_info["id"]))
+        return web.json_response(contact) if contact else problem(404, "Not Found")
+
+    async def patch_contact(request):
+        contact = request["acc"].contacts.get(int(request.match_info["id"]))
+        if contact is None:
+            return problem(404, "Not Found")
+        body = await request.json()
+        _merge_fields(contact, body.get("custom_fields_values") or [])
+        contact["updated_at"] = int(time.time())
+        return web.json_response({"id": contact["id"], "updated_at": contact["updated_at"]})
+
+    def _add_notes(acc, items: list[dict], lead_id: int | None) -> list[dict]:
+        out = []
+        for n in items:
+            entity_id = lead_id or n.get("entity_id")
+            if entity_id not in acc.leads:
+                raise web.HTTPBadRequest(text="entity not found")
+            note = {"id": next_id(), "entity_id": entity_id, "note_type": n.get("note_type"),
+                    "params": n.get("params", {}), "created_by": acc.current_user_id,
+                    "created_at": int(time.time())}
+            acc.notes.append(note)
+            out.append({"id": note["id"], "entity_id": entity_id, "request_id": n.get("request_id", "0")})
+        return out
+
+    async def add_lead_notes(request):
+        lead_id = int(request.match_info["id"]) if "id" in request.match_info else None
+        created = _add_notes(request["acc"], await request.json(), lead_id)
+        return web.json_response({"_embedded": {"notes": created}})
+
+    async def list_lead_notes(request):
+        acc = request["acc"]
+        lead_id = int(request.match_info["id"])
+        return fake._page(request, acc, [n for n in acc.notes if n["entity_id"] == lead_id], "notes")
+
+    async def add_tasks(request):
+        acc, created = request["acc"], []
+        for t in await request.json():
+            if not t.get("text") or not t.get("complete_till"):
+                return problem(400, "Bad Request", "text and complete_till are required")
+            task = {"id": next_id(), "is_completed": False, "created_by": acc.current_user_id,
+                    "responsible_user_id": t.get("responsible_user_id", acc.current_user_id), **t}
+            acc.tasks.append(task)
+            created.append({"id": task["id"], "request_id": t.get("request_id", "0")})
+        return web.json_response({"_embedded": {"tasks": created}})
+
+    async def list_tasks(request):
+        acc, q = request["acc"], request.query
+        items = acc.tasks
+        if "filter[entity_id]" in q or "filter[entity_id][]" in q:
+            wanted = {int(x) for x in q.getall("filter[entity_id]", []) + q.getall("filter[entity_id][]", [])}
+            items = [t for t in items if t.get("entity_id") in wanted]
+        return fake._page(request, acc, items, "tasks")
+
+    async def webhooks(request):
+        acc, body = request["acc"], await request.json()
+        acc.webhooks = [w for w in acc.webhooks if w["destination"] != body.get("destination")]
+        hook = {"id": next_id(), "destination": body.get("destination"), "settings": body.get("settings", []),
+                "sort": body.get("sort", 10), "disabled": False, "created_at": int(time.time())}
+        acc.webhooks.append(hook)
+        return web.json_response(hook, status=201)
+
+    async def salesbot_continue(request):
+        acc = request["acc"]
+        cont = acc.continues.get(request.match_info["cid"])
+        if cont is None or cont["bot_id"] != int(request.match_info["bot"]):
+            return problem(404, "Not Found", "continue_id not found")
+        if cont["state"] != "waiting":
+            return problem(400, "Bad Request", "bot is not waiting")
+        cont.update(state="continued", body=await request.json())
+        return web.Response(status=202)
+
+    async def salesbot_run(request):
+        acc = request["acc"]
+        for run in await request.json():
+            lead = acc.leads.get(int(run.get("entity_id", 0)))
+            acc.bot_runs.append({**run, "lead_fields": json.loads(json.dumps(
+                (lead or {}).get("custom_fields_values") or []))})
+        return web.json_response({"success": True}, status=202)
+
+    async def amojo_message(request):
+        body = await request.read()
+        error = check_amojo_signature(request, body)
+        if error:
+            return web.json_response({"status": 403, "error_code": "ORIGIN_INVALID_SIGNATURE",
+                                      "error_type": "ORIGIN_INVALID_SIGNATURE", "error_description": error},
+                                     status=403)
+        scope = request.match_info["scope"]
+        acc = next((a for a in fake.accounts.values() if fake.scope_id(a) == scope), None)
+        if acc is None:
+            return web.json_response({"error_code": "ORIGIN_NOT_REGISTERED"}, status=404)
+        data = json.loads(body)
+        acc.amojo_messages.append(data)
+        payload = data.get("payload", {})
+        return web.json_response({"new_message": {"conversation_id": payload.get("conversation_id"),
+                                                  "msgid": str(uuid.uuid4()), "ref_id": payload.get("msgid")}})
+
+    async def stats(_):
+        return web.json_response(fake.stats())
+
+    async def config(request):
+        body = await request.json()
+        for key in ("fault_rate", "rate_limit", "retry_after", "timeout_delay"):
+            if key in body:
+                setattr(fake, key, body[key])
+        return web.json_response({"ok": True})
+
+    assert CHANNEL_SECRET
+    r.add_post("/oauth2/access_token", token)
+    r.add_get("/api/v4/account", account)
+    r.add_get("/api/v4/users", users)
+    r.add_get("/api/v4/leads/pipelines", pipelines)
+    r.add_get("/api/v4/{entity:leads|contacts}/custom_fields", fields)
+    r.add_get("/api/v4/leads", list_leads)
+    r.add_post("/api/v4/leads/notes", add_lead_notes)
+    r.add_get(r"/api/v4/leads/{id:\d+}", get_lead)
+    r.add_patch(r"/api/v4/leads/{id:\d+}", patch_lead)
+    r.add_post(r"/api/v4/leads/{id:\d+}/notes", add_lead_notes)
+    r.add_get(r"/api/v4/leads/{id:\d+}/notes", list_lead_notes)
+    r.add_get(r"/api/v4/contacts/{id:\d+}", get_contact)
+    r.add_patch(r"/api/v4/contacts/{id:\d+}", patch_contact)
+    r.add_post("/api/v4/tasks", add_tasks)
+    r.add_get("/api/v4/tasks", list_tasks)
+    r.add_post("/api/v4/webhooks", webhooks)
+    r.add_post(r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", salesbot_continue)
+    r.add_post("/api/v2/salesbot/run", salesbot_run)
+    r.add_post("/v2/origin/custom/{scope}", amojo_message)
+    r.add_get("/_fake/stats", stats)
+    r.add_post("/_fake/config", config)

@@ -1,0 +1,132 @@
+"""The standard-webhook parser over every captured body in ../shared/fixtures/kommo/webhooks_form."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+
+from core.kommo.errors import InvalidWebhook
+from core.kommo.form import parse_form
+from core.kommo.webhook_parser import is_own_write, parse_webhook
+from tests.conftest import shared_path
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def fixture_bodies() -> list[tuple[str, bytes, dict]]:
+    folder = shared_path("fixtures", "kommo", "webhooks_form")
+    out = []
+    for path in sorted(folder.iterdir()):
+        if path.name.endswith(".body.txt"):
+            meta = json.loads(path.with_name(path.name.replace(".body.txt", ".meta.json")).read_text())
+            out.append((path.name, path.read_bytes(), dict(meta["parsed_pairs"])))
+        elif path.name.endswith(".pairs.json"):
+            data = json.loads(path.read_text())
+            out.append((path.name, data["derived_body"].encode(), dict(data["pairs_in_captured_order"])))
+    return out
+
+
+def test_every_fixture_file_is_covered():
+    names = {n for n, _, _ in fixture_bodies()}
+    assert len(names) == 14  # 11 captured bodies + 3 derived message[add] bodies
+
+
+@pytest.mark.parametrize("name,body,pairs", fixture_bodies(), ids=lambda v: v if isinstance(v, str) else "")
+def test_fixture_parses_into_typed_events(name, body, pairs):
+    parsed = parse_webhook(body, FORM)
+    assert parsed.account_subdomain == pairs["account[subdomain]"]
+    assert len(parsed.events) == 1
+    ev = parsed.events[0]
+    entity_key, action = next(k for k in pairs if not k.startswith("account")).split("[")[:2]
+    action = action.rstrip("]")
+    # every leaf value of the item survives the round trip, Cyrillic included
+    prefix = f"{entity_key}[{action}][0]"
+    for key, value in pairs.items():
+        if key.startswith(prefix):
+            node = ev.data
+            for part in key[len(prefix):].strip("[]").split("]["):
+                node = node[int(part)] if isinstance(node, list) else node[part]
+            assert node == value, key
+    assert ev.dedupe_key.startswith(ev.kind + ":")
+
+
+def test_kinds_and_keys_per_fixture():
+    kinds = {name: parse_webhook(body, FORM).events[0] for name, body, _ in fixture_bodies()}
+    assert kinds["amocrm2016_company_add.body.txt"].kind == "company.add"  # companies arrive as contacts
+    assert kinds["amocrm2016_contacts_restore.body.txt"].kind == "contact.restore"
+    assert kinds["amocrm2016_leads_status.body.txt"].kind == "lead.status"
+    assert kinds["amocrm2016_leads_responsible.body.txt"].kind == "lead.responsible"
+    assert kinds["unirock2025_leads_delete.body.txt"].kind == "lead.delete"
+    text = kinds["kommo2026_message_add_waba_text.pairs.json"]
+    assert text.kind == "message.add" and text.lead_id == 41807269
+    assert text.dedupe_key == "message.add:ae7243c7-e973-4aa5-ad43-ae3a95d74233"
+    assert text.data["text"] == "Hola. Me interesa el Suzuki Grand Vitara 2015"
+    voice = kinds["kommo2026_message_add_waba_voice.pairs.json"]
+    assert voice.data["attachment"]["file_name"] == "file.ogg" and voice.data["text"] == ""
+    cyr = kinds["unirock2021_leads_update_cyrillic.body.txt"]
+    assert cyr.data["name"] == "Никита 79160000000"
+    assert cyr.data["custom_fields"][2]["values"][0]["value"] == "Влада Рытова"
+    assert "188\u00a0127,70 ₽ \t\n" in cyr.data["custom_fields"][3]["values"][0]["value"]
+    assert cyr.dedupe_key == "lead.update:23435433:1627306719"
+
+
+def test_same_lead_different_versions_have_different_keys_and_retries_the_same():
+    body = fixture_bodies()
+    name_to_body = {n: b for n, b, _ in body}
+    a = parse_webhook(name_to_body["unirock2025_leads_add.body.txt"], FORM).events[0]
+    u = parse_webhook(name_to_body["unirock2025_leads_update.body.txt"], FORM).events[0]
+    assert a.dedupe_key != u.dedupe_key
+    d1 = parse_webhook(name_to_body["unirock2025_leads_delete.body.txt"], FORM).events[0]
+    d2 = parse_webhook(name_to_body["unirock2025_leads_delete.body.txt"], FORM).events[0]
+    assert d1.dedupe_key == d2.dedupe_key  # body-hash fallback: a retry repeats it
+
+
+def test_several_items_and_entities_in_one_body():
+    body = urlencode([("leads[status][0][id]", "1"), ("leads[status][0][status_id]", "2"),
+                      ("leads[status][0][last_modified]", "10"), ("leads[status][1][id]", "3"),
+                      ("leads[status][1][last_modified]", "11"), ("message[add][0][id]", "m-1"),
+                      ("message[add][0][text]", "Привет"), ("account[id]", "5"), ("account[subdomain]", "x")]).encode()
+    parsed = parse_webhook(body, FORM)
+    assert [e.kind for e in parsed.events] == ["lead.status", "lead.status", "message.add"]
+    assert parsed.account_id == 5
+
+
+def test_own_writes_are_recognised():
+    body = urlencode([("leads[update][0][id]", "1"), ("leads[update][0][modified_user_id]", "77"),
+                      ("leads[update][0][updated_at]", "5"), ("outgoing_message[add][0][id]", "o1"),
+                      ("outgoing_message[add][0][author][type]", "bot"), ("account[subdomain]", "x")]).encode()
+    lead, out = parse_webhook(body, FORM).events
+    assert is_own_write(lead, 77) and not is_own_write(lead, 78)
+    assert is_own_write(out, None)
+
+
+def test_unknown_entity_is_well_formed_but_not_actionable():
+    body = urlencode([("catalogs[add][0][id]", "9"), ("account[subdomain]", "x")]).encode()
+    ev = parse_webhook(body, FORM).events[0]
+    assert ev.kind == "catalog.add" and not ev.actionable
+    odd = parse_webhook(urlencode([("widgets[install][0][id]", "9"), ("account[id]", "1")]).encode(), FORM)
+    assert odd.events[0].kind == "other.widgets.install" and not odd.events[0].actionable
+
+
+@pytest.mark.parametrize("body,ctype,reason", [
+    (b'{"leads": 1}', "application/json", "expected form-encoded"),
+    (b"leads%5Badd%5D%5B0%5D%5Bid%5D=%D0%FF&account%5Bsubdomain%5D=x", FORM, "broken encoding"),
+    ("leads[add][0][id]=Привет".encode(), FORM, "non-ASCII"),
+    (b"leads%5Badd%5D%5B0%5D%5Bid%5D=1", FORM, "no account"),
+    (b"account%5Bsubdomain%5D=x", FORM, "no events"),
+    (b"", FORM, "empty body"),
+    (b"just some text", "", "not a form"),
+    (b"a]b[=1&account[subdomain]=x", FORM, "malformed form key"),
+])
+def test_not_a_webhook_gets_a_short_reason(body, ctype, reason):
+    with pytest.raises(InvalidWebhook) as err:
+        parse_webhook(body, ctype)
+    assert reason in err.value.reason and len(err.value.reason) < 80
+
+
+def test_form_lists_and_sparse_indexes():
+    assert parse_form(b"a[0]=x&a[1]=y") == {"a": ["x", "y"]}
+    assert parse_form(b"a[1]=x") == {"a": {"1": "x"}}
+    assert parse_form(b"a[]=x&a[]=y") == {"a": ["x", "y"]}
