@@ -9,7 +9,6 @@ import click
 
 from core.config import load_settings
 from core.logging import configure_logging
-from core.services import effective_redis_url
 
 
 def _logging() -> None:
@@ -41,15 +40,14 @@ def web() -> None:
 @click.option("--queues", "-Q", default="inbound,kommo,ingest,reports", show_default=True)
 def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
     """A Celery worker for the inbound, kommo, ingest and reports queues."""
-    from tasks.app import create_celery  # noqa: PLC0415
+    from tasks.app import celery_app  # noqa: PLC0415
 
     _logging()
     settings = load_settings()
     # Embedded Qdrant Edge can be opened by one process only, so the embedded worker is one
     # process with threads; with a Qdrant server, prefork workers scale out.
     pool = pool or ("threads" if settings.qdrant.url is None else "prefork")
-    app = create_celery(effective_redis_url(settings))
-    app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
+    celery_app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
                      "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
                      "--without-mingle"])
 
@@ -57,14 +55,13 @@ def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
 @click.command()
 def beat() -> None:
     """Celery beat: token refresh, periodic sync, follow-ups."""
-    from tasks.app import create_celery  # noqa: PLC0415
+    from tasks.app import celery_app  # noqa: PLC0415
 
     _logging()
     settings = load_settings()
-    app = create_celery(effective_redis_url(settings))
     schedule = settings.data_dir / "celerybeat-schedule"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "--loglevel", settings.log_level, "-s", str(schedule)])
+    celery_app.start(["beat", "--loglevel", settings.log_level, "-s", str(schedule)])
 
 
 @click.command()

@@ -6,7 +6,9 @@ the result down; nothing in core reads module-level clients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
@@ -17,6 +19,12 @@ from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 
+if TYPE_CHECKING:
+    from core.ai.knowledge import KnowledgeServices
+    from core.ai.runtime import AgentRuntime
+    from core.conversations.engine import ConversationEngine
+    from core.ports import TaskQueue
+
 
 @dataclass
 class CoreServices:
@@ -25,8 +33,59 @@ class CoreServices:
     storage: Storage
     redis: aioredis.Redis
     keyring: Keyring
+    # Areas built on first use, so a one-off CLI command does not load models or open stores.
+    _areas: dict[str, Any] = field(default_factory=dict, repr=False)
+    _area_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+
+    async def _area(self, name: str, build) -> Any:
+        lock = self._area_locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            if name not in self._areas:
+                self._areas[name] = await build()
+            return self._areas[name]
+
+    async def kommo(self):
+        """The Kommo integration (client, tokens, sync, intake, actions)."""
+        from core.kommo.service import build_kommo  # noqa: PLC0415
+
+        async def build():
+            return build_kommo(self)
+
+        return await self._area("kommo", build)
+
+    async def knowledge(self, queue: TaskQueue | None = None) -> KnowledgeServices:
+        from core.ai.knowledge import build_knowledge  # noqa: PLC0415
+
+        return await self._area("knowledge", lambda: build_knowledge(self, queue=queue))
+
+    async def runtime(self) -> AgentRuntime:
+        from core.ai.factory import build_runtime  # noqa: PLC0415
+
+        async def build():
+            return build_runtime(self, (await self.knowledge()).retriever)
+
+        return await self._area("runtime", build)
+
+    async def engine(self, queue: TaskQueue) -> ConversationEngine:
+        from core.conversations.context import EngineDeps  # noqa: PLC0415
+        from core.conversations.engine import ConversationEngine  # noqa: PLC0415
+        from core.conversations.kommo_gateway import ActionsGateway  # noqa: PLC0415
+
+        async def build():
+            kommo = await self.kommo()
+            deps = EngineDeps(storage=self.storage, redis=self.redis, queue=queue, runtime=await self.runtime(),
+                              kommo=ActionsGateway(kommo.actions, kommo.api),
+                              debounce_s=self.settings.worker.debounce_s)
+            return ConversationEngine(deps)
+
+        return await self._area("engine", build)
 
     async def close(self) -> None:
+        for name in ("runtime", "knowledge", "kommo"):
+            area = self._areas.pop(name, None)
+            if area is not None and hasattr(area, "close"):
+                await area.close()
+        self._areas.clear()
         await self.redis.aclose()
         await self.mongo_client.close()
 

@@ -11,24 +11,22 @@ import os
 from celery import Celery
 from kombu import Queue
 
+from core.config import Settings, load_settings
+from core.services import effective_redis_url
+
 QUEUES = ("inbound", "kommo", "ingest", "reports")
 TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.maintenance")
 
-# Longest countdown we ever schedule (debounce, retry backoff cap) must stay below this, or
-# Redis redelivers a task that is merely waiting (Celery's Redis visibility-timeout caveat).
-VISIBILITY_TIMEOUT_S = 3600
-
-
-def _broker_url() -> str:
-    # The launcher exports the effective REDIS_URL (embedded or external) to every child.
-    from core.config import load_settings  # noqa: PLC0415
-
-    settings = load_settings()
-    return settings.redis.url or f"redis://127.0.0.1:{settings.redis.embedded_port}/0"
 
 
 def create_celery(broker_url: str | None = None) -> Celery:
-    url = broker_url or _broker_url()
+    # The launcher exports the effective REDIS_URL (embedded or external) to every child.
+    settings = load_settings()
+    url = broker_url or effective_redis_url(settings)
+    worker = settings.worker
+    # Every countdown we schedule (debounce, retry backoff) stays below the visibility timeout,
+    # or Redis would redeliver a task that is merely waiting (Celery's Redis caveat).
+    visibility = max(worker.visibility_timeout_s, worker.max_retry_countdown_s + 60)
     app = Celery("kommo_agent", broker=url, backend=url, include=[m for m in TASK_MODULES if importlib.util.find_spec(m)])
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
@@ -48,13 +46,26 @@ def create_celery(broker_url: str | None = None) -> Celery:
         task_acks_late=False,  # opt-in per idempotent task only
         task_soft_time_limit=300,
         task_time_limit=360,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
-        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options={"visibility_timeout": visibility},
+        result_backend_transport_options={"visibility_timeout": visibility},
+        beat_schedule=beat_schedule(settings),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
     return app
+
+
+
+
+def beat_schedule(settings: Settings) -> dict:
+    w = settings.worker
+    return {
+        "recovery-sweep": {"task": "inbound.sweep", "schedule": w.sweep_interval_s},
+        "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
+        "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
+        "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
+    }
 
 
 celery_app = create_celery(os.environ.get("CELERY_BROKER_URL"))

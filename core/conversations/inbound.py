@@ -113,11 +113,14 @@ def _same_text(a: str, b: str) -> bool:
 
 async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:
     """Route one stored webhook event. Returns a short outcome for logs and tests."""
-    data = event.payload or {}
+    payload = event.payload or {}
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
     if event.kind == "message.add":
         outcome = await accept_customer_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
     elif event.kind == "outgoing_message.add":
         outcome = await accept_manager_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
+    elif event.kind == "chats.message":
+        outcome = await accept_manager_message(deps, org_id, _chats_message(payload, event.id))
     elif event.kind.startswith("salesbot"):
         outcome = await _salesbot_request(deps, org_id, event)
     else:
@@ -130,9 +133,21 @@ async def _salesbot_request(deps: EngineDeps, org_id: str, event: WebhookEvent) 
     """A Salesbot `widget_request`: the bot waits for our answer at `return_url`."""
     payload = event.payload or {}
     data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    lead_id = _int(data.get("lead_id") or payload.get("entity_id"))
+    lead_id = _int(payload.get("lead_id") or data.get("lead_id"))
     msg = ChatMessage(message_id=f"sb:{event.id}", text=str(data.get("message") or "").strip(),
                       lead_id=lead_id, chat_id=str(data["chat_id"]) if data.get("chat_id") else None,
                       contact_id=_int(data.get("contact_id")), talk_id=_int(data.get("talk_id")),
                       origin=data.get("origin"), author_name=None, attachment=None)
     return await accept_customer_message(deps, org_id, msg, {"return_url": payload.get("return_url")})
+
+
+def _chats_message(payload: dict[str, Any], fallback_id: str) -> ChatMessage:
+    """A Chats API hook: a manager (or another bot) wrote to the customer in our own channel."""
+    outer = payload.get("message") if isinstance(payload.get("message"), dict) else {}
+    inner = outer.get("message") if isinstance(outer.get("message"), dict) else {}
+    conversation = outer.get("conversation") if isinstance(outer.get("conversation"), dict) else {}
+    sender = outer.get("sender") if isinstance(outer.get("sender"), dict) else {}
+    return ChatMessage(message_id=str(inner.get("id") or fallback_id), text=str(inner.get("text") or ""),
+                       lead_id=None, chat_id=str(conversation.get("id")) if conversation.get("id") else None,
+                       contact_id=None, talk_id=None, origin="chats_api", author_name=sender.get("name"),
+                       attachment=None)

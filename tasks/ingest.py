@@ -1,0 +1,39 @@
+"""Knowledge ingestion tasks (queue `ingest`)."""
+
+from __future__ import annotations
+
+from celery.utils.log import get_task_logger
+
+from tasks.app import celery_app
+from tasks.runtime import run
+
+logger = get_task_logger(__name__)
+_knowledge = None
+
+
+async def _get_knowledge(services):
+    # One store/embedder per worker process, built on the process loop: Qdrant Edge allows a
+    # single opener of the folder, and the embedding model is loaded once.
+    global _knowledge
+    if _knowledge is None:
+        from core.ai.knowledge import build_knowledge  # noqa: PLC0415
+
+        _knowledge = await build_knowledge(services)
+    return _knowledge
+
+
+# Time limit below the broker visibility timeout (tasks/app.py), or Redis redelivers a live task.
+# acks_late is safe because indexing is idempotent: a redelivered task writes the same
+# generation's points under deterministic ids, and an unchanged source is skipped by its hash.
+@celery_app.task(name="ingest.index_source", acks_late=True, soft_time_limit=3000, time_limit=3300)
+def index_source(org_id: str, source_id: str) -> str:
+    async def job(services) -> str:
+        knowledge = await _get_knowledge(services)
+        try:
+            source = await knowledge.ingestion.index_source(org_id, source_id)
+        except Exception as exc:  # the reason is on the source already; do not retry bad input
+            logger.warning("ingest failed org=%s source=%s: %s", org_id, source_id, exc)
+            return "failed"
+        return str(source.status)
+
+    return run(job)
