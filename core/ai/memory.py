@@ -33,7 +33,10 @@ def summary_line(message: Message) -> str:
 def roll_summary(summary: str, leaving: list[Message], max_tokens: int = 400) -> str:
     """`summary` extended with the messages leaving the recent window, cut to `max_tokens`
     by dropping its oldest lines. The engine can store the result in Conversation.summary."""
-    lines = [ln for ln in summary.splitlines() if ln.strip()] + [summary_line(m) for m in leaving]
+    # Lines already in the summary are not added again, so storing the result and rolling the
+    # same messages on the next turn stays idempotent.
+    lines = [ln for ln in summary.splitlines() if ln.strip()]
+    lines += [ln for ln in dict.fromkeys(summary_line(m) for m in leaving) if ln not in set(lines)]
     kept: list[str] = []
     used = 0
     for line in reversed(lines):

@@ -77,3 +77,9 @@ def test_roll_summary_keeps_newest_lines():
             for i in range(30)]
     summary = roll_summary("", msgs, max_tokens=200)
     assert "question 29" in summary and "question 0 " not in summary
+
+
+def test_roll_summary_is_idempotent():
+    msgs = [Message(_id=f"m{i}", org_id="o", conversation_id="c", role="agent", text=f"answer {i}") for i in range(3)]
+    once = roll_summary("", msgs)
+    assert roll_summary(once, msgs) == once
