@@ -11,14 +11,22 @@ from core.ai.extract.base import ExtractionError, Section, SectionBuilder
 
 _RU_COMMON = set("оеаинтсрвлкмдпуяыьгзбчйхжшюцщэфъё ")
 _CYRILLIC_CODECS = ("cp1251", "cp866", "koi8_r", "mac_cyrillic")
+_WORDS = re.compile(r"[^\W\d_]+")
+_CYR_WORD = re.compile(r"[А-Яа-яЁё]+")
 _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _SETEXT = re.compile(r"^(=+|-+)\s*$")
 
 
 def _russian_score(text: str) -> float:
-    """Share of characters that are frequent lowercase Russian letters or spaces: wrongly
-    decoded Cyrillic gives box-drawing signs and capitals instead."""
-    return sum(ch in _RU_COMMON for ch in text) / max(1, len(text))
+    """Share of non-ASCII words that look Russian: all Cyrillic, mostly frequent lowercase
+    letters. A wrong code page gives box-drawing signs, capitals, or Cyrillic letters stuck
+    inside Latin words (Spanish "á" read as CP1251 is "б")."""
+    words = [w for w in _WORDS.findall(text) if not w.isascii()]
+    if not words:
+        return 0.0
+    good = sum(bool(_CYR_WORD.fullmatch(w)) and sum(ch in _RU_COMMON for ch in w) * 2 >= len(w)
+               for w in words)
+    return good / len(words)
 
 
 def decode_text(data: bytes) -> str:
@@ -34,8 +42,14 @@ def decode_text(data: bytes) -> str:
         # Legacy Cyrillic code pages all decode without error, so pick the most Russian-looking.
         best = max(_CYRILLIC_CODECS, key=lambda c: _russian_score(data.decode(c, errors="replace")))
         text = data.decode(best, errors="replace")
-        if _russian_score(text) > 0.55:
+        if _russian_score(text) >= 0.8:
             return text
+    # Not Cyrillic: the markets we serve beyond Russian (en/es/pt) use Windows-1252 as their
+    # legacy code page; statistical guessers often pick Central European pages for short texts.
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        pass
     guess = from_bytes(data).best()
     if guess is None:
         raise ExtractionError("the file is not text in any known encoding")

@@ -1,0 +1,170 @@
+"""`kommo-agent knowledge ...` and `kommo-agent eval retrieval`.
+
+The CLI indexes inline in this process (no Celery worker needed), showing progress, and exits
+non-zero with the reason when a source fails.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from cli.common import run_with_services
+from core.ai.evaluation import evaluate_retrieval, format_report, load_jsonl
+from core.ai.knowledge import build_knowledge
+from core.errors import KommoAgentError, NotFound
+from core.models.knowledge import KnowledgeSource, SourceStatus
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = int(width * done / total) if total else 0
+    return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
+
+
+async def _progress(source: KnowledgeSource) -> None:
+    click.echo(f"\r  {source.title[:40]:40s} {_bar(source.chunks_done, source.chunks_total)}", nl=False, err=True)
+
+
+async def _with_knowledge(services, job):
+    knowledge = await build_knowledge(services)
+    try:
+        return await job(knowledge)
+    finally:
+        await knowledge.close()
+
+
+async def _index(knowledge, org_id: str, source: KnowledgeSource, force: bool = False) -> bool:
+    click.echo(f"indexing {source.title} ({source.id})", err=True)
+    try:
+        done = await knowledge.ingestion.index_source(org_id, source.id, force=force, on_progress=_progress)
+    except KommoAgentError as exc:
+        click.echo(f"\nfailed: {source.title}: {exc}", err=True)
+        return False
+    click.echo(f"\n  ready: {done.chunks_total} chunks", err=True)
+    return True
+
+
+@click.group()
+def knowledge() -> None:
+    """Knowledge sources of an agent (files, links, FAQ)."""
+
+
+@knowledge.command("add")
+@click.option("--org", "org_id", required=True)
+@click.option("--agent", "agent_id", required=True)
+@click.option("--crawl", is_flag=True, help="Follow same-site links of URLs (page cap from settings).")
+@click.argument("items", nargs=-1, required=True)
+def add(org_id: str, agent_id: str, crawl: bool, items: tuple[str, ...]) -> None:
+    """Add files or URLs and index them now."""
+
+    async def job(services):
+        if await services.storage.agents.get(org_id, agent_id) is None:
+            raise NotFound(f"agent {agent_id} not found in org {org_id}")
+
+        async def inner(k) -> bool:
+            ok = True
+            for item in items:
+                try:
+                    if item.lower().startswith(("http://", "https://")):
+                        source = await k.ingestion.add_url(org_id, agent_id, item, crawl=crawl)
+                    else:
+                        path = Path(item)
+                        if not path.is_file():
+                            raise NotFound(f"{item}: no such file")
+                        source = await k.ingestion.add_file(org_id, agent_id, path.name, path.read_bytes())
+                except KommoAgentError as exc:
+                    click.echo(f"failed: {item}: {exc}", err=True)
+                    ok = False
+                    continue
+                ok = await _index(k, org_id, source) and ok
+                click.echo(source.id)
+            return ok
+        return await _with_knowledge(services, inner)
+
+    if not run_with_services(job):
+        sys.exit(1)
+
+
+@knowledge.command("list")
+@click.option("--org", "org_id", required=True)
+@click.option("--agent", "agent_id", required=True)
+def list_sources(org_id: str, agent_id: str) -> None:
+    """List an agent's sources with status and progress."""
+    sources = run_with_services(lambda s: s.storage.knowledge.for_agent(org_id, agent_id))
+    for s in sources:
+        reason = f"\t{s.error}" if s.status == SourceStatus.FAILED else ""
+        click.echo(f"{s.id}\t{s.status}\t{s.chunks_done}/{s.chunks_total}\t{s.kind}\t{s.title}{reason}")
+
+
+@knowledge.command("remove")
+@click.option("--org", "org_id", required=True)
+@click.argument("source_ids", nargs=-1, required=True)
+def remove(org_id: str, source_ids: tuple[str, ...]) -> None:
+    """Remove sources, their vectors and uploaded files."""
+
+    async def job(services):
+        async def inner(k) -> None:
+            for sid in source_ids:
+                await k.ingestion.delete_source(org_id, sid)
+                click.echo(f"removed {sid}")
+        await _with_knowledge(services, inner)
+
+    run_with_services(job)
+
+
+@knowledge.command("reindex")
+@click.option("--org", "org_id", required=True)
+@click.option("--agent", "agent_id", default=None, help="Every source of this agent.")
+@click.option("--force", is_flag=True, help="Re-embed even when the content did not change.")
+@click.argument("source_ids", nargs=-1)
+def reindex(org_id: str, agent_id: str | None, force: bool, source_ids: tuple[str, ...]) -> None:
+    """Re-index sources (unchanged content is skipped unless --force)."""
+
+    async def job(services):
+        async def inner(k) -> bool:
+            sources = [await services.storage.knowledge.get(org_id, sid) for sid in source_ids]
+            if agent_id:
+                sources += await services.storage.knowledge.for_agent(org_id, agent_id)
+            if not sources or None in sources:
+                raise NotFound("no such source (give source ids or --agent)")
+            results = [await _index(k, org_id, s, force) for s in sources]
+            return all(results)
+        return await _with_knowledge(services, inner)
+
+    if not run_with_services(job):
+        sys.exit(1)
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluations."""
+
+
+@eval_group.command("retrieval")
+@click.option("--dataset", required=True, type=click.Path(exists=True, dir_okay=False), help="questions JSONL")
+@click.option("--passages", required=True, type=click.Path(exists=True, dir_okay=False), help="passages JSONL")
+@click.option("--limit", type=int, default=0, help="Use only the first N questions.")
+def eval_retrieval(dataset: str, passages: str, limit: int) -> None:
+    """Recall@1/5 and MRR of hybrid, dense-only and keyword-only retrieval (temporary agent,
+    temporary vector store folder; nothing is left behind)."""
+    questions = load_jsonl(dataset)[: limit or None]
+    docs = load_jsonl(passages)
+
+    async def job(services):
+        from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415
+
+        with tempfile.TemporaryDirectory(prefix="kommo-eval-") as folder:
+            # A private store: the evaluation never touches (or locks) the product's vectors.
+            k = await build_knowledge(services, vector_store=EdgeVectorStore(Path(folder)))
+            try:
+                report = await evaluate_retrieval(
+                    k.ingestion, k.retriever, questions, docs,
+                    progress=lambda msg: click.echo(f"  {msg}", err=True))
+            finally:
+                await k.close()
+        click.echo(format_report(report))
+
+    run_with_services(job)
