@@ -113,7 +113,7 @@ class KommoClient:
                 return (exc.retry_after or 0) <= MAX_RETRY_AFTER_S
             return idempotent and isinstance(exc, TRANSIENT)
 
-        backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
+        backoff = wait_exponential_jitter(multiplier=0.5, max=20, jitter=0.5)
 
         def wait(state) -> float:
             exc = state.outcome.exception()

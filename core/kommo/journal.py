@@ -25,6 +25,7 @@ from typing import Any
 from core.clock import utcnow
 from core.ids import new_id
 from core.errors import KommoAgentError
+from core.kommo.tokens import aware
 from core.kommo.errors import ActionInProgress, KommoServerError, KommoUnavailable
 from core.models.events import ActionRecord, ActionState
 from core.storage.repositories.events import ActionJournal
@@ -58,7 +59,7 @@ async def run_journaled(journal: ActionJournal, org_id: str, *, kind: str, key: 
         if found is not None:
             await journal.finish(org_id, key, ActionState.SENT, result={**found, "recovered": True})
             return await journal.by_key(org_id, key)
-        age = (utcnow() - existing.updated_at).total_seconds()
+        age = (utcnow() - aware(existing.updated_at)).total_seconds()
         if not (resend_safe or age > stale_after_s):
             raise ActionInProgress(f"{kind} {key} is still in flight ({age:.0f}s); retry later")
         if not await journal.reclaim(org_id, key, existing.updated_at):

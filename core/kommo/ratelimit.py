@@ -26,24 +26,29 @@ return tat - now
 
 
 class RateLimiter:
-    def __init__(self, redis: aioredis.Redis, rps: float, prefix: str = "kommo:rl") -> None:
+    def __init__(self, redis: aioredis.Redis, rps: float, prefix: str = "kommo:rl",
+                 max_concurrent_calls: int = 16) -> None:
         if rps <= 0:
             raise ValueError("rps must be positive")
         self.redis = redis
         self.interval_us = int(1_000_000 / rps)
         self.prefix = prefix
         self._script = redis.register_script(_RESERVE)
+        # redis-py's async pool raises (not waits) past max_connections: bound our share of it.
+        self._gate = asyncio.Semaphore(max_concurrent_calls)
 
     def _key(self, account_key: str) -> str:
         return f"{self.prefix}:{account_key}"
 
     async def acquire(self, account_key: str) -> float:
         """Wait for this account's next slot; returns the seconds waited."""
-        delay_us = int(await self._script(keys=[self._key(account_key)], args=[self.interval_us, 0]))
+        async with self._gate:
+            delay_us = int(await self._script(keys=[self._key(account_key)], args=[self.interval_us, 0]))
         if delay_us > 0:
             await asyncio.sleep(delay_us / 1_000_000)
         return delay_us / 1_000_000
 
     async def pause(self, account_key: str, seconds: float) -> None:
         """No slot for this account before `seconds` from now (Kommo said retry_after)."""
-        await self._script(keys=[self._key(account_key)], args=[int(seconds * 1_000_000), 1])
+        async with self._gate:
+            await self._script(keys=[self._key(account_key)], args=[int(seconds * 1_000_000), 1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -44,6 +44,11 @@ class TokenPair:
 
     def __repr__(self) -> str:  # never log token material
         return f"TokenPair(expires_in={self.expires_in})"
+
+
+def aware(ts: datetime) -> datetime:
+    """Datetimes read back without tzinfo are UTC (we only ever store UTC)."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def seal(keyring: Keyring, org_id: str, values: dict[str, str | None]) -> dict[str, str]:
@@ -100,7 +105,7 @@ class TokenManager:
 
     def _expiring(self, account: KommoAccount, min_validity: timedelta | None = None) -> bool:
         return (account.auth_kind == AuthKind.OAUTH and account.expires_at is not None
-                and account.expires_at - utcnow() < (min_validity or self.margin))
+                and aware(account.expires_at) - utcnow() < (min_validity or self.margin))
 
     async def access_token(self, account: KommoAccount) -> str:
         token = self.secret(account, "access_token")
@@ -171,7 +176,7 @@ class TokenManager:
         try:
             async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type((KommoUnavailable, KommoServerError)),
-                    wait=wait_exponential_jitter(initial=0.3, max=5), stop=stop_after_attempt(3), reraise=True):
+                    wait=wait_exponential_jitter(multiplier=0.3, max=5), stop=stop_after_attempt(3), reraise=True):
                 with attempt:
                     self.refresh_count += 1
                     return await token_grant(self.http, self.settings, account.host,
@@ -195,7 +200,7 @@ class TokenManager:
         outcomes: dict[str, str] = {}
         for account in await self.accounts.all_accounts():
             if (account.auth_kind != AuthKind.OAUTH or account.status != ConnectionStatus.ACTIVE
-                    or account.expires_at is None or account.expires_at - utcnow() > within):
+                    or account.expires_at is None or aware(account.expires_at) - utcnow() > within):
                 continue
             try:
                 await self.refresh(account, min_validity=within)

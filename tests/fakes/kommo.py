@@ -19,11 +19,13 @@ import random
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from tests.fakes.kommo_state import FakeAccount, TokenBook, next_id, seed_account
 
+ACC = web.RequestKey("acc", object)
 CHANNEL_ID = "fake-channel"
 CHANNEL_SECRET = "fake-channel-secret"
 
@@ -36,7 +38,7 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
 class FakeKommo:
     def __init__(self, *, rate_limit: int = 7, retry_after: float = 1, access_ttl: float = 86400,
                  fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "500", "timeout"),
-                 timeout_delay: float = 3.0, client_id: str = "fake-client", client_secret: str = "fake-secret",
+                 timeout_delay: float = 3.0, client_id: str = "fake-client", client_secret: str = "fake-integration-secret-" + "0" * 40,
                  seed: int = 1) -> None:
         self.rate_limit, self.retry_after = rate_limit, retry_after
         self.fault_rate, self.fault_kinds, self.timeout_delay = fault_rate, fault_kinds, timeout_delay
@@ -135,7 +137,7 @@ class FakeKommo:
                 await asyncio.sleep(self.timeout_delay)
                 return problem(504, "Gateway Timeout")
             return problem(int(kind), "Server error")
-        request["acc"] = acc
+        request[ACC] = acc
         return await handler(request)
 
     def _page(self, request: web.Request, acc: FakeAccount, items: list[dict], key: str) -> web.Response:
@@ -146,10 +148,14 @@ class FakeKommo:
         chunk = items[(page - 1) * limit: page * limit]
         if not chunk:
             return web.Response(status=204)
-        kommo = f"https://{acc.subdomain}.kommo.com{request.path}"
-        links = {"self": {"href": f"{kommo}?page={page}&limit={limit}"}}
+        kommo = f"https://{acc.subdomain}.kommo.com{request.path}"  # real links name Kommo's host
+
+        def href(n: int) -> str:
+            query = [(k, v) for k, v in request.query.items() if k not in ("page", "limit")]
+            return f"{kommo}?{urlencode([*query, ('page', n), ('limit', limit)])}"
+        links = {"self": {"href": href(page)}}
         if page * limit < len(items):
-            links["next"] = {"href": f"{kommo}?page={page + 1}&limit={limit}"}
+            links["next"] = {"href": href(page + 1)}
         return web.json_response({"_page": page, "_links": links, "_embedded": {key: chunk}},
                                  content_type="application/hal+json")
 

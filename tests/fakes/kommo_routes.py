@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint reads best here
-    from tests.fakes.kommo import CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415
+    from tests.fakes.kommo import ACC, CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415
 
     r = fake.app.router
 
@@ -45,7 +45,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
                                   "refresh_token": refresh, "server_time": int(time.time())})
 
     async def account(request: web.Request) -> web.Response:
-        acc = request["acc"]
+        acc = request[ACC]
         body = {"id": acc.id, "name": acc.subdomain.title(), "subdomain": acc.subdomain,
                 "current_user_id": acc.current_user_id, "country": "RU", "currency": "RUB"}
         if "amojo_id" in request.query.get("with", ""):
@@ -53,18 +53,18 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.json_response(body)
 
     async def users(request):
-        return fake._page(request, request["acc"], request["acc"].users, "users")
+        return fake._page(request, request[ACC], request[ACC].users, "users")
 
     async def pipelines(request):
-        acc = request["acc"]
+        acc = request[ACC]
         return web.json_response({"_total_items": len(acc.pipelines), "_embedded": {"pipelines": acc.pipelines}})
 
     async def fields(request):
-        acc = request["acc"]
+        acc = request[ACC]
         return fake._page(request, acc, acc.custom_fields.get(request.match_info["entity"], []), "custom_fields")
 
     def _lead(request) -> dict[str, Any]:
-        lead = request["acc"].leads.get(int(request.match_info["id"]))
+        lead = request[ACC].leads.get(int(request.match_info["id"]))
         if lead is None:
             raise web.HTTPNotFound()
         return lead
@@ -73,7 +73,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.json_response(_lead(request))
 
     async def list_leads(request):
-        acc, q = request["acc"], request.query
+        acc, q = request[ACC], request.query
         items = list(acc.leads.values())
         if "filter[pipeline_id]" in q:
             items = [x for x in items if x["pipeline_id"] == int(q["filter[pipeline_id]"])]
@@ -90,7 +90,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         entity["custom_fields_values"] = list(current.values())
 
     async def patch_lead(request):
-        acc, lead, body = request["acc"], _lead(request), await request.json()
+        acc, lead, body = request[ACC], _lead(request), await request.json()
         if not isinstance(body, dict):
             return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
         pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
@@ -106,11 +106,11 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.json_response({"id": lead["id"], "updated_at": lead["updated_at"]})
 
     async def get_contact(request):
-        contact = request["acc"].contacts.get(int(request.match_info["id"]))
+        contact = request[ACC].contacts.get(int(request.match_info["id"]))
         return web.json_response(contact) if contact else problem(404, "Not Found")
 
     async def patch_contact(request):
-        contact = request["acc"].contacts.get(int(request.match_info["id"]))
+        contact = request[ACC].contacts.get(int(request.match_info["id"]))
         if contact is None:
             return problem(404, "Not Found")
         body = await request.json()
@@ -133,16 +133,16 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
 
     async def add_lead_notes(request):
         lead_id = int(request.match_info["id"]) if "id" in request.match_info else None
-        created = _add_notes(request["acc"], await request.json(), lead_id)
+        created = _add_notes(request[ACC], await request.json(), lead_id)
         return web.json_response({"_embedded": {"notes": created}})
 
     async def list_lead_notes(request):
-        acc = request["acc"]
+        acc = request[ACC]
         lead_id = int(request.match_info["id"])
         return fake._page(request, acc, [n for n in acc.notes if n["entity_id"] == lead_id], "notes")
 
     async def add_tasks(request):
-        acc, created = request["acc"], []
+        acc, created = request[ACC], []
         for t in await request.json():
             if not t.get("text") or not t.get("complete_till"):
                 return problem(400, "Bad Request", "text and complete_till are required")
@@ -153,7 +153,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.json_response({"_embedded": {"tasks": created}})
 
     async def list_tasks(request):
-        acc, q = request["acc"], request.query
+        acc, q = request[ACC], request.query
         items = acc.tasks
         if "filter[entity_id]" in q or "filter[entity_id][]" in q:
             wanted = {int(x) for x in q.getall("filter[entity_id]", []) + q.getall("filter[entity_id][]", [])}
@@ -161,7 +161,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return fake._page(request, acc, items, "tasks")
 
     async def webhooks(request):
-        acc, body = request["acc"], await request.json()
+        acc, body = request[ACC], await request.json()
         acc.webhooks = [w for w in acc.webhooks if w["destination"] != body.get("destination")]
         hook = {"id": next_id(), "destination": body.get("destination"), "settings": body.get("settings", []),
                 "sort": body.get("sort", 10), "disabled": False, "created_at": int(time.time())}
@@ -169,7 +169,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.json_response(hook, status=201)
 
     async def salesbot_continue(request):
-        acc = request["acc"]
+        acc = request[ACC]
         cont = acc.continues.get(request.match_info["cid"])
         if cont is None or cont["bot_id"] != int(request.match_info["bot"]):
             return problem(404, "Not Found", "continue_id not found")
@@ -179,7 +179,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         return web.Response(status=202)
 
     async def salesbot_run(request):
-        acc = request["acc"]
+        acc = request[ACC]
         for run in await request.json():
             lead = acc.leads.get(int(run.get("entity_id", 0)))
             acc.bot_runs.append({**run, "lead_fields": json.loads(json.dumps(

@@ -1,0 +1,125 @@
+"""Kommo routes: standard webhooks, Salesbot widget_request, Chats API hooks, OAuth callback.
+
+Thin: read the body within the size limit, call the core intake service, translate its errors
+(unknown token 404, not-a-webhook 400 with a short reason, oversized 413). Kommo gives a
+webhook 2 s and switches it off after too many bad answers, so anything well-formed gets 200.
+"""
+
+from __future__ import annotations
+
+import html
+
+import structlog
+from aiohttp import web
+
+from core.errors import InvalidInput, KommoAgentError
+from core.kommo.errors import InvalidOAuthState, InvalidWebhook
+from core.kommo.intake import UnknownHook
+from core.kommo.service import KommoService, build_kommo
+from web.keys import QUEUE, SERVICES
+
+KOMMO = web.AppKey("kommo", KommoService)
+log = structlog.get_logger("web.kommo")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """413 before reading the whole body: trust a declared length, and count streamed bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject(status: int, reason: str) -> web.Response:
+    return web.json_response({"ok": False, "error": reason}, status=status)
+
+
+async def _intake(request: web.Request, call) -> web.Response:
+    kommo = request.app[KOMMO]
+    try:
+        body = await read_limited(request, request.app[SERVICES].settings.kommo.max_webhook_body_bytes)
+        result = await call(kommo.intake, body)
+    except BodyTooLarge:
+        return _reject(413, "body too large")
+    except UnknownHook:
+        return _reject(404, "unknown hook")
+    except InvalidWebhook as exc:
+        log.warning("not a kommo webhook", route=request.path.split("/")[1:3], reason=exc.reason)
+        return _reject(400, exc.reason)
+    return web.json_response({"ok": True, **result.as_dict()})
+
+
+async def kommo_webhook(request: web.Request) -> web.Response:
+    token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
+    return await _intake(request, lambda intake, body: intake.kommo_webhook(token, body, ctype))
+
+
+async def salesbot_hook(request: web.Request) -> web.Response:
+    token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
+    return await _intake(request, lambda intake, body: intake.salesbot(token, body, ctype))
+
+
+async def chats_hook(request: web.Request) -> web.Response:
+    scope, signature = request.match_info["scope_id"], request.headers.get("X-Signature")
+    return await _intake(request, lambda intake, body: intake.chats(scope, body, signature))
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Kommo Agent</title></head>
+<body style="font-family:sans-serif;max-width:36em;margin:3em auto"><h2>{title_ru}</h2><p>{text_ru}</p>
+<hr><h2>{title_en}</h2><p>{text_en}</p></body></html>"""
+
+
+def _page(status: int, title_ru: str, text_ru: str, title_en: str, text_en: str) -> web.Response:
+    esc = {k: html.escape(v) for k, v in dict(title_ru=title_ru, text_ru=text_ru, title_en=title_en,
+                                                  text_en=text_en).items()}
+    return web.Response(status=status, text=_PAGE.format(**esc), content_type="text/html")
+
+
+async def oauth_callback(request: web.Request) -> web.Response:
+    q = request.query
+    try:
+        outcome = await request.app[KOMMO].oauth.handle_callback(
+            code=q.get("code"), state=q.get("state"), referer=q.get("referer"), error=q.get("error"))
+    except InvalidOAuthState as exc:
+        return _page(400, "Ссылка недействительна", "Ссылка устарела или уже использована. Запросите новую в боте.",
+                     "Link is not valid", f"The link expired or was already used ({exc}). Ask the bot for a new one.")
+    except InvalidInput as exc:
+        return _page(400, "Ошибка подключения", "Kommo прислал неполный ответ. Попробуйте ещё раз.",
+                     "Connection failed", f"Kommo sent an incomplete answer ({exc}). Please try again.")
+    except KommoAgentError as exc:
+        log.warning("oauth code exchange failed", error=str(exc)[:200])
+        return _page(502, "Ошибка подключения", "Не удалось получить доступ к Kommo. Попробуйте ещё раз.",
+                     "Connection failed", "Could not obtain access from Kommo. Please try again.")
+    if outcome.status == "denied":
+        return _page(200, "Доступ не предоставлен", "Вы отказали в доступе. Kommo не подключён.",
+                     "Access denied", "You declined access, so Kommo was not connected.")
+    return _page(200, "Kommo подключён", "Готово! Можно закрыть это окно и вернуться в бот.",
+                 "Kommo connected", "Done! You can close this window and return to the bot.")
+
+
+async def _startup(app: web.Application) -> None:
+    # core/services.py may not hold the Kommo area yet: build ours with the app's queue.
+    app[KOMMO] = build_kommo(app[SERVICES], app[QUEUE])
+
+
+async def _cleanup(app: web.Application) -> None:
+    if KOMMO in app:
+        await app[KOMMO].close()
+
+
+def setup(app: web.Application) -> None:
+    app.on_startup.append(_startup)
+    app.on_cleanup.append(_cleanup)
+    app.router.add_post("/webhooks/kommo/{hook_token}", kommo_webhook)
+    app.router.add_post("/kommo/salesbot/{hook_token}", salesbot_hook)
+    app.router.add_post("/kommo/chats/{scope_id}", chats_hook)
+    app.router.add_get("/oauth/kommo/callback", oauth_callback)
