@@ -21,7 +21,7 @@ log = structlog.get_logger("kommo.intake")
 
 class GroupCommitter:
     def __init__(self, events: WebhookEventRepository, queue: TaskQueue, *,
-                 max_batch: int = 256, max_delay_s: float = 0.001) -> None:
+                 max_batch: int = 256, max_delay_s: float = 0.001, max_in_flight: int = 2) -> None:
         self.events = events
         self.queue = queue
         self.max_batch = max_batch
@@ -30,6 +30,8 @@ class GroupCommitter:
         self._size = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task | None = None
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task] = set()
         self.batches = 0  # observability: how many commits served how many requests
         self.enqueue_failures = 0
 
@@ -53,7 +55,15 @@ class GroupCommitter:
                     pass
             self._wake.clear()
             batch, self._pending, self._size = self._pending, [], 0
-            await self._commit(batch)
+            # Two commits in flight: the next batch's insert overlaps this batch's enqueue.
+            await self._slots.acquire()
+            task = asyncio.create_task(self._commit(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
 
     async def _commit(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]]) -> None:
         docs = [d for group, _ in batch for d in group]
@@ -80,8 +90,10 @@ class GroupCommitter:
         for group, fut in batch:
             if not fut.done():
                 fut.set_result([d.id in new_ids for d in group])
-        if enqueued:
-            await self._mark_queued(refs)
+        if enqueued:  # bookkeeping only: off the commit path
+            task = asyncio.create_task(self._mark_queued(refs))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _mark_queued(self, refs: list[tuple[str, str]]) -> None:
         by_org: dict[str, list[str]] = {}
@@ -96,3 +108,5 @@ class GroupCommitter:
     async def drain(self) -> None:
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

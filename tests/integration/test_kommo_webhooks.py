@@ -60,7 +60,8 @@ async def test_valid_then_duplicate(web_client, connected, kommo, core_services,
     events = await core_services.storage.events.list(org.id)
     assert len(events) == 1 and events[0].kind == "message.add" and events[0].raw_body == body.decode()
     assert events[0].payload["data"]["text"] == "Здравствуйте! Сколько стоит?" and events[0].payload["lead_id"] == 100
-    msgs = await broker_messages(redis_client)
+    msgs = [m for m in await broker_messages(redis_client)
+            if json.loads(base64.b64decode(m["body"]))[0][0] == org.id]
     assert len(msgs) == 1 and msgs[0]["headers"]["task"] == "inbound.process_event"
     assert json.loads(base64.b64decode(msgs[0]["body"]))[0] == [org.id, events[0].id]
     for _ in range(50):  # QUEUED is bookkeeping written right after the answer
@@ -72,7 +73,7 @@ async def test_valid_then_duplicate(web_client, connected, kommo, core_services,
     again = await web_client.post(url, data=body, headers=FORM)  # Kommo retries the same hook
     assert again.status == 200 and (await again.json())["duplicates"] == 1
     assert await core_services.storage.events.count(org.id) == 1
-    assert await inbound_queue_length(redis_client) == 1
+    assert await inbound_queue_length(redis_client, org.id) == 1
 
 
 async def test_concurrent_requests_are_group_committed(web_client, connected, kommo, core_services, redis_client):
@@ -82,7 +83,7 @@ async def test_concurrent_requests_are_group_committed(web_client, connected, ko
                                    for i in range(100)))
     assert [r.status for r in resps] == [200] * 100
     assert await core_services.storage.events.count(org.id) == 100
-    assert await inbound_queue_length(redis_client) == 100
+    assert await inbound_queue_length(redis_client, org.id) == 100
     committer = web_client.server.app[__import__("web.routes.kommo", fromlist=["KOMMO"]).KOMMO].intake.committer
     assert committer.batches < 100  # several requests shared one insert_many
 
@@ -100,7 +101,7 @@ async def test_not_a_webhook_is_4xx_with_reason_and_nothing_stored(web_client, c
                                  headers=headers)
     assert resp.status == 400 and reason in (await resp.json())["error"]
     assert await core_services.storage.events.count(org.id) == 0
-    assert await inbound_queue_length(redis_client) == 0
+    assert await inbound_queue_length(redis_client, org.id) == 0
 
 
 async def test_webhook_of_another_account_is_refused(web_client, connected, kommo, core_services):
@@ -149,7 +150,7 @@ async def test_own_writes_ignored_and_unhandled_kinds_stored_not_enqueued(web_cl
     assert await resp.json() == {"ok": True, "accepted": 0, "duplicates": 0, "unhandled": 1, "ignored": 1}
     by_kind = {e.kind: e.status for e in await core_services.storage.events.list(org.id)}
     assert by_kind == {"lead.status": EventStatus.IGNORED, "contact.update": EventStatus.UNHANDLED}
-    assert await inbound_queue_length(redis_client) == 0
+    assert await inbound_queue_length(redis_client, org.id) == 0
 
 
 def salesbot_jwt(alg: str, account_id: int, secret: str = SALESBOT_SECRET, **claims) -> str:
@@ -175,7 +176,7 @@ async def test_salesbot_widget_request(web_client, connected, kommo, core_servic
     (event,) = await core_services.storage.events.list(org.id)
     assert event.kind == "salesbot.widget_request" and event.payload["return_url"] == return_url
     assert event.payload["lead_id"] == 100 and event.payload["data"]["message"] == "Привет"
-    assert await inbound_queue_length(redis_client) == 1
+    assert await inbound_queue_length(redis_client, org.id) == 1
     bad = await web_client.post(url, json={**doc, "token": salesbot_jwt(alg, fake_acc.id, secret="w" * 64)})
     assert bad.status == 400 and "signature" in (await bad.json())["error"]
     none_alg = jwt.encode({"account_id": fake_acc.id, "exp": int(time.time()) + 60}, None, algorithm="none")
@@ -199,7 +200,7 @@ async def test_chats_hook_signature_checked_first(web_client, connected, kommo, 
     resp = await web_client.post("/kommo/chats/scope-1", data=typing,
                                  headers={"X-Signature": chats_body_signature(typing, CHANNEL_SECRET)})
     assert (await resp.json())["unhandled"] == 1
-    assert await inbound_queue_length(redis_client) == 1
+    assert await inbound_queue_length(redis_client, org.id) == 1
 
 
 def test_chats_signature_matches_docs_samples():

@@ -1,0 +1,181 @@
+"""Webhook intake benchmark: our `POST /webhooks/kommo/{token}` vs a bare aiohttp 200 handler.
+
+Both servers run in this process (one event loop, like one `web` process); a separate load
+process (aiohttp client, N connections) drives each for the same duration with real-shaped,
+~1 KB `message[add]` bodies, each with a fresh message id (so nothing is a duplicate). Starts
+its own nx-27017 in a temp folder; Redis from REDIS_URL or 127.0.0.1:6379, db 15 (flushed).
+After the run every acknowledged event is checked: stored in Mongo and present in the broker.
+
+    .venv/bin/python bench/webhook_intake.py [--duration 8] [--connections 32]
+
+Last line: RESULT ratio=<ours/bare rps> p99_ms=<ours> rps=<ours>
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiohttp import web  # noqa: E402
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "shared/fixtures/kommo/webhooks_form/kommo2026_message_add_waba_text.pairs.json"
+
+
+def body_template() -> str:
+    """The captured Kommo message[add] body, its id replaced by a marker, padded to ~1 KB like
+    real hooks with longer texts."""
+    if TEMPLATE.exists():
+        body = json.loads(TEMPLATE.read_text())["derived_body"]
+        body = body.replace("ae7243c7-e973-4aa5-ad43-ae3a95d74233", "{MID}")
+    else:
+        body = ("account%5Bsubdomain%5D=acme&account%5Bid%5D=35199648&message%5Badd%5D%5B0%5D%5Bid%5D={MID}"
+                "&message%5Badd%5D%5B0%5D%5Btext%5D=Hola")
+    pad = "+%D0%97%D0%B4%D1%80%D0%B0%D0%B2%D1%81%D1%82%D0%B2%D1%83%D0%B9%D1%82%D0%B5"  # " Здравствуйте"
+    while len(body) < 1000:
+        body = body.replace("&message%5Badd%5D%5B0%5D%5Bcreated_at%5D", pad + "&message%5Badd%5D%5B0%5D%5Bcreated_at%5D", 1)
+    return body
+
+
+# ---- load process --------------------------------------------------------------------------------
+async def load(url: str, duration: float, connections: int, warmup: float) -> dict:
+    import aiohttp
+
+    template = body_template()
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    acked: list[str] = []
+    stop_at = time.perf_counter() + warmup + duration
+    measure_from = time.perf_counter() + warmup
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "amoCRM-Webhooks/3.0"}
+
+    async def worker(session):
+        while (now := time.perf_counter()) < stop_at:
+            mid = str(uuid.uuid4())
+            t0 = time.perf_counter()
+            async with session.post(url, data=template.replace("{MID}", mid), headers=headers) as resp:
+                await resp.read()
+                status = resp.status
+            t1 = time.perf_counter()
+            if status == 200:
+                acked.append(mid)
+            if now >= measure_from:
+                latencies.append(t1 - t0)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    conn = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=conn) as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    latencies.sort()
+    n = len(latencies)
+    return {"requests": n, "rps": n / duration, "p50_ms": latencies[n // 2] * 1000 if n else 0,
+            "p99_ms": latencies[int(n * 0.99)] * 1000 if n else 0, "statuses": statuses, "acked": len(acked)}
+
+
+def run_load(url: str, args) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--load", url, "--duration", str(args.duration),
+                          "--connections", str(args.connections), "--warmup", str(args.warmup)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- servers -------------------------------------------------------------------------------------
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+
+
+async def bare_app() -> web.Application:
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/kommo/{token}", ok)
+    return app
+
+
+async def main(args) -> None:
+    from core.config import MongoSettings, RedisSettings, Settings
+    from core.ids import new_id, new_token
+    from core.kommo.tokens import seal
+    from core.logging import configure_logging
+    from core.models.kommo import AuthKind, KommoAccount
+    from core.security.keyring import Keyring
+    from core.services import build_services
+    from core.storage.embedded import free_port, mongo_command
+    from core.storage.repositories.kommo_accounts import hook_token_hash
+    from tasks.app import create_celery
+    from tasks.queue import CeleryTaskQueue
+    from tests.fixtures.servers import wait_for_port
+    from web.app import create_app
+
+    configure_logging("WARNING", json=True)
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/15"
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        mongo = subprocess.Popen(mongo_command(Path(tmp), port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, proc=mongo)
+            settings = Settings(mongo=MongoSettings(url=f"mongodb://127.0.0.1:{port}/"), redis=RedisSettings(url=redis_url))
+            services = await build_services(settings, keyring=Keyring(keys={"k1": os.urandom(32)}, primary="k1"))
+            await services.redis.flushdb()
+            org = await services.storage.orgs.create("Bench")
+            hook = new_token(32)
+            await services.storage.kommo_accounts.insert(org.id, KommoAccount(
+                _id=new_id("kac"), org_id=org.id, subdomain="marketingfagmotorsurfacom", base_domain="amocrm.com",
+                auth_kind=AuthKind.LONG_LIVED, secrets=seal(services.keyring, org.id, {"access_token": "x",
+                                                                                      "hook_token": hook}),
+                hook_token_hash=hook_token_hash(hook), account_id=35199648, bot_user_id=1))
+            queue = CeleryTaskQueue(create_celery(redis_url))
+            bare_runner, bare_url = await serve(await bare_app())
+            ours_runner, ours_url = await serve(create_app(services, queue))
+            try:
+                bare = await asyncio.to_thread(run_load, f"{bare_url}/webhooks/kommo/{hook}", args)
+                ours = await asyncio.to_thread(run_load, f"{ours_url}/webhooks/kommo/{hook}", args)
+                await asyncio.sleep(0.5)  # QUEUED bookkeeping after the last answers
+                stored = await services.storage.events.count(org.id)
+                enqueued = await services.redis.llen("inbound")
+            finally:
+                await ours_runner.cleanup()
+                await bare_runner.cleanup()
+                await services.redis.flushdb()
+                await services.close()
+        finally:
+            mongo.terminate()
+            mongo.wait(10)
+    print(f"bare aiohttp : {bare['rps']:8.0f} req/s  p50 {bare['p50_ms']:.2f} ms  p99 {bare['p99_ms']:.2f} ms")
+    print(f"kommo intake : {ours['rps']:8.0f} req/s  p50 {ours['p50_ms']:.2f} ms  p99 {ours['p99_ms']:.2f} ms"
+          f"  statuses {ours['statuses']}")
+    print(f"acknowledged {ours['acked']} events; stored {stored}; in broker queue 'inbound' {enqueued}")
+    ok = ours["acked"] == stored == enqueued
+    print("every acknowledged event stored and enqueued:", "yes" if ok else "NO")
+    ratio = ours["rps"] / bare["rps"] if bare["rps"] else 0
+    print(f"RESULT ratio={ratio:.3f} p99_ms={ours['p99_ms']:.2f} rps={ours['rps']:.0f}")
+    if not ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--load", help=argparse.SUPPRESS)
+    a = parser.parse_args()
+    if a.load:
+        print(json.dumps(asyncio.run(load(a.load, a.duration, a.connections, a.warmup))))
+    else:
+        asyncio.run(main(a))
