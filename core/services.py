@@ -80,12 +80,15 @@ class CoreServices:
 
         return await self._area("engine", build)
 
-    async def close(self) -> None:
+    async def close_areas(self) -> None:
         for name in ("runtime", "knowledge", "kommo"):
             area = self._areas.pop(name, None)
             if area is not None and hasattr(area, "close"):
                 await area.close()
         self._areas.clear()
+
+    async def close(self) -> None:
+        await self.close_areas()
         await self.redis.aclose()
         await self.mongo_client.close()
 

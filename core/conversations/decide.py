@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.ai.errors import LLMError
+from core.ai.phrases import phrase
 from core.ai.turn import TurnResult
 from core.clock import day_key
 from core.conversations.context import EngineDeps
@@ -31,6 +32,13 @@ def _skip(org_id: str, conv: Conversation, turn_id: str, why: str, agent: Agent 
           message_ids: list[str] | None = None) -> TurnPlan:
     return TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id if agent else None,
                     message_ids=message_ids or [], outcome=f"skipped:{why}")
+
+
+def with_handoff_notice(plan: TurnPlan) -> TurnPlan:
+    """A customer handed to a human is told so, rather than left waiting in silence."""
+    if plan.handoff and not plan.reply_text:
+        return plan.model_copy(update={"reply_text": phrase("handoff", plan.language), "mode": "handoff_notice"})
+    return plan
 
 
 def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: str, message_ids: list[str],
@@ -113,12 +121,12 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     if not quota.allowed:
         await deps.storage.notifications.publish(org_id, "quota_exceeded", dedupe_key=f"quota:{day_key(now)}",
                                                  reason=quota.reason)
-        return base.model_copy(update={"handoff": True, "handoff_reason": "quota"})
+        return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "quota"}))
     if conv.replies_count >= agent.max_replies_per_conversation:
-        return base.model_copy(update={"handoff": True, "handoff_reason": "max_replies"})
+        return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "max_replies"}))
     text = "\n".join(m.text for m in messages if m.text)
     if not text:
-        return base.model_copy(update={"handoff": True, "handoff_reason": "non_text"})
+        return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "non_text"}))
     history = await deps.storage.messages.recent(org_id, conv.id, limit=30)
     history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
     try:
@@ -126,5 +134,5 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
                                              lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)
     except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
-        return base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"})
-    return plan_from_result(org_id, conv, agent.id, turn_id, ids, result)
+        return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"}))
+    return with_handoff_notice(plan_from_result(org_id, conv, agent.id, turn_id, ids, result))

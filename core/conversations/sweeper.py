@@ -48,7 +48,7 @@ async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
         {"conversation_id": 1}, limit=2000)
     conversations.update([m["conversation_id"] async for m in waiting])
     unfinished = deps.storage.conversations.collection.find(
-        {"org_id": org_id, "pending_turn_id": {"$ne": None}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
+        {"org_id": org_id, "pending_turn_id": {"$type": "string"}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
     conversations.update([c["_id"] async for c in unfinished])
     for conversation_id in sorted(conversations):
         await deps.queue.schedule_turn(org_id, conversation_id, None, 0)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.clock import utcnow
 
@@ -15,6 +15,14 @@ class Document(BaseModel):
 
     id: str = Field(alias="_id")
     created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        # We only ever store UTC; nx-27017 hands some datetimes back without tzinfo.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
     def to_mongo(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="python")

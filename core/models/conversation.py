@@ -32,7 +32,9 @@ class Conversation(OrgDocument):
     last_customer_at: datetime | None = None
     last_reply_at: datetime | None = None
     pending_turn_id: str | None = None  # claimed but not finished: a redelivery resumes it
-    last_turn_id: str | None = None  # the last finished turn (counters move once per turn)
+    # The last finished turn (counters move once per turn). "" rather than None: nx-27017's
+    # updates do not match `$ne` against a null field (see docs/ARCHITECTURE.md).
+    last_turn_id: str = ""
     last_reply_text: str = ""  # to recognise a manager relaying our note-draft as-is
     reply_context: dict[str, Any] = Field(default_factory=dict)  # e.g. salesbot return_url
     out_of_hours_notified_day: str | None = None
