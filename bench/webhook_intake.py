@@ -140,6 +140,11 @@ async def main(args) -> None:
                                                                                       "hook_token": hook}),
                 hook_token_hash=hook_token_hash(hook), account_id=35199648, bot_user_id=1))
             queue = CeleryTaskQueue(create_celery(redis_url))
+            if args.diagnose_no_enqueue:  # diagnosis only: how much of the cost is the Celery publish
+                class _NullQueue:
+                    async def process_events(self, refs):
+                        await services.redis.rpush("inbound", *[f"{o}:{e}" for o, e in refs])
+                queue = _NullQueue()
             bare_runner, bare_url = await serve(await bare_app())
             ours_runner, ours_url = await serve(create_app(services, queue))
             try:
@@ -174,6 +179,8 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--load", help=argparse.SUPPRESS)
+    parser.add_argument("--diagnose-no-enqueue", action="store_true",
+                        help="replace the Celery publish by one RPUSH per batch (not a valid result)")
     a = parser.parse_args()
     if a.load:
         print(json.dumps(asyncio.run(load(a.load, a.duration, a.connections, a.warmup))))
