@@ -10,11 +10,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.config import load_settings
 from core.conversations.errors import RetryLater
+from core.conversations.locks import ConversationBusy
+from core.kommo.errors import TRANSIENT as KOMMO_TRANSIENT
+from core.kommo.errors import ActionInProgress
 
 # A database or broker blip: the same call will work once the server is back.
 INFRA_ERRORS = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError,
                 RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
-TRANSIENT = (RetryLater, *INFRA_ERRORS)
+# Kommo's transient errors can surface outside the engine's own handling (e.g. while handing
+# off after a failure); every step is idempotent, so retrying them is always safe.
+TRANSIENT = (RetryLater, ConversationBusy, ActionInProgress, *KOMMO_TRANSIENT, *INFRA_ERRORS)
 
 
 def countdown(exc: BaseException, retries: int) -> float:

@@ -19,7 +19,7 @@ from core.conversations.handoff import resume, resume_due
 from core.conversations.hours import is_within_hours
 from core.conversations.routing import AgentTie, needs_lead_stage, pick_agent
 from core.errors import InvalidInput
-from core.kommo.errors import TRANSIENT, KommoError
+from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
 from core.models.agent import Agent
 from core.models.conversation import Conversation, ConversationState
@@ -74,7 +74,7 @@ async def _lead(deps: EngineDeps, org_id: str, conv: Conversation, agents: list[
         return None
     try:
         return await deps.kommo.lead(org_id, conv.lead_id)
-    except TRANSIENT as exc:
+    except (*TRANSIENT, ActionInProgress) as exc:
         raise RetryLater(f"Kommo is temporarily unavailable: {exc}") from exc
     except KommoError as exc:
         if needs_lead_stage(agents):

@@ -21,7 +21,7 @@ from core.conversations.errors import RetryLater
 from core.conversations.handoff import hand_off
 from core.conversations.locks import ConversationBusy, conversation_lock
 from core.errors import AlreadyExists
-from core.kommo.errors import TRANSIENT, KommoError
+from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
 from core.models.agent import DeliveryMode
 from core.models.conversation import Conversation, Message
@@ -92,7 +92,10 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
             mode = agent.delivery_mode if agent else DeliveryMode.NOTE_DRAFT
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
                                         idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
-    except TRANSIENT as exc:
+        if plan.handoff:
+            await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
+                           language=plan.language)
+    except (*TRANSIENT, ActionInProgress) as exc:
         raise RetryLater(f"Kommo is temporarily unavailable: {exc}",
                          countdown=getattr(exc, "retry_after", None)) from exc
     except KommoError as exc:
@@ -103,9 +106,6 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
         await _record(deps, org_id, conv, plan, replied=False)
         return
-    if plan.handoff:
-        await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
-                       language=plan.language)
     await _record(deps, org_id, conv, plan, replied=bool(plan.reply_text))
 
 
