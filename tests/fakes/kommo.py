@@ -23,9 +23,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.kommo_state import FakeAccount, TokenBook, next_id, seed_account
+from tests.fakes.kommo_state import ACC, FakeAccount, TokenBook, next_id, seed_account
 
-ACC = web.RequestKey("acc", object)
+
 CHANNEL_ID = "fake-channel"
 CHANNEL_SECRET = "fake-channel-secret"
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.fakes.kommo_state import next_id
+from tests.fakes.kommo_state import ACC, next_id
 
 if TYPE_CHECKING:
     from tests.fakes.kommo import FakeKommo
 
 
 def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint reads best here
-    from tests.fakes.kommo import ACC, CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415
+    from tests.fakes.kommo import CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415
 
     r = fake.app.router
 

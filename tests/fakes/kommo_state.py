@@ -12,6 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
+# Lives here, not in kommo.py, so `python -m tests.fakes.kommo` and the routes share one key.
+ACC = web.RequestKey("acc", object)
 _ids = itertools.count(9_000_000)
 
 
