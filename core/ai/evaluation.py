@@ -97,7 +97,7 @@ async def evaluate_retrieval(ingestion, retriever, questions: list[dict], passag
             dense, keyword = await retriever.candidates(org_id, agent_id, q["question"], live, 30)
             payloads = {p.id: p.payload for p in [*dense, *keyword]}
             for label, mode, weight in METHODS:
-                ranked = [pid for pid, _ in retriever.rank(mode, dense, keyword, weight)]
+                ranked = [pid for pid, _ in retriever.rank(mode, dense, keyword, weight, q["question"])]
                 methods[label].ranks.append(_passage_rank(ranked, payloads, q["passage_id"]))
             if n % 100 == 0:
                 say(f"asked {n}/{len(questions)} questions")

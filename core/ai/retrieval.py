@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from core.ai.fusion import DEFAULT_KEYWORD_WEIGHT, rrf_fusion, single, zscore_fusion
 from core.ai.sources import gen_key
-from core.ai.sparse import SparseEncoder
+from core.ai.sparse import SparseEncoder, detect_language
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.storage.vectors.base import ScoredPoint
 
@@ -21,6 +21,7 @@ from core.storage.vectors.base import ScoredPoint
 # bunch up; unrelated text scores about 0.70-0.78, answering passages mostly above 0.80.
 DEFAULT_MIN_DENSE_SCORE = 0.78
 MODES = ("hybrid", "rrf", "dense", "keyword")
+CROSS_LANGUAGE_KEYWORD_FACTOR = 0.1
 
 
 @dataclass
@@ -57,7 +58,7 @@ class HybridRetriever:
         dense_hits, keyword_hits = await self.candidates(org_id, agent_id, query, live,
                                                          max(self.config.candidates, limit),
                                                          keyword=mode != "dense")
-        ranked = self.rank(mode, dense_hits, keyword_hits)
+        ranked = self.rank(mode, dense_hits, keyword_hits, query=query)
         by_id = {p.id: p for p in [*keyword_hits, *dense_hits]}
         chunks = [_chunk(by_id[pid], score) for pid, score in ranked[:limit]]
         best_dense = max((p.score for p in dense_hits), default=0.0)
@@ -78,8 +79,12 @@ class HybridRetriever:
         return dense_hits, keyword_hits
 
     def rank(self, mode: str, dense_hits: list[ScoredPoint], keyword_hits: list[ScoredPoint],
-             keyword_weight: float | None = None) -> list[tuple[str, float]]:
+             keyword_weight: float | None = None, query: str = "") -> list[tuple[str, float]]:
         weight = self.config.keyword_weight if keyword_weight is None else keyword_weight
+        if query and dense_hits and _language_differs(query, dense_hits):
+            # A Russian question over English documents (or the reverse): keyword overlap is then
+            # only names and numbers, and BM25's ranking is mostly noise, so trust dense.
+            weight *= CROSS_LANGUAGE_KEYWORD_FACTOR
         if mode == "dense":
             return single(dense_hits)
         if mode == "keyword":
@@ -87,6 +92,12 @@ class HybridRetriever:
         if mode == "rrf":
             return rrf_fusion(dense_hits, keyword_hits)
         return zscore_fusion(dense_hits, keyword_hits, weight)
+
+
+def _language_differs(query: str, dense_hits: list[ScoredPoint]) -> bool:
+    top = [detect_language(p.payload.get("text", "")) for p in dense_hits[:3]]
+    corpus = max(set(top), key=top.count)
+    return detect_language(query) != corpus
 
 
 async def _none() -> list[ScoredPoint]:
