@@ -100,6 +100,8 @@ class KommoSettings(BaseSettings):
     rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
     request_timeout_s: float = 15.0
     max_webhook_body_bytes: int = 256 * 1024
+    resend_uncertain_after_s: float = Field(
+        default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
     oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
     amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
                                        "(or api_base_url when that override is set)")

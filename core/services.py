@@ -101,6 +101,13 @@ def effective_redis_url(settings: Settings) -> str:
     return settings.redis.url or f"redis://127.0.0.1:{settings.redis.embedded_port}/0"
 
 
+def redis_client(url: str) -> aioredis.Redis:
+    # A blocking pool waits for a free connection under load instead of raising
+    # MaxConnectionsError (webhook bursts, many concurrent turns).
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+    return aioredis.Redis(connection_pool=pool)
+
+
 async def build_services(settings: Settings, *, keyring: Keyring | None = None,
                          bootstrap_indexes: bool = True, create_key_file: bool = False) -> CoreServices:
     client = create_mongo_client(effective_mongo_url(settings), settings.mongo)
@@ -116,6 +123,6 @@ async def build_services(settings: Settings, *, keyring: Keyring | None = None,
         settings=settings,
         mongo_client=client,
         storage=Storage.from_db(db),
-        redis=aioredis.from_url(effective_redis_url(settings)),
+        redis=redis_client(effective_redis_url(settings)),
         keyring=ring,
     )

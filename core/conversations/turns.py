@@ -57,12 +57,11 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
     if plan is None:
         plan = await deps.storage.turns.save_plan(org_id, await decide(deps, org_id, conv, turn_id))
     if plan.outcome == "planned":
-        await carry_out(deps, org_id, conv, plan)
-        outcome = "replied" if plan.reply_text else ("handed_off" if plan.handoff else "done")
+        outcome = await carry_out(deps, org_id, conv, plan)
         await deps.storage.turns.finish(org_id, turn_id, outcome)
     else:
-        outcome = plan.outcome
-        await deps.storage.conversations.finish_turn(org_id, conv.id, turn_id, replied=False, changes={})
+        outcome = plan.outcome  # finished earlier; the bookkeeping below may not have been
+    await _record(deps, org_id, conv, plan, replied=outcome == "replied")
     return outcome
 
 
@@ -82,7 +81,8 @@ async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: d
                                            enum_id=p.get("enum_id"), idempotency_key=key)
 
 
-async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> None:
+async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> str:
+    """Execute a saved plan; returns the turn's outcome."""
     agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
     try:
         for i, action in enumerate(plan.actions):
@@ -104,9 +104,8 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=f"{plan.id}:failed",
                                                  conversation_id=conv.id, lead_id=conv.lead_id, error=str(exc)[:300])
         await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
-        await _record(deps, org_id, conv, plan, replied=False)
-        return
-    await _record(deps, org_id, conv, plan, replied=bool(plan.reply_text))
+        return "delivery_failed"
+    return "replied" if plan.reply_text else ("handed_off" if plan.handoff else "done")
 
 
 async def _safe_handoff(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan, reason: str) -> None:
@@ -119,6 +118,7 @@ async def _safe_handoff(deps: EngineDeps, org_id: str, conv: Conversation, plan:
 
 
 async def _record(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan, *, replied: bool) -> None:
+    """Store the agent's message and move the counters; safe to repeat for the same turn."""
     if replied:
         try:
             await deps.storage.messages.insert(org_id, Message(

@@ -75,7 +75,8 @@ def build_kommo(services: CoreServices, queue: TaskQueue | None = None) -> Kommo
     oauth = KommoOAuth(settings=settings, redis=services.redis, keyring=services.keyring, http=http,
                        connections=connections)
     replies = ReplySender(api, ChatsClient(settings, http, limiter))
-    actions = KommoActions(storage=storage, api=api, replies=replies, settings=settings)
+    actions = KommoActions(storage=storage, api=api, replies=replies, settings=settings,
+                           stale_after_s=settings.resend_uncertain_after_s)
     intake = None
     if queue is not None:
         committer = GroupCommitter(storage.events, queue, max_batch=settings.intake_batch_max,

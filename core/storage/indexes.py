@@ -22,7 +22,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     "agents": [IndexModel([("org_id", ASCENDING), ("name", ASCENDING)], unique=True)],
     "kommo_accounts": [
         IndexModel([("org_id", ASCENDING)], unique=True),
-        IndexModel([("hook_token", ASCENDING)], unique=True),
         IndexModel([("hook_token_hash", ASCENDING)], unique=True, name="hook_token_hash_unique"),
         IndexModel([("chats_scope_id", ASCENDING)], name="chats_scope_id"),
         IndexModel([("status", ASCENDING), ("expires_at", ASCENDING)]),
