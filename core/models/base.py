@@ -19,13 +19,15 @@ class Document(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _utc(cls, value: Any) -> Any:
-        # We only ever store UTC; nx-27017 hands some datetimes back without tzinfo.
+        # We only ever store UTC (as ISO strings, see core/storage/codec.py); be lenient on read.
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
 
     def to_mongo(self) -> dict[str, Any]:
-        return self.model_dump(by_alias=True, mode="python")
+        from core.storage.codec import to_db  # noqa: PLC0415 - models stay importable without storage
+
+        return to_db(self.model_dump(by_alias=True, mode="python"))
 
     @classmethod
     def from_mongo(cls, doc: dict[str, Any] | None) -> Self | None:

@@ -11,11 +11,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from core.clock import utcnow
 from core.ids import new_id
 from core.storage.repositories.base import scope
+from core.storage.codec import CodecCollection
 
 
 class NotificationOutbox:
     def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db["notifications"]
+        self.collection = CodecCollection(db["notifications"])
 
     async def publish(self, org_id: str, kind: str, *, audience: str = "admins",
                       dedupe_key: str | None = None, **params: Any) -> str:

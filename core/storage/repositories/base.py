@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from core.errors import AlreadyExists, InvalidInput
 from core.models.base import OrgDocument
+from core.storage.codec import CodecCollection
 
 M = TypeVar("M", bound=OrgDocument)
 
@@ -30,7 +30,7 @@ class OrgScopedRepository(Generic[M]):
     model: type[M]
 
     def __init__(self, db: AsyncDatabase) -> None:
-        self.collection: AsyncCollection = db[self.collection_name]
+        self.collection = CodecCollection(db[self.collection_name])
 
     async def insert(self, org_id: str, item: M) -> M:
         if item.org_id != org_id:

@@ -15,22 +15,24 @@ from core.clock import utcnow
 from core.models.base import OrgDocument
 from core.models.kommo import KommoField, KommoPipeline, KommoUser
 from core.storage.repositories.base import scope
+from core.storage.codec import CodecCollection, to_db
 
 T = TypeVar("T", bound=OrgDocument)
 
 
 class KommoCatalogRepository:
     def __init__(self, db: AsyncDatabase) -> None:
-        self.pipelines_col = db["kommo_pipelines"]
-        self.users_col = db["kommo_users"]
-        self.fields_col = db["kommo_fields"]
+        self.pipelines_col = CodecCollection(db["kommo_pipelines"])
+        self.users_col = CodecCollection(db["kommo_users"])
+        self.fields_col = CodecCollection(db["kommo_fields"])
 
     async def _replace_set(self, col, org_id: str, items: list[OrgDocument], match: dict[str, Any]) -> None:
         now = utcnow()
         ops = []
         for item in items:
             doc = {**item.to_mongo(), "gone": False, "synced_at": now}
-            ops.append(UpdateOne(scope(org_id, {"_id": doc["_id"]}), {"$set": doc}, upsert=True))
+            # bulk_write bypasses CodecCollection's argument conversion: convert here.
+            ops.append(UpdateOne(scope(org_id, {"_id": doc["_id"]}), {"$set": to_db(doc)}, upsert=True))
         if ops:
             await col.bulk_write(ops, ordered=False)
         seen = [i.id for i in items]

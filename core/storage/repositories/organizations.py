@@ -4,13 +4,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from core.ids import new_id
 from core.models.org import Organization
+from core.storage.codec import CodecCollection
 
 
 class OrganizationRepository:
     """Organisations are the tenants themselves: their id is the `org_id` of everything else."""
 
     def __init__(self, db: AsyncDatabase) -> None:
-        self.collection = db["organizations"]
+        self.collection = CodecCollection(db["organizations"])
 
     async def create(self, name: str, language: str = "ru") -> Organization:
         org = Organization(_id=new_id("org"), name=name, language=language)

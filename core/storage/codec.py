@@ -1,0 +1,83 @@
+"""Datetimes are stored as fixed-width ISO-8601 UTC strings, not BSON dates.
+
+Why: nx-27017 (the embedded server) stores a datetime written through `$set` as a string in its
+own format, while an inserted one stays a date; comparisons and sorts over such a field then
+silently mix types (seen on 0.8.1, see docs/ARCHITECTURE.md). Fixed-width strings
+(`2026-11-25T16:36:00.595000Z`) compare and sort chronologically on both nx-27017 and a real
+MongoDB, and pydantic reads them back as aware datetimes.
+
+`CodecCollection` applies the conversion to every document, filter, update and pipeline that
+goes through it, so repositories cannot forget it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+
+def iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_db(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {k: to_db(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_db(v) for v in value]
+    return value
+
+
+class CodecCollection:
+    """An `AsyncCollection` whose arguments pass through `to_db`."""
+
+    def __init__(self, collection: AsyncCollection) -> None:
+        self._c = collection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._c, name)
+
+    async def insert_one(self, document, *args, **kwargs):
+        return await self._c.insert_one(to_db(document), *args, **kwargs)
+
+    async def insert_many(self, documents, *args, **kwargs):
+        return await self._c.insert_many([to_db(d) for d in documents], *args, **kwargs)
+
+    async def update_one(self, filter, update, *args, **kwargs):
+        return await self._c.update_one(to_db(filter), to_db(update), *args, **kwargs)
+
+    async def update_many(self, filter, update, *args, **kwargs):
+        return await self._c.update_many(to_db(filter), to_db(update), *args, **kwargs)
+
+    async def replace_one(self, filter, replacement, *args, **kwargs):
+        return await self._c.replace_one(to_db(filter), to_db(replacement), *args, **kwargs)
+
+    async def find_one_and_update(self, filter, update, *args, **kwargs):
+        return await self._c.find_one_and_update(to_db(filter), to_db(update), *args, **kwargs)
+
+    async def find_one(self, filter=None, *args, **kwargs):
+        return await self._c.find_one(to_db(filter), *args, **kwargs)
+
+    def find(self, filter=None, *args, **kwargs):
+        return self._c.find(to_db(filter), *args, **kwargs)
+
+    async def count_documents(self, filter, *args, **kwargs):
+        return await self._c.count_documents(to_db(filter), *args, **kwargs)
+
+    async def delete_one(self, filter, *args, **kwargs):
+        return await self._c.delete_one(to_db(filter), *args, **kwargs)
+
+    async def delete_many(self, filter, *args, **kwargs):
+        return await self._c.delete_many(to_db(filter), *args, **kwargs)
+
+    async def distinct(self, key, filter=None, *args, **kwargs):
+        return await self._c.distinct(key, to_db(filter), *args, **kwargs)
+
+    async def aggregate(self, pipeline, *args, **kwargs):
+        return await self._c.aggregate(to_db(pipeline), *args, **kwargs)
