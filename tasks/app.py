@@ -26,7 +26,8 @@ def create_celery(broker_url: str | None = None) -> Celery:
     worker = settings.worker
     # Every countdown we schedule (debounce, retry backoff) stays below the visibility timeout,
     # or Redis would redeliver a task that is merely waiting (Celery's Redis caveat).
-    visibility = max(worker.visibility_timeout_s, worker.max_retry_countdown_s + 60)
+    longest_countdown = max(worker.max_retry_countdown_s, worker.debounce_s)
+    visibility = max(worker.visibility_timeout_s, int(longest_countdown) + 30)
     app = Celery("kommo_agent", broker=url, backend=url, include=[m for m in TASK_MODULES if importlib.util.find_spec(m)])
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
