@@ -34,12 +34,28 @@ class KommoApi:
         params = {f"filter[{k}]": v for k, v in (filters or {}).items()}
         return await self.client.get_all(acc, "/api/v4/leads", "leads", params)
 
+    async def leads_in_stage(self, acc: KommoAccount, pipeline_id: int, status_id: int) -> list[dict[str, Any]]:
+        """Every lead in one stage, with its contact links (tags come in `_embedded.tags`).
+        Kommo's `filter[statuses]` takes one stage per pipeline per call."""
+        params = {"filter[statuses][0][pipeline_id]": int(pipeline_id),
+                  "filter[statuses][0][status_id]": int(status_id), "with": "contacts"}
+        return await self.client.get_all(acc, "/api/v4/leads", "leads", params)
+
     async def update_lead(self, acc: KommoAccount, lead_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         return await self.client.request(acc, "PATCH", f"/api/v4/leads/{int(lead_id)}", json_body=changes) or {}
 
     # contacts ---------------------------------------------------------------------------------------
     async def contact(self, acc: KommoAccount, contact_id: int) -> dict[str, Any]:
         return await self.client.request(acc, "GET", f"/api/v4/contacts/{int(contact_id)}")
+
+    async def contacts_by_ids(self, acc: KommoAccount, contact_ids: list[int]) -> list[dict[str, Any]]:
+        """Contacts by id, up to 250 per call (PHP-style indexed `filter[id][n]`)."""
+        found: list[dict[str, Any]] = []
+        ids = sorted({int(i) for i in contact_ids})
+        for start in range(0, len(ids), 250):
+            params = {f"filter[id][{n}]": cid for n, cid in enumerate(ids[start:start + 250])}
+            found.extend(await self.client.get_all(acc, "/api/v4/contacts", "contacts", params))
+        return found
 
     async def update_contact(self, acc: KommoAccount, contact_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         return await self.client.request(acc, "PATCH", f"/api/v4/contacts/{int(contact_id)}",

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from core.storage.files import FileStore
 from core.storage.notifications import NotificationOutbox
 from core.storage.repositories.agents import AgentRepository
+from core.storage.repositories.campaigns import CampaignRepository, CampaignTargetRepository
 from core.storage.repositories.conversations import ConversationRepository, MessageRepository
 from core.storage.repositories.events import ActionJournal, WebhookEventRepository
 from core.storage.repositories.knowledge import KnowledgeSourceRepository, UsageRepository
@@ -39,6 +40,8 @@ class Storage:
     turns: TurnRepository
     files: FileStore
     notifications: NotificationOutbox
+    campaigns: CampaignRepository
+    campaign_targets: CampaignTargetRepository
 
     @classmethod
     def from_db(cls, db: AsyncDatabase) -> Storage:
@@ -59,4 +62,6 @@ class Storage:
             turns=TurnRepository(db),
             files=FileStore(db),
             notifications=NotificationOutbox(db),
+            campaigns=CampaignRepository(db),
+            campaign_targets=CampaignTargetRepository(db),
         )

@@ -61,6 +61,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "turns": [IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)])],
     "notifications": [IndexModel([("status", ASCENDING), ("created_at", ASCENDING)])],
+    "campaigns": [IndexModel([("org_id", ASCENDING), ("created_at", DESCENDING)]),
+                  IndexModel([("status", ASCENDING)])],
+    "campaign_targets": [
+        IndexModel([("org_id", ASCENDING), ("campaign_id", ASCENDING), ("lead_id", ASCENDING)], unique=True),
+        IndexModel([("org_id", ASCENDING), ("campaign_id", ASCENDING), ("state", ASCENDING)]),
+    ],
 }
 
 

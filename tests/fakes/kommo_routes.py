@@ -77,10 +77,35 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         items = list(acc.leads.values())
         if "filter[pipeline_id]" in q:
             items = [x for x in items if x["pipeline_id"] == int(q["filter[pipeline_id]"])]
-        ids = q.getall("filter[id][]", []) + q.getall("filter[id]", [])
+        ids = _ids_filter(q)
         if ids:
             items = [x for x in items if str(x["id"]) in ids]
+        stages = _statuses_filter(q)
+        if stages:
+            items = [x for x in items if (x["pipeline_id"], x["status_id"]) in stages]
         return fake._page(request, acc, items, "leads")
+
+    def _ids_filter(q) -> list[str]:
+        # filter[id][]=1, filter[id]=1 or PHP-indexed filter[id][0]=1
+        indexed = [v for k, v in q.items() if k.startswith("filter[id][") and k != "filter[id][]"]
+        return q.getall("filter[id][]", []) + q.getall("filter[id]", []) + indexed
+
+    def _statuses_filter(q) -> set[tuple[int, int]]:
+        # filter[statuses][0][pipeline_id]=P&filter[statuses][0][status_id]=S (one stage per pipeline)
+        found: dict[str, dict[str, int]] = {}
+        for key, value in q.items():
+            if key.startswith("filter[statuses]["):
+                index, field = key[len("filter[statuses]["):].rstrip("]").split("][")
+                found.setdefault(index, {})[field] = int(value)
+        return {(f["pipeline_id"], f["status_id"]) for f in found.values() if len(f) == 2}
+
+    async def list_contacts(request):
+        acc = request[ACC]
+        items = list(acc.contacts.values())
+        ids = _ids_filter(request.query)
+        if ids:
+            items = [x for x in items if str(x["id"]) in ids]
+        return fake._page(request, acc, items, "contacts")
 
     def _merge_fields(entity: dict, values: list[dict]) -> None:
         # Kommo replaces a field's values as a whole: whatever is sent is the new full list.
@@ -225,6 +250,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
     r.add_patch(r"/api/v4/leads/{id:\d+}", patch_lead)
     r.add_post(r"/api/v4/leads/{id:\d+}/notes", add_lead_notes)
     r.add_get(r"/api/v4/leads/{id:\d+}/notes", list_lead_notes)
+    r.add_get("/api/v4/contacts", list_contacts)
     r.add_get(r"/api/v4/contacts/{id:\d+}", get_contact)
     r.add_patch(r"/api/v4/contacts/{id:\d+}", patch_contact)
     r.add_post("/api/v4/tasks", add_tasks)
