@@ -15,7 +15,7 @@ from core.config import Settings, load_settings
 from core.services import effective_redis_url
 
 QUEUES = ("inbound", "kommo", "ingest", "reports")
-TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.maintenance")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.maintenance", "tasks.campaigns")
 
 
 
