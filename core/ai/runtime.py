@@ -8,6 +8,7 @@ action journal. Provider failures end in a handoff result, never in an exception
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,9 +59,13 @@ class AgentRuntime:
                        conversation: Conversation | None, history: list[Message],
                        lead_facts: dict[str, Any], dry_run: bool, turn_id: str) -> TurnResult:
         language = reply_language(agent, customer_text)
+        started = time.perf_counter()
         retrieval = await self._retrieve(org_id, agent, customer_text)
+        retrieve_s = time.perf_counter() - started
         if not self.llm_enabled:
-            return self._extractive(agent, customer_text, retrieval, language, dry_run, turn_id)
+            result = self._extractive(agent, customer_text, retrieval, language, dry_run, turn_id)
+            result.timings["retrieve"] = retrieve_s
+            return result
         validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(UTC))
         allowed = set(agent.allowed_actions)
         inp = PromptInput(
@@ -72,7 +77,7 @@ class AgentRuntime:
         )
         prompt = build_prompt(inp, agent.model or self.llm.settings.model)
         result = TurnResult(turn_id=turn_id, reply_text="", language=language, mode="llm", dry_run=dry_run,
-                            summary=prompt.summary)
+                            summary=prompt.summary, timings={"retrieve": retrieve_s, "llm": 0.0})
         purpose = "test_chat" if dry_run else "reply"
         conv_id = conversation.id if conversation else None
         try:
@@ -109,8 +114,10 @@ class AgentRuntime:
                     purpose: str, conv_id: str | None, turn_id: str, index: int, result: TurnResult) -> LLMResponse:
         ctx = UsageContext(org_id=org_id, purpose=purpose, idempotency_key=llm_usage_key(turn_id, index),
                            agent_id=agent.id, conversation_id=conv_id)
+        started = time.perf_counter()
         response = await self.llm.chat(messages, usage=ctx, tools=tools, model=agent.model,  # type: ignore[union-attr]
                                        temperature=agent.temperature, max_tokens=COMPLETION_RESERVE)
+        result.timings["llm"] = result.timings.get("llm", 0.0) + time.perf_counter() - started
         result.usage.add(response.model, response.prompt_tokens, response.completion_tokens)
         return response
 

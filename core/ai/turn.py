@@ -38,6 +38,7 @@ class TurnResult:
     usage: TurnUsage = field(default_factory=TurnUsage)
     summary: str = ""  # rolling summary of history older than what the prompt kept
     error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage: retrieve, llm
 
     @property
     def executable_actions(self) -> list[PlannedAction]:

@@ -7,6 +7,7 @@ replies -> the agent runtime.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from core.ai.errors import LLMError
@@ -89,7 +90,9 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     agents = await deps.storage.agents.enabled(org_id)
     if not agents:
         return _skip(org_id, conv, turn_id, "no_agent", message_ids=ids)
+    started = time.perf_counter()
     lead = await _lead(deps, org_id, conv, agents)
+    lead_s = time.perf_counter() - started
     try:
         agent = pick_agent(agents, (lead or {}).get("pipeline_id"), (lead or {}).get("status_id"))
     except AgentTie as exc:
@@ -135,4 +138,6 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"}))
-    return with_handoff_notice(plan_from_result(org_id, conv, agent.id, turn_id, ids, result))
+    plan = with_handoff_notice(plan_from_result(org_id, conv, agent.id, turn_id, ids, result))
+    plan.timings = {"kommo_lead": lead_s, **result.timings}
+    return plan

@@ -12,6 +12,7 @@ Exactly-once, step by step:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from core.clock import day_key
@@ -28,6 +29,7 @@ from core.models.conversation import Conversation, Message
 from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
+MAX_TURN_ATTEMPTS = 20
 
 
 async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
@@ -52,17 +54,39 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
             return "superseded"
         turn_id = f"turn_{unanswered[-1].id}"
         await deps.storage.messages.assign_turn(org_id, [m.id for m in unanswered], turn_id)
-        await deps.storage.conversations.update(org_id, conv.id, {"pending_turn_id": turn_id})
+        await deps.storage.conversations.update(org_id, conv.id, {"pending_turn_id": turn_id, "turn_attempts": 1})
+    else:
+        # Resuming a turn an earlier run did not finish. A turn that keeps failing (a bug, a
+        # poisoned message) must not loop forever through redeliveries and sweeps.
+        attempts = conv.turn_attempts + 1
+        await deps.storage.conversations.update(org_id, conv.id, {"turn_attempts": attempts})
+        if attempts > MAX_TURN_ATTEMPTS:
+            await fail_turn(deps, org_id, conv.id, f"turn {turn_id} failed {attempts - 1} times")
+            return "failed"
     plan = await deps.storage.turns.get(org_id, turn_id)
     if plan is None:
-        plan = await deps.storage.turns.save_plan(org_id, await decide(deps, org_id, conv, turn_id))
+        started = time.perf_counter()
+        plan = await decide(deps, org_id, conv, turn_id)
+        plan.timings["decide"] = time.perf_counter() - started
+        plan.timings["queue"] = _queue_delay(deps, conv)
+        plan = await deps.storage.turns.save_plan(org_id, plan)
     if plan.outcome == "planned":
+        started = time.perf_counter()
         outcome = await carry_out(deps, org_id, conv, plan)
-        await deps.storage.turns.finish(org_id, turn_id, outcome)
+        timings = {"execute": time.perf_counter() - started, "kommo_send": plan.timings.get("kommo_send", 0.0)}
+        await deps.storage.turns.finish(org_id, turn_id, outcome, timings)
     else:
         outcome = plan.outcome  # finished earlier; the bookkeeping below may not have been
     await _record(deps, org_id, conv, plan, replied=outcome == "replied")
     return outcome
+
+
+def _queue_delay(deps: EngineDeps, conv: Conversation) -> float:
+    """Seconds between the customer's last message arriving and its turn starting, beyond the
+    debounce window: the time the turn waited in the broker."""
+    if conv.last_customer_at is None:
+        return 0.0
+    return max(0.0, (deps.clock() - conv.last_customer_at).total_seconds() - deps.debounce_s)
 
 
 async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str) -> None:
@@ -90,8 +114,10 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
                 await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}")
         if plan.reply_text:
             mode = agent.delivery_mode if agent else DeliveryMode.NOTE_DRAFT
+            started = time.perf_counter()
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
                                         idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
+            plan.timings["kommo_send"] = time.perf_counter() - started
         if plan.handoff:
             await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
                            language=plan.language)

@@ -32,6 +32,7 @@ class Conversation(OrgDocument):
     last_customer_at: datetime | None = None
     last_reply_at: datetime | None = None
     pending_turn_id: str | None = None  # claimed but not finished: a redelivery resumes it
+    turn_attempts: int = 0  # runs of the pending turn; past a limit it is handed to a human
     # The last finished turn (counters move once per turn). "" rather than None: nx-27017's
     # updates do not match `$ne` against a null field (see docs/ARCHITECTURE.md).
     last_turn_id: str = ""

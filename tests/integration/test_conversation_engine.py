@@ -211,3 +211,18 @@ async def test_follow_up_after_silence_respects_whatsapp_window(shop):
     assert await shop.engine.follow_ups() == 0  # at most max_times
     texts = [n["params"]["text"] for n in shop.notes()[before:]]
     assert len(texts) == 1 and "Still interested?" in texts[0]
+
+
+async def test_a_turn_that_keeps_failing_is_handed_off_not_looped(shop):
+    from core.conversations.turns import MAX_TURN_ATTEMPTS
+    msg = await shop.customer_says("hello")
+    conv = await shop.conversation()
+    # A turn claimed by runs that all crashed (the attempts counter is what they leave behind).
+    await shop.services.storage.messages.assign_turn(shop.org_id, [msg], f"turn_{msg}")
+    await shop.services.storage.conversations.update(shop.org_id, conv.id, {
+        "pending_turn_id": f"turn_{msg}", "turn_attempts": MAX_TURN_ATTEMPTS})
+    assert await shop.engine.run_turn(shop.org_id, conv.id, None) == "failed"
+    conv = await shop.conversation()
+    assert conv.state == ConversationState.HANDED_OFF and conv.pending_turn_id is None
+    alerts = await shop.services.storage.notifications.pending(shop.org_id)
+    assert any(a["kind"] == "turn_failed" for a in alerts)

@@ -30,7 +30,8 @@ class ConversationRepository(OrgScopedRepository[Conversation]):
     async def finish_turn(self, org_id: str, conversation_id: str, turn_id: str, *, replied: bool,
                           changes: dict[str, Any]) -> bool:
         """Counters move once per turn: the update only applies if this turn is not yet recorded."""
-        update: dict[str, Any] = {"$set": {**changes, "last_turn_id": turn_id, "pending_turn_id": None}}
+        update: dict[str, Any] = {"$set": {**changes, "last_turn_id": turn_id, "pending_turn_id": None,
+                                           "turn_attempts": 0}}
         if replied:
             update["$inc"] = {"replies_count": 1}
         res = await self.collection.update_one(

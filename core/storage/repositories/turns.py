@@ -32,6 +32,7 @@ class TurnPlan(OrgDocument):
     handoff_reason: str | None = None
     summary: str = ""
     usage: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage, for latency analysis
     finished_at: datetime | None = None
 
 
@@ -51,6 +52,8 @@ class TurnRepository(OrgScopedRepository[TurnPlan]):
         assert stored is not None
         return stored
 
-    async def finish(self, org_id: str, turn_id: str, outcome: str) -> None:
-        await self.collection.update_one(scope(org_id, {"_id": turn_id}),
-                                         {"$set": {"outcome": outcome, "finished_at": utcnow()}})
+    async def finish(self, org_id: str, turn_id: str, outcome: str, timings: dict[str, float] | None = None) -> None:
+        changes: dict[str, Any] = {"outcome": outcome, "finished_at": utcnow()}
+        for stage, seconds in (timings or {}).items():
+            changes[f"timings.{stage}"] = round(seconds, 6)
+        await self.collection.update_one(scope(org_id, {"_id": turn_id}), {"$set": changes})
