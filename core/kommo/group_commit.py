@@ -3,7 +3,8 @@
 nx-27017 takes ~2.3k `insert_one`/s but ~9.6k docs/s through `insert_many`, so each request
 parks its events here; one flusher writes everything that arrived meanwhile with ONE
 `insert_many`, enqueues the new ones with ONE `TaskQueue.process_events` call, and only then
-answers the requests. A request is acknowledged only after its events are durably stored.
+answers the requests. A request is acknowledged only after its events are durably stored and
+enqueued.
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class GroupCommitter:
     async def _commit(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]]) -> None:
         docs = [d for group, _ in batch for d in group]
         self.batches += 1
+        # Events we enqueue are written as QUEUED right away: a separate `mark_queued` update after
+        # the publish cost nx-27017 as much as the insert itself (it rewrites each document).
+        # RECEIVED and QUEUED mean the same to the worker's claim and to the recovery sweep (both
+        # pending), so a crash between insert and publish still loses nothing; a failed publish
+        # puts them back to RECEIVED below.
+        for d in docs:
+            if d.status == EventStatus.RECEIVED:
+                d.status = EventStatus.QUEUED
         try:
             new = await self.events.insert_new(docs)
         except Exception as exc:  # noqa: BLE001 - every waiting request must get the failure
@@ -77,33 +86,30 @@ class GroupCommitter:
                     fut.set_exception(exc)
             return
         new_ids = {d.id for d in new}
-        refs = [(d.org_id, d.id) for d in new if d.status == EventStatus.RECEIVED]
-        enqueued = False
+        refs = [(d.org_id, d.id) for d in new if d.status == EventStatus.QUEUED]
         if refs:
             try:
                 await self.queue.process_events(refs)
-                enqueued = True
             except Exception as exc:  # noqa: BLE001 - stored is durable: the sweep re-enqueues
                 self.enqueue_failures += 1
                 log.error("webhook enqueue failed; left RECEIVED for the sweep", error=str(exc)[:300],
                           events=len(refs))
+                self._background(self._mark_received(refs))
         for group, fut in batch:
             if not fut.done():
                 fut.set_result([d.id in new_ids for d in group])
-        if enqueued:  # bookkeeping only: off the commit path
-            task = asyncio.create_task(self._mark_queued(refs))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
 
-    async def _mark_queued(self, refs: list[tuple[str, str]]) -> None:
-        by_org: dict[str, list[str]] = {}
+    def _background(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mark_received(self, refs: list[tuple[str, str]]) -> None:
         for org_id, event_id in refs:
-            by_org.setdefault(org_id, []).append(event_id)
-        for org_id, ids in by_org.items():
             try:
-                await self.events.mark_queued(org_id, ids)
+                await self.events.set_status(org_id, event_id, EventStatus.RECEIVED)
             except Exception as exc:  # noqa: BLE001 - only bookkeeping; the sweep tolerates it
-                log.warning("mark queued failed", error=str(exc)[:200])
+                log.warning("marking an unqueued event failed", error=str(exc)[:200])
 
     async def drain(self) -> None:
         if self._flusher is not None:

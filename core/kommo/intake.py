@@ -154,7 +154,7 @@ class WebhookIntake:
                 result.duplicates += 1
                 continue
             result.event_ids.append(doc.id)
-            if doc.status == EventStatus.RECEIVED:
+            if doc.status in (EventStatus.RECEIVED, EventStatus.QUEUED):
                 result.accepted += 1
             elif doc.status == EventStatus.IGNORED:
                 result.ignored += 1
