@@ -135,6 +135,8 @@ def parse_webhook(body: bytes, content_type: str = "") -> ParsedWebhook:
     if ctype and ctype != "application/x-www-form-urlencoded":
         raise InvalidWebhook(f"expected form-encoded body, got {ctype[:40]}")
     tree = parse_form(body)
+    if not isinstance(tree, dict):  # top-level keys 0..n-1
+        raise InvalidWebhook("no account in body")
     account = tree.get("account")
     if not isinstance(account, dict) or not (account.get("subdomain") or account.get("id")):
         raise InvalidWebhook("no account in body")

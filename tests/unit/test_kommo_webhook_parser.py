@@ -130,3 +130,66 @@ def test_form_lists_and_sparse_indexes():
     assert parse_form(b"a[0]=x&a[1]=y") == {"a": ["x", "y"]}
     assert parse_form(b"a[1]=x") == {"a": {"1": "x"}}
     assert parse_form(b"a[]=x&a[]=y") == {"a": ["x", "y"]}
+
+
+def _qsl_outcome(body: bytes):
+    from core.kommo.form import _decode_pairs_qsl
+
+    try:
+        text = body.decode("ascii")
+        if not text.strip():
+            return "empty body"
+        return _decode_pairs_qsl(text)
+    except UnicodeDecodeError:
+        return "body is not url-encoded (raw non-ASCII bytes)"
+    except InvalidWebhook as exc:
+        return exc.reason
+
+
+def _fast_outcome(body: bytes):
+    from core.kommo.form import decode_pairs
+
+    try:
+        return decode_pairs(body)
+    except InvalidWebhook as exc:
+        return exc.reason
+
+
+ODD_BODIES = [
+    b"a=1", b"a=", b"=", b"=1", b"a=1&", b"&a=1", b"a=1&&b=2", b"a", b"a=1&b", b"a=b=c", b"a+b=c+d",
+    b"a=%", b"a=%4", b"a=%4g&b=%41", b"a%=1", b"a%3D=%26", b"a=%00&b=1", b"a=\x00", b"a=%d0%b7", b"a=%D0",
+    b"a=%D0&b=%97", b"a=%ff", b" ", b"a=1;b=2", b"a=%2B+%2b", b"a[0]=%E2%82%AC&a[1]=%F0%9F%98%80",
+    "a=é".encode(), b"a=1\r\n&b=2", b"%5B=%5D",
+]
+
+
+@pytest.mark.parametrize("body", [b for _, b, _ in fixture_bodies()] + ODD_BODIES)
+def test_fast_form_decoding_matches_parse_qsl(body):
+    assert _fast_outcome(body) == _qsl_outcome(body)
+
+
+def test_fast_form_decoding_matches_parse_qsl_on_random_bodies():
+    import random
+
+    rnd = random.Random(7)
+    alphabet = ["a", "b", "=", "&", "%", "+", "0", "4", "1", "D", "d", "F", "[", "]", "%D0%B7", "%d0%b7", "%00",
+                "%FF", "%2", " ", "\r", "\n", "%3D", "%26", "%25", "_", "%0A"]
+    for _ in range(5000):
+        body = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 14))).encode()
+        assert _fast_outcome(body) == _qsl_outcome(body), body
+    chars = "aZ09 +=&%[]_-.~\x00\r\nЗдрав€😀\x7f"
+    for _ in range(3000):  # well-formed bodies, so the fast path is the one taken
+        pairs = [("".join(rnd.choice(chars) for _ in range(rnd.randint(0, 6))),
+                  "".join(rnd.choice(chars) for _ in range(rnd.randint(0, 8)))) for _ in range(rnd.randint(1, 5))]
+        body = urlencode(pairs, quote_via=rnd.choice([__import__("urllib.parse").parse.quote,
+                                                      __import__("urllib.parse").parse.quote_plus])).encode()
+        if rnd.random() < 0.3:
+            body = body.lower()
+        assert _fast_outcome(body) == _qsl_outcome(body), body
+
+
+def test_form_odd_indexes_stay_dicts():
+    assert parse_form(b"a[00]=x") == {"a": {"00": "x"}}  # was a KeyError
+    assert parse_form(b"a[0]=x&a[2]=y") == {"a": {"0": "x", "2": "y"}}
+    assert parse_form(b"a[1]=y&a[0]=x") == {"a": ["x", "y"]}
+    assert parse_form(b"a[0][b]=1&a[1][b]=2") == {"a": [{"b": "1"}, {"b": "2"}]}
