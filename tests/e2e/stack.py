@@ -80,6 +80,7 @@ class Stack:
     fault_rate: float = 0.0
     debounce_s: float = 0.0
     worker_concurrency: int = 8
+    worker_processes: int = 1
     tenants: list[Tenant] = field(default_factory=list)
     workers: list[subprocess.Popen] = field(default_factory=list)
 
@@ -112,8 +113,9 @@ class Stack:
         await web.TCPSite(self.runner, "127.0.0.1", self.web_port).start()
         await self._tenants()
         self.fake.fault_rate = self.fault_rate  # faults only after set-up, as in a live account
-        self.http = aiohttp.ClientSession()
-        self.start_worker()
+        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        for slot in range(self.worker_processes):
+            self.start_worker(slot)
         self.beat = subprocess.Popen([sys.executable, "-m", "cli", "beat"], env=self.env(), cwd=self.tmp,
                                      stdout=open(self.tmp / "beat.log", "ab"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -161,20 +163,24 @@ class Stack:
             self.tenants.append(Tenant(org.id, f"http://127.0.0.1:{self.web_port}/webhooks/kommo/{hook}", acc, leads))
 
     # -- processes ------------------------------------------------------------------------------
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, slot: int = 0) -> subprocess.Popen:
+        # Each worker process gets its own data folder: embedded Qdrant Edge allows one process
+        # per folder (these tests use no knowledge, so the stores stay empty).
+        env = {**self.env(), "DATA_DIR": str(self.tmp / f"data-w{slot}")}
         proc = subprocess.Popen([sys.executable, "-m", "cli", "worker", "-c", str(self.worker_concurrency)],
-                                env=self.env(), cwd=self.tmp, stdout=open(self.tmp / "worker.log", "ab"),
+                                env=env, cwd=self.tmp, stdout=open(self.tmp / "worker.log", "ab"),
                                 stderr=subprocess.STDOUT, start_new_session=True)
+        proc.slot = slot  # type: ignore[attr-defined]
         self.workers.append(proc)
         return proc
 
-    def kill_worker(self) -> None:
-        """SIGKILL the running worker (mid-reply, whatever it was doing) and start a new one."""
+    def kill_worker(self, slot: int = 0) -> None:
+        """SIGKILL a running worker (mid-reply, whatever it was doing) and start a new one."""
         for proc in self.workers:
-            if proc.poll() is None:
+            if proc.poll() is None and getattr(proc, "slot", 0) == slot:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
-        self.start_worker()
+        self.start_worker(slot)
 
     # -- traffic --------------------------------------------------------------------------------
     async def send(self, tenant: Tenant, *, lead_id: int, chat_id: str, msg_id: str, text: str,
