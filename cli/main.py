@@ -27,6 +27,8 @@ def _register_optional() -> None:
         ("cli.knowledge", ("knowledge", "eval_group")),
         ("cli.ask", ("ask",)),
         ("cli.campaign", ("campaign",)),
+        ("cli.conversation", ("conversation",)),
+        ("cli.notifications", ("notifications",)),
     ):
         try:
             module = importlib.import_module(module_name)
