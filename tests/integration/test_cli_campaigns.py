@@ -135,3 +135,44 @@ async def test_conversation_and_notification_commands(shop, cli_env):
     assert acked.exit_code == 0 and await storage.notifications.pending(org) == []
     twice = await cli(cli_env, "notifications", "ack", "--org", org, note_id)
     assert twice.exit_code == 1 and "no pending notification" in twice.stderr
+
+
+async def test_a_real_worker_runs_the_campaign_in_batches(shop, cli_env, redis_client, tmp_path):
+    """`start` without --wait: a real Celery worker (subprocess) runs batch after batch, each
+    task re-enqueueing the next, until every lead has exactly one message."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    leads = [add_lead(shop.fake_acc, f"W{i} Client") for i in range(30)]  # two batches of 25
+    root = Path(__file__).resolve().parents[2]
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith(("MONGO_", "REDIS_", "QDRANT_", "LLM_", "KOMMO_", "SECRETS_", "WORKER_"))},
+           **cli_env, "PYTHONPATH": str(root), "DATA_DIR": str(tmp_path / "worker")}
+    log = open(tmp_path / "worker.log", "wb")
+    worker = subprocess.Popen([sys.executable, "-m", "cli", "worker", "-c", "1", "-Q", "kommo"], env=env,
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        started = await cli(cli_env, "campaign", "start", "--org", shop.org_id, "--agent", "Sales",
+                            "--pipeline", "Sales", "--stage", "Qualified", "--text", "Hi {first_name}!")
+        assert started.exit_code == 0, started.stderr
+        campaign_id = started.output.strip()
+        deadline = time.monotonic() + 90
+        campaign = None
+        while time.monotonic() < deadline:
+            campaign = await shop.services.storage.campaigns.get(shop.org_id, campaign_id)
+            if campaign.status == "done":
+                break
+            await asyncio.sleep(0.5)
+        assert campaign is not None and campaign.status == "done", (tmp_path / "worker.log").read_text()[-3000:]
+        assert campaign.sent == 30
+        assert [len(drafts(shop.fake_acc, x)) for x in leads] == [1] * 30
+        assert shop.fake.rate_limited == 0 and shop.fake.max_in_window(shop.fake_acc.id) <= 7
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
