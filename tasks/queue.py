@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import structlog
 from celery import Celery
+from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
 log = structlog.get_logger("tasks.queue")
-
-PUBLISH_BATCH = 1000  # Redis commands per pipeline flush
 
 
 class CeleryTaskQueue:
@@ -24,41 +24,60 @@ class CeleryTaskQueue:
                 self.app.send_task(name, args=args, producer=producer, countdown=countdown)
 
     def _publish_batch(self, name: str, arg_lists: list[tuple]) -> None:
-        """One Celery task message per item, all written to Redis in one pipeline.
+        """One Celery task message per item, all pushed to the broker with ONE Redis LPUSH.
 
-        `send_task` costs about a millisecond per message here: a result-backend SUBSCRIBE/
-        UNSUBSCRIBE pair per task (results are ignored anyway: `task_ignore_result`), routing,
-        declaring and a Redis round trip per message. The messages built here are the ones
-        `send_task` builds (`amqp.create_task_message`, protocol 2, published by the kombu
-        producer to the anonymous exchange with the queue as routing key, as `send_task` does
-        for a direct queue), but routed once per batch and flushed with one pipeline
-        (`Producer.batch`). A failed flush is retried once on a fresh connection: a task
-        published twice is harmless (the worker claims the event by its status).
+        `send_task` costs about a millisecond per message here (a result-backend SUBSCRIBE/
+        UNSUBSCRIBE per task although results are ignored, routing, declaring and a Redis round
+        trip per message), and kombu's `Producer.publish` still ~100 us. The first message of a
+        batch is built and serialized by Celery and kombu themselves (`amqp.create_task_message`,
+        the producer's serializer, the channel's `prepare_message` and body encoding, exactly as
+        `send_task` publishes to a direct queue: anonymous exchange, queue name as routing key);
+        the others are that envelope with their own task id, delivery tag and arguments. They go
+        to the queue's Redis list like kombu's own `_put` (LPUSH, consumed from the other end).
+        A failed push is retried once on a fresh connection: a task published twice is harmless
+        (the worker claims the event by its status).
         """
-        amqp = self.app.amqp
-        queue = amqp.router.route({}, name, None, None, None)["queue"]
-        delivery_mode = queue.exchange.delivery_mode or 2
-        serializer = self.app.conf.task_serializer
-        reply_to = self.app.thread_oid
-        messages = []
-        for args in arg_lists:
-            task_id = uuid()
-            messages.append(amqp.create_task_message(
-                task_id, name, args, {}, argsrepr=repr(args), kwargsrepr="{}", reply_to=reply_to,
-                ignore_result=True))
+        if not arg_lists:
+            return
         for attempt in (1, 2):
             try:
-                with self.app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
-                    for headers, properties, body, _ in messages:
-                        producer.publish(body, exchange="", routing_key=queue.name, headers=headers,
-                                         serializer=serializer, delivery_mode=delivery_mode, declare=None,
-                                         retry=False, **properties)
+                with self.app.producer_or_acquire() as producer:
+                    key, messages = self._envelopes(producer, name, arg_lists)
+                    with producer.channel.conn_or_acquire() as client:
+                        client.lpush(key, *messages)
                 return
             except Exception as exc:
                 if attempt == 2:
                     raise
                 log.warning("task batch publish failed; retrying on a fresh connection", error=str(exc)[:200],
-                            tasks=len(messages))
+                            tasks=len(arg_lists))
+
+    def _envelopes(self, producer, name: str, arg_lists: list[tuple]) -> tuple[str, list[str]]:
+        amqp = self.app.amqp
+        queue = amqp.router.route({}, name, None, None, None)["queue"]
+        channel = producer.channel
+        first = arg_lists[0]
+        headers, properties, body, _ = amqp.create_task_message(
+            uuid(), name, first, {}, argsrepr=repr(first), kwargsrepr="{}", reply_to=self.app.thread_oid,
+            ignore_result=True)
+        content_type, content_encoding, payload = dumps(body, serializer=self.app.conf.task_serializer)
+        if content_type != "application/json":  # the template below re-serializes with json
+            raise RuntimeError(f"fast publish expects json task bodies, got {content_type}")
+        properties = dict(properties, delivery_mode=queue.exchange.delivery_mode or 2)
+        template = channel.prepare_message(payload, 0, content_type, content_encoding, headers, properties)
+        channel._inplace_augment_message(template, "", queue.name)  # body encoding + delivery info
+        encoding = template["properties"]["body_encoding"]
+        key = channel._q_for_pri(queue.name, channel._get_message_priority(template, reverse=False))
+        embed = body[2]
+        out = []
+        for args in arg_lists:
+            task_id = uuid()
+            raw = json.dumps([list(args), {}, embed]).encode()
+            msg = dict(template, body=channel.encode_body(raw, encoding)[0],
+                       headers=dict(template["headers"], id=task_id, root_id=task_id, argsrepr=repr(args)),
+                       properties=dict(template["properties"], correlation_id=task_id, delivery_tag=uuid()))
+            out.append(json.dumps(msg))
+        return key, out
 
     async def process_events(self, refs: list[tuple[str, str]]) -> None:
         if refs:
