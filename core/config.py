@@ -98,6 +98,7 @@ class KommoSettings(BaseSettings):
     redirect_uri: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
     rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
     request_timeout_s: float = 15.0
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(

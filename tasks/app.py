@@ -66,6 +66,7 @@ def beat_schedule(settings: Settings) -> dict:
         "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
+        "campaigns-resume": {"task": "kommo.resume_campaigns", "schedule": 60.0},
     }
 
 

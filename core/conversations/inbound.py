@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from core.clock import utcnow
 from core.conversations.context import EngineDeps
 from core.conversations.handoff import hand_off
+from core.conversations.turns import run_turn
 from core.ids import new_id
 from core.logging import get_logger
 from core.models.conversation import Conversation, ConversationState, Message
@@ -88,6 +89,9 @@ async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessag
     if reply_context:
         changes["reply_context"] = reply_context
     await deps.storage.conversations.update(org_id, conv.id, changes)
+    if deps.debounce_s <= 0:
+        # No burst window: answer in this task rather than paying a second trip through the broker.
+        return await run_turn(deps, org_id, conv.id, message.id)
     await deps.queue.schedule_turn(org_id, conv.id, message.id, deps.debounce_s)
     return "scheduled"
 

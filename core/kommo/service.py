@@ -64,7 +64,9 @@ class KommoService:
 def build_kommo(services: CoreServices, queue: TaskQueue | None = None) -> KommoService:
     settings, storage = services.settings.kommo, services.storage
     http = SessionProvider(timeout_s=settings.request_timeout_s)
-    limiter = RateLimiter(services.redis, settings.rate_limit_rps)
+    # rps + burst bounds any 1-second window: keep it within Kommo's 7 requests/s.
+    burst = max(1, min(settings.rate_limit_burst, 7 - int(settings.rate_limit_rps)))
+    limiter = RateLimiter(services.redis, settings.rate_limit_rps, burst=burst)
     tokens = TokenManager(settings=settings, http=http, accounts=storage.kommo_accounts, keyring=services.keyring,
                           redis=services.redis, notifications=storage.notifications)
     client = KommoClient(settings=settings, http=http, limiter=limiter, tokens=tokens,

@@ -4,6 +4,7 @@ it (a task is a one-line call), so each step's effects can be checked in between
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from core.clock import utcnow
@@ -226,3 +227,12 @@ async def test_a_turn_that_keeps_failing_is_handed_off_not_looped(shop):
     assert conv.state == ConversationState.HANDED_OFF and conv.pending_turn_id is None
     alerts = await shop.services.storage.notifications.pending(shop.org_id)
     assert any(a["kind"] == "turn_failed" for a in alerts)
+
+
+async def test_without_debounce_the_event_task_answers_inline(shop, redis_client):
+    shop.engine.deps.debounce_s = 0
+    await redis_client.delete("inbound")
+    await shop.customer_says("Quick question: do you ship abroad?")
+    assert len(shop.notes()) == 1  # answered by the event's own task
+    queued = [json.loads(m)["headers"]["task"] for m in await redis_client.lrange("inbound", 0, -1)]
+    assert queued == ["inbound.process_event"]  # no second trip through the broker for a turn
