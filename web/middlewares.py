@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 
 import structlog
 from aiohttp import web
@@ -11,12 +12,34 @@ REQUESTS = Counter("http_requests_total", "HTTP requests", ["route", "status"])
 LATENCY = Histogram("http_request_seconds", "HTTP request latency", ["route"])
 log = structlog.get_logger("web")
 
+# Request ids: a random per-process prefix and a counter (unique, 32 hex chars like a uuid4 hex)
+# instead of a uuid4 (an os.urandom call) per request.
+_ID_PREFIX = os.urandom(10).hex()
+_ID_COUNTER = itertools.count(1)
+# Labelled metric children, looked up once per (route, status) instead of per request.
+_COUNTERS: dict[tuple[str, int], object] = {}
+_HISTOGRAMS: dict[str, object] = {}
+_bind = structlog.contextvars.bind_contextvars
+_unbind = structlog.contextvars.unbind_contextvars
+
+
+def _observe(route: str, status: int, seconds: float) -> None:
+    counter = _COUNTERS.get((route, status))
+    if counter is None:
+        counter = _COUNTERS[(route, status)] = REQUESTS.labels(route, str(status))
+    histogram = _HISTOGRAMS.get(route)
+    if histogram is None:
+        histogram = _HISTOGRAMS[route] = LATENCY.labels(route)
+    counter.inc()
+    histogram.observe(seconds)
+
 
 @web.middleware
 async def request_context_middleware(request: web.Request, handler):
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    request_id = request.headers.get("X-Request-Id") or f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
+    _bind(request_id=request_id)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource else "unmatched"
     started = time.perf_counter()
     status = 500
     try:
@@ -31,6 +54,5 @@ async def request_context_middleware(request: web.Request, handler):
         log.exception("unhandled error", route=route)
         return web.json_response({"error": "internal error", "request_id": request_id}, status=500)
     finally:
-        REQUESTS.labels(route, str(status)).inc()
-        LATENCY.labels(route).observe(time.perf_counter() - started)
-        structlog.contextvars.unbind_contextvars("request_id")
+        _observe(route, status, time.perf_counter() - started)
+        _unbind("request_id")

@@ -27,13 +27,28 @@ from core.kommo.webhook_parser import KommoEvent, is_own_write, parse_webhook
 from core.models.events import EventStatus, WebhookEvent
 from core.models.kommo import KommoAccount
 from core.security.keyring import Keyring
+from core.storage.codec import to_db
 from core.storage.repositories.kommo_accounts import KommoAccountRepository, hook_token_hash
 
 CHATS_MESSAGE_KINDS = {"chats.message"}
+_EVENT_FIELDS = tuple(WebhookEvent.model_fields.items())
 
 
 class UnknownHook(NotFound):
     code = "unknown_hook"
+
+
+class IntakeEvent(WebhookEvent):
+    """A `WebhookEvent` whose `to_mongo` skips pydantic's recursive `model_dump`.
+
+    The fields intake fills are plain (str, int, enum, datetime, and a payload of dicts, lists
+    and strings from the parser), so reading the attributes and converting with the codec gives
+    the same document as `Document.to_mongo` (a test compares them) at a fraction of the cost:
+    the dump of the parsed payload was ~100 us per event.
+    """
+
+    def to_mongo(self) -> dict[str, Any]:
+        return to_db({field.alias or name: getattr(self, name) for name, field in _EVENT_FIELDS})
 
 
 @dataclass
@@ -90,14 +105,14 @@ class WebhookIntake:
         docs = [self._doc(account, ev, raw, content_type, parsed.account_id) for ev in parsed.events]
         return await self._store(account.org_id, docs)
 
-    def _doc(self, account: KommoAccount, ev: KommoEvent, raw: str, ctype: str, acc_id: int | None) -> WebhookEvent:
+    def _doc(self, account: KommoAccount, ev: KommoEvent, raw: str, ctype: str, acc_id: int | None) -> IntakeEvent:
         if is_own_write(ev, account.bot_user_id):
             status = EventStatus.IGNORED
         else:
             status = EventStatus.RECEIVED if ev.actionable else EventStatus.UNHANDLED
         payload = {"entity": ev.entity, "action": ev.action, "entity_id": ev.entity_id, "lead_id": ev.lead_id,
                    "author_user_id": ev.author_user_id, "account_id": acc_id, "data": ev.data}
-        return WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="kommo", kind=ev.kind,
+        return IntakeEvent(_id=new_id("evt"), org_id=account.org_id, source="kommo", kind=ev.kind,
                             dedupe_key=ev.dedupe_key, raw_body=raw, content_type=ctype, payload=payload,
                             status=status, error="caused by our own write" if status == EventStatus.IGNORED else None)
 
