@@ -47,7 +47,17 @@ def body_template() -> str:
 
 
 # ---- load process --------------------------------------------------------------------------------
-async def load(url: str, duration: float, connections: int, warmup: float) -> dict:
+def _summary(latencies: list[float], statuses: dict, acked: int, duration: float, cpu_s: float) -> dict:
+    latencies.sort()
+    n = len(latencies)
+    return {"requests": n, "rps": n / duration, "p50_ms": latencies[n // 2] * 1000 if n else 0,
+            "p99_ms": latencies[int(n * 0.99)] * 1000 if n else 0, "statuses": statuses, "acked": acked,
+            "load_cpu_ms_per_req": cpu_s * 1000 / max(1, n)}
+
+
+async def load_aiohttp(url: str, duration: float, connections: int, warmup: float) -> dict:
+    """The first load generator: aiohttp's client. It costs several hundred microseconds of CPU
+    per request, so on a 2-core box it, not the server, caps the bare handler."""
     import aiohttp
 
     template = body_template()
@@ -72,18 +82,98 @@ async def load(url: str, duration: float, connections: int, warmup: float) -> di
                 latencies.append(t1 - t0)
                 statuses[status] = statuses.get(status, 0) + 1
 
+    cpu0 = time.process_time()
     conn = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=conn) as session:
         await asyncio.gather(*(worker(session) for _ in range(connections)))
-    latencies.sort()
-    n = len(latencies)
-    return {"requests": n, "rps": n / duration, "p50_ms": latencies[n // 2] * 1000 if n else 0,
-            "p99_ms": latencies[int(n * 0.99)] * 1000 if n else 0, "statuses": statuses, "acked": len(acked)}
+    return _summary(latencies, statuses, len(acked), duration, time.process_time() - cpu0)
+
+
+class _RawConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection sending POSTs back to back (like one wrk connection):
+    pre-built request bytes, and just enough response parsing (status, Content-Length)."""
+
+    def __init__(self, run: dict) -> None:
+        self.run = run
+        self.buf = bytearray()
+        self.need: int | None = None
+        self.status = 0
+        self.t0 = self.started = 0.0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self._send()
+
+    def _send(self) -> None:
+        run = self.run
+        now = time.perf_counter()
+        if now >= run["stop_at"]:
+            self.transport.close()
+            return
+        body = run["template"].replace(b"{MID}", str(uuid.uuid4()).encode())
+        self.started, self.t0 = now, time.perf_counter()
+        self.transport.write(run["head"] % len(body) + body)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if self.need is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).lower()
+            self.status = int(head[9:12])
+            at = head.find(b"\r\ncontent-length:")
+            if at < 0:
+                raise RuntimeError("response without Content-Length")
+            eol = head.find(b"\r\n", at + 2)
+            length = int(head[at + 17:eol if eol > 0 else len(head)])
+            self.need = end + 4 + length
+        if len(self.buf) < self.need:
+            return
+        t1 = time.perf_counter()
+        del self.buf[:self.need]
+        self.need = None
+        run = self.run
+        if self.status == 200:
+            run["acked"] += 1
+        if self.started >= run["measure_from"]:
+            run["latencies"].append(t1 - self.t0)
+            run["statuses"][self.status] = run["statuses"].get(self.status, 0) + 1
+        self._send()
+
+    def connection_lost(self, exc) -> None:
+        if not self.run["done"].done():
+            self.run["closed"] += 1
+            if self.run["closed"] == self.run["connections"]:
+                self.run["done"].set_result(None)
+
+
+async def load_raw(url: str, duration: float, connections: int, warmup: float) -> dict:
+    """The default load generator: N raw keep-alive connections, each one request in flight at a
+    time (closed loop, as wrk), costing a few tens of microseconds per request, so the servers
+    are what is measured. Same bodies and headers as the aiohttp client."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: amoCRM-Webhooks/3.0\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n").encode()
+    now = time.perf_counter()
+    run = {"template": body_template().encode(), "head": head, "stop_at": now + warmup + duration,
+           "measure_from": now + warmup, "latencies": [], "statuses": {}, "acked": 0, "closed": 0,
+           "connections": connections, "done": loop.create_future()}
+    cpu0 = time.process_time()
+    for _ in range(connections):
+        await loop.create_connection(lambda: _RawConnection(run), parts.hostname, parts.port)
+    await run["done"]
+    return _summary(run["latencies"], run["statuses"], run["acked"], duration, time.process_time() - cpu0)
 
 
 def run_load(url: str, args) -> dict:
     out = subprocess.run([sys.executable, __file__, "--load", url, "--duration", str(args.duration),
-                          "--connections", str(args.connections), "--warmup", str(args.warmup)],
+                          "--connections", str(args.connections), "--warmup", str(args.warmup),
+                          "--client", args.client],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -147,9 +237,22 @@ async def main(args) -> None:
                 queue = _NullQueue()
             bare_runner, bare_url = await serve(await bare_app())
             ours_runner, ours_url = await serve(create_app(services, queue))
+            import psutil  # noqa: PLC0415
+
+            me, db = psutil.Process(), psutil.Process(mongo.pid)
+
+            async def phase(url: str) -> dict:
+                cpu = [sum(p.cpu_times()[:2]) for p in (me, db)]
+                out = await asyncio.to_thread(run_load, url, args)
+                cpu = [sum(p.cpu_times()[:2]) - c for p, c in zip((me, db), cpu, strict=True)]
+                n = max(1, out["rps"] * (args.duration + args.warmup))  # ~requests served in the phase
+                out["server_cpu_ms_per_req"], out["db_cpu_ms_per_req"] = (c * 1000 / n for c in cpu)
+                return out
+
+            load_before = os.getloadavg()[0]
             try:
-                bare = await asyncio.to_thread(run_load, f"{bare_url}/webhooks/kommo/{hook}", args)
-                ours = await asyncio.to_thread(run_load, f"{ours_url}/webhooks/kommo/{hook}", args)
+                bare = await phase(f"{bare_url}/webhooks/kommo/{hook}")
+                ours = await phase(f"{ours_url}/webhooks/kommo/{hook}")
                 await asyncio.sleep(0.5)  # QUEUED bookkeeping after the last answers
                 stored = await services.storage.events.count(org.id)
                 enqueued = await services.redis.llen("inbound")
@@ -161,9 +264,14 @@ async def main(args) -> None:
         finally:
             mongo.terminate()
             mongo.wait(10)
-    print(f"bare aiohttp : {bare['rps']:8.0f} req/s  p50 {bare['p50_ms']:.2f} ms  p99 {bare['p99_ms']:.2f} ms")
-    print(f"kommo intake : {ours['rps']:8.0f} req/s  p50 {ours['p50_ms']:.2f} ms  p99 {ours['p99_ms']:.2f} ms"
-          f"  statuses {ours['statuses']}")
+    print(f"load generator: {args.client}, {args.connections} keep-alive connections, {args.duration:g} s "
+          f"(+{args.warmup:g} s warm-up); load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} CPUs")
+    for name, r in (("bare aiohttp", bare), ("kommo intake", ours)):
+        print(f"{name} : {r['rps']:8.0f} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
+              f"  statuses {r['statuses']}")
+        print(f"{'':15s}CPU per request: server {r['server_cpu_ms_per_req']:.3f} ms, nx-27017 "
+              f"{r['db_cpu_ms_per_req']:.3f} ms, load generator {r['load_cpu_ms_per_req']:.3f} ms")
     print(f"acknowledged {ours['acked']} events; stored {stored}; in broker queue 'inbound' {enqueued}")
     ok = ours["acked"] == stored == enqueued
     print("every acknowledged event stored and enqueued:", "yes" if ok else "NO")
@@ -181,8 +289,11 @@ if __name__ == "__main__":
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--diagnose-no-enqueue", action="store_true",
                         help="replace the Celery publish by one RPUSH per batch (not a valid result)")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="load generator: raw keep-alive sockets (default) or aiohttp's client (the first one)")
     a = parser.parse_args()
     if a.load:
+        load = load_raw if a.client == "raw" else load_aiohttp
         print(json.dumps(asyncio.run(load(a.load, a.duration, a.connections, a.warmup))))
     else:
         asyncio.run(main(a))
