@@ -48,3 +48,10 @@ def rrf_fusion(dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint], k: 
 
 def single(points: Sequence[ScoredPoint]) -> list[tuple[str, float]]:
     return [(p.id, p.score) for p in points]
+
+
+def add_bonus(fused: Sequence[tuple[str, float]], bonus: dict[str, float],
+              weight: float) -> list[tuple[str, float]]:
+    """Add `weight * bonus[id]` to fused scores and re-sort (a signal outside the two lists)."""
+    out = [(pid, score + weight * bonus.get(pid, 0.0)) for pid, score in fused]
+    return sorted(out, key=lambda kv: kv[1], reverse=True)
