@@ -8,7 +8,6 @@ nx-27017 on the same data folder for its own duration.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -20,8 +19,7 @@ from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from core.config import Settings, load_settings
 from core.errors import KommoAgentError
 from core.services import CoreServices, build_services
-from core.storage.embedded import mongo_command, port_is_open
-from core.storage.embedded import wait_for_port
+from core.storage.embedded import port_is_open, running_mongo
 
 T = TypeVar("T")
 
@@ -32,17 +30,8 @@ def embedded_mongo_if_needed(settings: Settings) -> Iterator[None]:
     if settings.mongo.url or port_is_open("127.0.0.1", port):
         yield
         return
-    proc = subprocess.Popen(mongo_command(settings.mongo_dir, port),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc=proc)
+    with running_mongo(settings.mongo_dir, port):
         yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Settings | None = None) -> T:

@@ -66,6 +66,12 @@ class CoreServices:
 
         return await self._area("runtime", build)
 
+    async def campaigns(self):
+        """Campaigns over the Kommo area (no knowledge stack needed)."""
+        from core.campaigns.service import build_campaigns  # noqa: PLC0415
+
+        return await self._area("campaigns", lambda: build_campaigns(self))
+
     async def engine(self, queue: TaskQueue) -> ConversationEngine:
         from core.conversations.context import EngineDeps  # noqa: PLC0415
         from core.conversations.engine import ConversationEngine  # noqa: PLC0415
@@ -81,7 +87,7 @@ class CoreServices:
         return await self._area("engine", build)
 
     async def close_areas(self) -> None:
-        for name in ("runtime", "knowledge", "kommo"):
+        for name in ("campaigns", "runtime", "knowledge", "kommo"):
             area = self._areas.pop(name, None)
             if area is not None and hasattr(area, "close"):
                 await area.close()

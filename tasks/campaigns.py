@@ -20,27 +20,16 @@ from tasks.runtime import run
 
 logger = get_task_logger(__name__)
 MAX_RETRIES = load_settings().worker.max_retries
-_service = None
-
-
-async def campaign_service(services):
-    """The process's CampaignService, built once on the worker's loop."""
-    global _service
-    if _service is None:
-        from core.campaigns.service import build_campaigns  # noqa: PLC0415
-
-        _service = await build_campaigns(services)
-    return _service
 
 
 @celery_app.task(name="kommo.run_campaign", bind=True, acks_late=True, reject_on_worker_lost=True,
                  max_retries=MAX_RETRIES)
 def run_campaign(self, org_id: str, campaign_id: str, look_again: bool = True) -> str:
     async def batch(services):
-        return await (await campaign_service(services)).run_batch(org_id, campaign_id)
+        return await (await services.campaigns()).run_batch(org_id, campaign_id)
 
     async def give_up(services, error: str):
-        await (await campaign_service(services)).give_up(org_id, campaign_id, f"Kommo kept failing: {error}")
+        await (await services.campaigns()).give_up(org_id, campaign_id, f"Kommo kept failing: {error}")
 
     try:
         result = run(batch)

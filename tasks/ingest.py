@@ -8,18 +8,6 @@ from tasks.app import celery_app
 from tasks.runtime import run
 
 logger = get_task_logger(__name__)
-_knowledge = None
-
-
-async def _get_knowledge(services):
-    # One store/embedder per worker process, built on the process loop: Qdrant Edge allows a
-    # single opener of the folder, and the embedding model is loaded once.
-    global _knowledge
-    if _knowledge is None:
-        from core.ai.knowledge import build_knowledge  # noqa: PLC0415
-
-        _knowledge = await build_knowledge(services)
-    return _knowledge
 
 
 # Time limit below the broker visibility timeout (tasks/app.py), or Redis redelivers a live task.
@@ -28,7 +16,8 @@ async def _get_knowledge(services):
 @celery_app.task(name="ingest.index_source", acks_late=True, soft_time_limit=3000, time_limit=3300)
 def index_source(org_id: str, source_id: str) -> str:
     async def job(services) -> str:
-        knowledge = await _get_knowledge(services)
+        # The process's one knowledge area: Qdrant Edge allows a single opener of its folder.
+        knowledge = await services.knowledge()
         try:
             source = await knowledge.ingestion.index_source(org_id, source_id)
         except Exception as exc:  # the reason is on the source already; do not retry bad input

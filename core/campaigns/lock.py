@@ -4,14 +4,12 @@ exactly-once rests on the targets' states and the action journal."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError, RedisError
 
 from core.errors import KommoAgentError
+from core.locks import renewable_lock
 
 HOLD_S = 30.0
 
@@ -20,26 +18,10 @@ class CampaignBusy(KommoAgentError):
     code = "campaign_busy"
 
 
-async def _renew(lock, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await lock.reacquire()
-        except (LockError, RedisError):
-            return
-
-
 @asynccontextmanager
 async def campaign_lock(redis: aioredis.Redis, org_id: str, campaign_id: str, *, hold_s: float = HOLD_S):
-    lock = redis.lock(f"lock:campaign:{org_id}:{campaign_id}", timeout=hold_s)
-    if not await lock.acquire(blocking=False):
-        raise CampaignBusy("another process is running this campaign", campaign_id=campaign_id)
-    renewer = asyncio.create_task(_renew(lock, hold_s / 3))
-    try:
+    async with renewable_lock(redis, f"lock:campaign:{org_id}:{campaign_id}", hold_s=hold_s,
+                              wait_s=None) as acquired:
+        if not acquired:
+            raise CampaignBusy("another process is running this campaign", campaign_id=campaign_id)
         yield
-    finally:
-        renewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewer
-        with contextlib.suppress(LockError, RedisError):
-            await lock.release()

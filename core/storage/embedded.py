@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -75,3 +78,18 @@ def wait_for_port(port: int, timeout: float = 30.0, proc=None, host: str = "127.
             raise RuntimeError(f"server exited with code {proc.returncode} before listening on port {port}")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+@contextmanager
+def running_mongo(data_dir: Path, port: int) -> Iterator[subprocess.Popen]:
+    """nx-27017 on `data_dir` for the duration of the block (one-off CLI commands, tests)."""
+    proc = subprocess.Popen(mongo_command(data_dir, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc=proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
