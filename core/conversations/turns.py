@@ -45,7 +45,8 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
     if conv is None:
         return "no_conversation"
     turn_id = conv.pending_turn_id
-    if turn_id is None:
+    fresh = turn_id is None
+    if fresh:
         unanswered = await deps.storage.messages.unanswered(org_id, conv.id)
         if not unanswered:
             return "nothing_to_answer"
@@ -63,7 +64,8 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         if attempts > MAX_TURN_ATTEMPTS:
             await fail_turn(deps, org_id, conv.id, f"turn {turn_id} failed {attempts - 1} times")
             return "failed"
-    plan = await deps.storage.turns.get(org_id, turn_id)
+    # A turn claimed just now cannot have a plan yet: skip the read.
+    plan = None if fresh else await deps.storage.turns.get(org_id, turn_id)
     if plan is None:
         started = time.perf_counter()
         plan = await decide(deps, org_id, conv, turn_id)

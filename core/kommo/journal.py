@@ -57,8 +57,7 @@ async def run_journaled(journal: ActionJournal, org_id: str, *, kind: str, key: 
     elif existing.state == ActionState.SENDING:
         found = await find_existing(existing) if find_existing else None
         if found is not None:
-            await journal.finish(org_id, key, ActionState.SENT, result={**found, "recovered": True})
-            return await journal.by_key(org_id, key)
+            return await journal.finish_and_get(org_id, key, ActionState.SENT, result={**found, "recovered": True})
         age = (utcnow() - aware(existing.updated_at)).total_seconds()
         if not (resend_safe or age > stale_after_s):
             raise ActionInProgress(f"{kind} {key} is still in flight ({age:.0f}s); retry later")
@@ -72,5 +71,4 @@ async def run_journaled(journal: ActionJournal, org_id: str, *, kind: str, key: 
     except KommoAgentError as exc:
         await journal.finish(org_id, key, ActionState.FAILED, error=str(exc)[:500])
         raise
-    await journal.finish(org_id, key, ActionState.SENT, result=result)
-    return await journal.by_key(org_id, key)
+    return await journal.finish_and_get(org_id, key, ActionState.SENT, result=result)

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from core.clock import utcnow
+from core.errors import InvalidInput
 from core.models.events import ActionRecord, ActionState, EventStatus, WebhookEvent
 from core.storage.repositories.base import OrgScopedRepository, scope
 
@@ -75,16 +76,17 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
 
     async def begin(self, org_id: str, record: ActionRecord) -> tuple[ActionRecord, bool]:
         """Claim an idempotency key. Returns (record, created); when not created the existing
-        record is returned so the caller can see whether it was already sent."""
-        res = await self.collection.update_one(
-            scope(org_id, {"idempotency_key": record.idempotency_key}),
-            {"$setOnInsert": {k: v for k, v in record.to_mongo().items()
-                              if k not in ("org_id", "idempotency_key")}},
-            upsert=True,
-        )
-        existing = await self.by_key(org_id, record.idempotency_key)
-        assert existing is not None
-        return existing, res.upserted_id is not None
+        record is returned so the caller can see whether it was already sent. One insert in the
+        usual case; the unique (org_id, idempotency_key) index arbitrates races."""
+        if record.org_id != org_id:
+            raise InvalidInput("document belongs to another organisation")
+        try:
+            await self.collection.insert_one(record.to_mongo())
+            return record, True
+        except DuplicateKeyError:
+            existing = await self.by_key(org_id, record.idempotency_key)
+            assert existing is not None
+            return existing, False
 
     async def by_key(self, org_id: str, key: str) -> ActionRecord | None:
         return ActionRecord.from_mongo(await self.collection.find_one(scope(org_id, {"idempotency_key": key})))
@@ -111,3 +113,13 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
             scope(org_id, {"idempotency_key": key}),
             {"$set": {"state": state, "error": error, "result": result or {}, "updated_at": utcnow()}},
         )
+
+    async def finish_and_get(self, org_id: str, key: str, state: ActionState, *,
+                             result: dict[str, Any] | None = None) -> ActionRecord | None:
+        """`finish` and read back in one round trip."""
+        doc = await self.collection.find_one_and_update(
+            scope(org_id, {"idempotency_key": key}),
+            {"$set": {"state": state, "error": None, "result": result or {}, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return ActionRecord.from_mongo(doc)

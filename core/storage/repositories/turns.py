@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
+from pymongo.errors import DuplicateKeyError
+
 from core.clock import utcnow
 from core.models.base import OrgDocument
 from core.storage.repositories.base import OrgScopedRepository, scope
@@ -42,15 +44,13 @@ class TurnRepository(OrgScopedRepository[TurnPlan]):
 
     async def save_plan(self, org_id: str, plan: TurnPlan) -> TurnPlan:
         """First writer wins: a concurrent or redelivered turn gets the stored plan back."""
-        doc = plan.to_mongo()
-        await self.collection.update_one(
-            scope(org_id, {"_id": plan.id}),
-            {"$setOnInsert": {k: v for k, v in doc.items() if k not in ("_id", "org_id")}},
-            upsert=True,
-        )
-        stored = await self.get(org_id, plan.id)
-        assert stored is not None
-        return stored
+        try:
+            await self.collection.insert_one(plan.to_mongo())
+            return plan
+        except DuplicateKeyError:
+            stored = await self.get(org_id, plan.id)
+            assert stored is not None
+            return stored
 
     async def finish(self, org_id: str, turn_id: str, outcome: str, timings: dict[str, float] | None = None) -> None:
         changes: dict[str, Any] = {"outcome": outcome, "finished_at": utcnow()}
