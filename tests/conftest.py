@@ -23,7 +23,8 @@ def shared_path(*parts: str) -> Path:
     """A file under ../shared; skip (with the reason) where a user's clone has none."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"../shared/{'/'.join(parts)} is not present in this checkout")
+        # Module-level use (parametrised fixtures) skips the module; inside a test, that test.
+        pytest.skip(f"../shared/{'/'.join(parts)} is not present in this checkout", allow_module_level=True)
     return path
 
 
