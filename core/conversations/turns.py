@@ -46,15 +46,16 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         return "no_conversation"
     turn_id = conv.pending_turn_id
     fresh = turn_id is None
+    unanswered = await deps.storage.messages.unanswered(org_id, conv.id)
     if fresh:
-        unanswered = await deps.storage.messages.unanswered(org_id, conv.id)
         if not unanswered:
             return "nothing_to_answer"
         if trigger is not None and unanswered[-1].id != trigger:
             # A later message arrived in the debounce window: its own task answers the burst.
             return "superseded"
         turn_id = f"turn_{unanswered[-1].id}"
-        await deps.storage.messages.assign_turn(org_id, [m.id for m in unanswered], turn_id)
+        # The conversation remembers the turn before its messages are stamped: a crash between
+        # the two writes resumes this turn (and stamps them below) instead of losing them.
         await deps.storage.conversations.update(org_id, conv.id, {"pending_turn_id": turn_id, "turn_attempts": 1})
     else:
         # Resuming a turn an earlier run did not finish. A turn that keeps failing (a bug, a
@@ -64,6 +65,9 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         if attempts > MAX_TURN_ATTEMPTS:
             await fail_turn(deps, org_id, conv.id, f"turn {turn_id} failed {attempts - 1} times")
             return "failed"
+    burst = _burst_ids(unanswered, turn_id)
+    if burst:
+        await deps.storage.messages.assign_turn(org_id, burst, turn_id)
     # A turn claimed just now cannot have a plan yet: skip the read.
     plan = None if fresh else await deps.storage.turns.get(org_id, turn_id)
     if plan is None:
@@ -81,6 +85,18 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         outcome = plan.outcome  # finished earlier; the bookkeeping below may not have been
     await _record(deps, org_id, conv, plan, replied=outcome == "replied")
     return outcome
+
+
+def _burst_ids(unanswered: list[Message], turn_id: str) -> list[str]:
+    """The unanswered messages up to and including the turn's last one (later ones belong to
+    the next turn)."""
+    last_id = turn_id.removeprefix("turn_")
+    ids = []
+    for message in unanswered:
+        ids.append(message.id)
+        if message.id == last_id:
+            return ids
+    return []
 
 
 def _queue_delay(deps: EngineDeps, conv: Conversation) -> float:

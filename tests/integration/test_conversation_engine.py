@@ -236,3 +236,14 @@ async def test_without_debounce_the_event_task_answers_inline(shop, redis_client
     assert len(shop.notes()) == 1  # answered by the event's own task
     queued = [json.loads(m)["headers"]["task"] for m in await redis_client.lrange("inbound", 0, -1)]
     assert queued == ["inbound.process_event"]  # no second trip through the broker for a turn
+
+
+async def test_crash_between_claiming_and_stamping_a_turn_loses_nothing(shop):
+    msg = await shop.customer_says("Do you have this in blue?")
+    conv = await shop.conversation()
+    # The database went away right after the conversation remembered the turn.
+    await shop.services.storage.conversations.update(shop.org_id, conv.id, {"pending_turn_id": f"turn_{msg}",
+                                                                            "turn_attempts": 1})
+    assert await shop.engine.run_turn(shop.org_id, conv.id, None) == "replied"
+    notes = shop.notes()
+    assert len(notes) == 1 and "blue" in notes[0]["params"]["text"]
