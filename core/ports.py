@@ -15,6 +15,9 @@ class TaskQueue(Protocol):
 
     async def sync_account(self, org_id: str) -> None: ...
 
+    async def backlog(self) -> int:
+        """Inbound tasks waiting in the broker (the recovery sweep holds off while work waits)."""
+
     async def schedule_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None,
                             countdown: float) -> None:
         """Run a conversation turn after `countdown` seconds (the debounce window)."""

@@ -93,3 +93,10 @@ class CeleryTaskQueue:
                             countdown: float) -> None:
         await asyncio.to_thread(self._send_many, "inbound.run_turn",
                                 [(org_id, conversation_id, trigger_message_id)], countdown or None)
+
+    async def backlog(self) -> int:
+        def inbound_length() -> int:
+            with self.app.connection_for_write() as conn:
+                return int(conn.default_channel.client.llen("inbound"))
+
+        return await asyncio.to_thread(inbound_length)

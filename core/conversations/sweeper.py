@@ -15,6 +15,10 @@ from core.conversations.context import EngineDeps
 from core.models.events import EventStatus
 
 ACTIONABLE_STATUSES = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING)
+# With tasks waiting in the broker, old pending work is most likely just queued behind them, not
+# lost: re-enqueueing it would only flood the queue with duplicates. Lost work (a Redis restart,
+# a dead worker) shows up as pending work with an (almost) empty broker queue.
+MAX_BACKLOG_FOR_SWEEP = 20
 
 
 @dataclass
@@ -22,6 +26,7 @@ class SweepReport:
     events_requeued: int = 0
     events_failed: int = 0
     turns_requeued: int = 0
+    deferred_backlog: int = 0  # > 0: the broker had work waiting, nothing was re-enqueued
 
 
 async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_attempts: int,
@@ -57,6 +62,10 @@ async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
 
 async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: int = 12) -> SweepReport:
     report = SweepReport()
+    backlog = await deps.queue.backlog()
+    if backlog > MAX_BACKLOG_FOR_SWEEP:
+        report.deferred_backlog = backlog
+        return report
     org_ids = sorted({a.org_id for a in await deps.storage.kommo_accounts.all_accounts()})
     for org_id in org_ids:
         await sweep_org(deps, org_id, stale_after_s=stale_after_s, max_attempts=max_attempts, report=report)

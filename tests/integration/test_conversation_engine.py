@@ -247,3 +247,18 @@ async def test_crash_between_claiming_and_stamping_a_turn_loses_nothing(shop):
     assert await shop.engine.run_turn(shop.org_id, conv.id, None) == "replied"
     notes = shop.notes()
     assert len(notes) == 1 and "blue" in notes[0]["params"]["text"]
+
+
+async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_client):
+    from core.conversations.sweeper import MAX_BACKLOG_FOR_SWEEP
+    await shop.customer_says("Are you open on Sunday?")
+    conv = await shop.conversation()
+    old = utcnow() - timedelta(minutes=5)
+    await shop.services.storage.messages.collection.update_many({"conversation_id": conv.id},
+                                                                {"$set": {"created_at": old}})
+    await redis_client.delete("inbound")
+    await redis_client.rpush("inbound", *[b"{}"] * (MAX_BACKLOG_FOR_SWEEP + 1))  # workers are behind
+    report = await shop.engine.sweep(stale_after_s=60)
+    assert report.turns_requeued == 0 and report.deferred_backlog == MAX_BACKLOG_FOR_SWEEP + 1
+    await redis_client.delete("inbound")  # the backlog drained: now the old work is surely lost
+    assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 1
