@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import admin, keys, processes
+from cli import admin, ask, campaign, conversation, keys, knowledge, kommo, notifications, processes
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,33 +12,8 @@ def main() -> None:
     """Kommo Agent: a trainable virtual sales employee for Kommo CRM."""
 
 
-for group in (admin.org, admin.agent, keys.keys):
+for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledge, knowledge.eval_group,
+              ask.ask, campaign.campaign, conversation.conversation, notifications.notifications):
     main.add_command(group)
 for command in processes.COMMANDS:
     main.add_command(command)
-
-
-def _register_optional() -> None:
-    """Areas register their own command groups here (kommo, knowledge, ask, eval, campaign)."""
-    import importlib
-
-    for module_name, attrs in (
-        ("cli.kommo", ("kommo",)),
-        ("cli.knowledge", ("knowledge", "eval_group")),
-        ("cli.ask", ("ask",)),
-        ("cli.campaign", ("campaign",)),
-        ("cli.conversation", ("conversation",)),
-        ("cli.notifications", ("notifications",)),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        for attr in attrs:
-            if hasattr(module, attr):
-                main.add_command(getattr(module, attr))
-
-
-_register_optional()

@@ -5,7 +5,6 @@ Tasks live in `tasks/<area>.py`, take ids, and call one core service through `ta
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 from celery import Celery
@@ -15,7 +14,7 @@ from core.config import Settings, load_settings
 from core.services import effective_redis_url
 
 QUEUES = ("inbound", "kommo", "ingest", "reports")
-TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.maintenance", "tasks.campaigns")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns")
 
 
 
@@ -28,7 +27,7 @@ def create_celery(broker_url: str | None = None) -> Celery:
     # or Redis would redeliver a task that is merely waiting (Celery's Redis caveat).
     longest_countdown = max(worker.max_retry_countdown_s, worker.debounce_s)
     visibility = max(worker.visibility_timeout_s, int(longest_countdown) + 30)
-    app = Celery("kommo_agent", broker=url, backend=url, include=[m for m in TASK_MODULES if importlib.util.find_spec(m)])
+    app = Celery("kommo_agent", broker=url, backend=url, include=list(TASK_MODULES))
     app.conf.update(
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="inbound",

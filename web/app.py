@@ -11,7 +11,7 @@ from core.ports import TaskQueue
 from core.services import CoreServices
 from web.keys import QUEUE, SERVICES
 from web.middlewares import request_context_middleware
-from web.routes import health
+from web.routes import health, kommo
 
 
 def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
@@ -22,13 +22,5 @@ def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
     app[SERVICES] = services
     app[QUEUE] = queue
     health.setup(app)
-    _setup_optional_routes(app)
+    kommo.setup(app)
     return app
-
-
-def _setup_optional_routes(app: web.Application) -> None:
-    import importlib  # noqa: PLC0415
-    import importlib.util  # noqa: PLC0415
-
-    if importlib.util.find_spec("web.routes.kommo"):
-        importlib.import_module("web.routes.kommo").setup(app)
