@@ -43,6 +43,9 @@ def context_window(model: str) -> int:
     return CONTEXT_WINDOWS[max(matches, key=len)] if matches else DEFAULT_WINDOW
 
 
+ASSEMBLY_SLACK = 48
+
+
 def prompt_budget(model: str) -> int:
     return min(context_window(model), PROMPT_CAP + COMPLETION_RESERVE) - COMPLETION_RESERVE
 
@@ -116,7 +119,9 @@ def build_prompt(inp: PromptInput, model: str, budget: int | None = None) -> Pro
         spent += cost
     used += spent
 
-    memory = fit_history(inp.history, max(0, budget - used - SUMMARY_CAP), summary=inp.summary,
+    # History is fitted on its raw text; fences (with their random nonce) and section headers add
+    # a few tokens more, so keep a margin or the total can overshoot the budget by a token or two.
+    memory = fit_history(inp.history, max(0, budget - used - SUMMARY_CAP - ASSEMBLY_SLACK), summary=inp.summary,
                          summary_tokens=SUMMARY_CAP)
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for msg in memory.recent:
