@@ -205,11 +205,10 @@ async def main(args) -> None:
     from core.models.kommo import AuthKind, KommoAccount
     from core.security.keyring import Keyring
     from core.services import build_services
-    from core.storage.embedded import free_port, mongo_command
+    from core.storage.embedded import free_port, mongo_command, wait_for_port
     from core.storage.repositories.kommo_accounts import hook_token_hash
     from tasks.app import create_celery
     from tasks.queue import CeleryTaskQueue
-    from tests.fixtures.servers import wait_for_port
     from web.app import create_app
 
     configure_logging("WARNING", json=True)
