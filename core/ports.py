@@ -21,3 +21,6 @@ class TaskQueue(Protocol):
     async def schedule_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None,
                             countdown: float) -> None:
         """Run a conversation turn after `countdown` seconds (the debounce window)."""
+
+    async def schedule_turns(self, refs: list[tuple[str, str]]) -> None:
+        """Run a turn now for each (org_id, conversation id), in this order (recovery)."""

@@ -17,7 +17,6 @@ QUEUES = ("inbound", "kommo", "ingest", "reports")
 TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns")
 
 
-
 def create_celery(broker_url: str | None = None) -> Celery:
     # The launcher exports the effective REDIS_URL (embedded or external) to every child.
     settings = load_settings()
@@ -57,11 +56,13 @@ def create_celery(broker_url: str | None = None) -> Celery:
 
 
 
-
 def beat_schedule(settings: Settings) -> dict:
     w = settings.worker
     return {
-        "recovery-sweep": {"task": "inbound.sweep", "schedule": w.sweep_interval_s},
+        # A sweep stuck behind a backlog is useless by the time it runs (the next one is due):
+        # let it expire instead of piling up in the queue.
+        "recovery-sweep": {"task": "inbound.sweep", "schedule": w.sweep_interval_s,
+                           "options": {"expires": w.sweep_interval_s}},
         "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},

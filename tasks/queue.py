@@ -94,6 +94,11 @@ class CeleryTaskQueue:
         await asyncio.to_thread(self._send_many, "inbound.run_turn",
                                 [(org_id, conversation_id, trigger_message_id)], countdown or None)
 
+    async def schedule_turns(self, refs: list[tuple[str, str]]) -> None:
+        if refs:
+            await asyncio.to_thread(self._send_many, "inbound.run_turn",
+                                    [(org_id, conversation_id, None) for org_id, conversation_id in refs])
+
     async def backlog(self) -> int:
         def inbound_length() -> int:
             with self.app.connection_for_write() as conn:

@@ -8,10 +8,12 @@ re-enqueued. Re-running is safe because every step is idempotent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import chain, zip_longest
 
 from core.conversations.context import EngineDeps
+from core.locks import renewable_lock
 from core.models.events import EventStatus
 
 ACTIONABLE_STATUSES = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING)
@@ -19,6 +21,15 @@ ACTIONABLE_STATUSES = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PRO
 # lost: re-enqueueing it would only flood the queue with duplicates. Lost work (a Redis restart,
 # a dead worker) shows up as pending work with an (almost) empty broker queue.
 MAX_BACKLOG_FOR_SWEEP = 20
+SWEEP_LOCK = "lock:inbound-sweep"
+
+
+@dataclass
+class LostWork:
+    """What one organisation left behind, in the order it arrived."""
+
+    events: list[tuple[str, str]] = field(default_factory=list)
+    turns: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -27,16 +38,17 @@ class SweepReport:
     events_failed: int = 0
     turns_requeued: int = 0
     deferred_backlog: int = 0  # > 0: the broker had work waiting, nothing was re-enqueued
+    skipped_busy: bool = False  # another sweep was still running
 
 
-async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_attempts: int,
-                    report: SweepReport) -> None:
+async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_attempts: int,
+                    report: SweepReport) -> LostWork:
     now = deps.clock()
     cutoff = now - timedelta(seconds=stale_after_s)
+    found = LostWork()
     stale = await deps.storage.events.list(
         org_id, {"status": {"$in": list(ACTIONABLE_STATUSES)}, "received_at": {"$lte": cutoff}},
         sort=[("received_at", 1)], limit=1000)
-    requeue = []
     for event in stale:
         if event.attempts >= max_attempts:
             await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
@@ -44,9 +56,7 @@ async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
                                                      event_id=event.id, kind=event.kind)
             report.events_failed += 1
         else:
-            requeue.append((org_id, event.id))
-    await deps.queue.process_events(requeue)
-    report.events_requeued += len(requeue)
+            found.events.append((org_id, event.id))
     conversations: set[str] = set()
     waiting = deps.storage.messages.collection.find(
         {"org_id": org_id, "role": "customer", "turn_id": None, "created_at": {"$lte": cutoff}},
@@ -55,9 +65,15 @@ async def sweep_org(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
     unfinished = deps.storage.conversations.collection.find(
         {"org_id": org_id, "pending_turn_id": {"$type": "string"}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
     conversations.update([c["_id"] async for c in unfinished])
-    for conversation_id in sorted(conversations):
-        await deps.queue.schedule_turn(org_id, conversation_id, None, 0)
-    report.turns_requeued += len(conversations)
+    found.turns = [(org_id, conversation_id) for conversation_id in sorted(conversations)]
+    return found
+
+
+def interleave(per_org: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """Round-robin over organisations. Kommo paces each account (5 req/s), so work queued org
+    after org would keep every worker waiting on one account's rate limit while the others
+    idle: after a Redis restart that cut throughput to a third."""
+    return [item for item in chain.from_iterable(zip_longest(*per_org)) if item is not None]
 
 
 async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: int = 12) -> SweepReport:
@@ -66,7 +82,18 @@ async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: 
     if backlog > MAX_BACKLOG_FOR_SWEEP:
         report.deferred_backlog = backlog
         return report
-    org_ids = sorted({a.org_id for a in await deps.storage.kommo_accounts.all_accounts()})
-    for org_id in org_ids:
-        await sweep_org(deps, org_id, stale_after_s=stale_after_s, max_attempts=max_attempts, report=report)
+    # One sweep at a time: a slow one (a big outage to recover) must not be joined by the next
+    # beat's, which would find the same work and enqueue it twice.
+    async with renewable_lock(deps.redis, SWEEP_LOCK, hold_s=30, wait_s=None) as acquired:
+        if not acquired:
+            report.skipped_busy = True
+            return report
+        org_ids = sorted({a.org_id for a in await deps.storage.kommo_accounts.all_accounts()})
+        found = [await lost_work(deps, org_id, stale_after_s=stale_after_s, max_attempts=max_attempts,
+                                 report=report) for org_id in org_ids]
+        events = interleave([f.events for f in found])
+        turns = interleave([f.turns for f in found])
+        await deps.queue.process_events(events)
+        await deps.queue.schedule_turns(turns)
+        report.events_requeued, report.turns_requeued = len(events), len(turns)
     return report

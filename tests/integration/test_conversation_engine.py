@@ -262,3 +262,21 @@ async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_clie
     assert report.turns_requeued == 0 and report.deferred_backlog == MAX_BACKLOG_FOR_SWEEP + 1
     await redis_client.delete("inbound")  # the backlog drained: now the old work is surely lost
     assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 1
+
+
+async def test_only_one_sweep_runs_at_a_time(shop, redis_client):
+    from core.conversations.sweeper import SWEEP_LOCK
+    from core.locks import renewable_lock
+    await shop.customer_says("Anyone?")
+    conv = await shop.conversation()
+    old = utcnow() - timedelta(minutes=5)
+    await shop.services.storage.messages.collection.update_many({"conversation_id": conv.id},
+                                                                {"$set": {"created_at": old}})
+    await redis_client.delete("inbound")
+    async with renewable_lock(shop.services.redis, SWEEP_LOCK, hold_s=30, wait_s=None) as held:
+        assert held  # a slow sweep (another worker) is still running
+        report = await shop.engine.sweep(stale_after_s=60)
+        assert report.skipped_busy and report.turns_requeued == 0
+        assert await redis_client.llen("inbound") == 0
+    report = await shop.engine.sweep(stale_after_s=60)
+    assert not report.skipped_busy and report.turns_requeued == 1
