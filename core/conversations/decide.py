@@ -23,7 +23,7 @@ from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
 from core.models.agent import Agent
-from core.models.conversation import Conversation, ConversationState
+from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
@@ -84,8 +84,11 @@ async def _lead(deps: EngineDeps, org_id: str, conv: Conversation, agents: list[
         return None
 
 
-async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str) -> TurnPlan:
-    messages = await deps.storage.messages.of_turn(org_id, turn_id)
+async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str,
+                 messages: list[Message] | None = None) -> TurnPlan:
+    """`messages`: the turn's customer messages when the caller has just stamped them."""
+    if messages is None:
+        messages = await deps.storage.messages.of_turn(org_id, turn_id)
     ids = [m.id for m in messages]
     agents = await deps.storage.agents.enabled(org_id)
     if not agents:
@@ -101,15 +104,13 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
         return _skip(org_id, conv, turn_id, "agent_tie", message_ids=ids)
     if agent is None:
         return _skip(org_id, conv, turn_id, "out_of_scope", message_ids=ids)
-    if conv.agent_id != agent.id:
-        await deps.storage.conversations.update(org_id, conv.id, {"agent_id": agent.id})
     now = deps.clock()
     if conv.state == ConversationState.HANDED_OFF and resume_due(conv, agent, now):
         conv = await resume(deps, org_id, conv.id) or conv
     if conv.state != ConversationState.BOT_ACTIVE:
         return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
     base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
-                    language=agent.language)
+                    language=agent.language, delivery_mode=agent.delivery_mode.value)
     try:
         within = is_within_hours(agent.working_hours, now)
     except InvalidInput as exc:
@@ -139,5 +140,6 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"}))
     plan = with_handoff_notice(plan_from_result(org_id, conv, agent.id, turn_id, ids, result))
+    plan.delivery_mode = agent.delivery_mode.value
     plan.timings = {"kommo_lead": lead_s, **result.timings}
     return plan

@@ -61,20 +61,25 @@ class ChatMessage:
         )
 
 
-async def _conversation_for(deps: EngineDeps, org_id: str, msg: ChatMessage) -> Conversation:
-    conv = await deps.storage.conversations.get_or_create(org_id, msg.conversation_key, {
+async def _conversation_for(deps: EngineDeps, org_id: str, msg: ChatMessage,
+                            changes: dict[str, Any] | None = None) -> Conversation:
+    """Found or created in one write, which also applies `changes` and follows the chat to the
+    lead and talk Kommo names now."""
+    changes = {**{k: v for k, v in (("lead_id", msg.lead_id), ("talk_id", msg.talk_id)) if v}, **(changes or {})}
+    return await deps.storage.conversations.get_or_create(org_id, msg.conversation_key, {
         "lead_id": msg.lead_id, "contact_id": msg.contact_id, "chat_id": msg.chat_id,
         "talk_id": msg.talk_id, "origin": msg.origin,
-    })
-    changes = {k: v for k, v in (("lead_id", msg.lead_id), ("talk_id", msg.talk_id)) if v and getattr(conv, k) != v}
-    if changes:
-        await deps.storage.conversations.update(org_id, conv.id, changes)
-    return conv
+    }, changes)
 
 
 async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessage,
                                   reply_context: dict[str, Any] | None = None) -> str:
-    conv = await _conversation_for(deps, org_id, msg)
+    # Marked as waiting before the message is stored: if storing fails, the event's task is
+    # retried and the mark is simply made again.
+    changes: dict[str, Any] = {"last_customer_at": utcnow(), "follow_ups_sent": 0}
+    if reply_context:
+        changes["reply_context"] = reply_context
+    conv = await _conversation_for(deps, org_id, msg, changes)
     message = Message(_id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="customer",
                       text=msg.text, kommo_message_id=msg.message_id, attachment=msg.attachment,
                       author_name=msg.author_name)
@@ -85,10 +90,6 @@ async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessag
             raise
         existing = await deps.storage.messages.list(org_id, {"kommo_message_id": msg.message_id}, limit=1)
         message = existing[0]
-    changes: dict[str, Any] = {"last_customer_at": utcnow(), "follow_ups_sent": 0}
-    if reply_context:
-        changes["reply_context"] = reply_context
-    await deps.storage.conversations.update(org_id, conv.id, changes)
     if deps.debounce_s <= 0:
         # No burst window: answer in this task rather than paying a second trip through the broker.
         return await run_turn(deps, org_id, conv.id, message.id)

@@ -65,14 +65,15 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         if attempts > MAX_TURN_ATTEMPTS:
             await fail_turn(deps, org_id, conv.id, f"turn {turn_id} failed {attempts - 1} times")
             return "failed"
-    burst = _burst_ids(unanswered, turn_id)
+    burst = _burst(unanswered, turn_id)
     if burst:
-        await deps.storage.messages.assign_turn(org_id, burst, turn_id)
-    # A turn claimed just now cannot have a plan yet: skip the read.
+        await deps.storage.messages.assign_turn(org_id, [m.id for m in burst], turn_id)
+    # A turn claimed just now cannot have a plan yet, and its messages are the burst: skip both
+    # reads. A resumed turn re-reads them (an earlier run may have stamped more).
     plan = None if fresh else await deps.storage.turns.get(org_id, turn_id)
     if plan is None:
         started = time.perf_counter()
-        plan = await decide(deps, org_id, conv, turn_id)
+        plan = await decide(deps, org_id, conv, turn_id, messages=burst if fresh else None)
         plan.timings["decide"] = time.perf_counter() - started
         plan.timings["queue"] = _queue_delay(deps, conv)
         plan = await deps.storage.turns.save_plan(org_id, plan)
@@ -87,15 +88,15 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
     return outcome
 
 
-def _burst_ids(unanswered: list[Message], turn_id: str) -> list[str]:
+def _burst(unanswered: list[Message], turn_id: str) -> list[Message]:
     """The unanswered messages up to and including the turn's last one (later ones belong to
     the next turn)."""
     last_id = turn_id.removeprefix("turn_")
-    ids = []
+    burst = []
     for message in unanswered:
-        ids.append(message.id)
+        burst.append(message)
         if message.id == last_id:
-            return ids
+            return burst
     return []
 
 
@@ -125,13 +126,12 @@ async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: d
 
 async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> str:
     """Execute a saved plan; returns the turn's outcome."""
-    agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
     try:
         for i, action in enumerate(plan.actions):
             if conv.lead_id:
                 await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}")
         if plan.reply_text:
-            mode = agent.delivery_mode if agent else DeliveryMode.NOTE_DRAFT
+            mode = await _delivery_mode(deps, org_id, plan)
             started = time.perf_counter()
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
                                         idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
@@ -150,6 +150,13 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
         return "delivery_failed"
     return "replied" if plan.reply_text else ("handed_off" if plan.handoff else "done")
+
+
+async def _delivery_mode(deps: EngineDeps, org_id: str, plan: TurnPlan) -> DeliveryMode:
+    if plan.delivery_mode:
+        return DeliveryMode(plan.delivery_mode)
+    agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
+    return agent.delivery_mode if agent else DeliveryMode.NOTE_DRAFT
 
 
 async def _safe_handoff(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan, reason: str) -> None:
@@ -171,6 +178,8 @@ async def _record(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnP
         except AlreadyExists:
             pass  # recorded by an earlier attempt of this turn
     changes: dict[str, Any] = {"summary": plan.summary or conv.summary}
+    if plan.agent_id and conv.agent_id != plan.agent_id:
+        changes["agent_id"] = plan.agent_id  # the agent that answers this conversation now
     if replied:
         changes.update(last_reply_at=deps.clock(), last_reply_text=plan.reply_text)
         if plan.mode == "out_of_hours":

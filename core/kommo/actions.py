@@ -35,7 +35,7 @@ class KommoActions:
         self.stale_after_s = stale_after_s
 
     async def account(self, org_id: str) -> KommoAccount:
-        account = await self.storage.kommo_accounts.for_org(org_id)
+        account = await self.storage.kommo_accounts.for_org_recent(org_id)
         if account is None:
             raise KommoNotConnected("this organisation has no Kommo connection")
         return account

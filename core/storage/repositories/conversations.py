@@ -11,15 +11,19 @@ class ConversationRepository(OrgScopedRepository[Conversation]):
     collection_name = "conversations"
     model = Conversation
 
-    async def get_or_create(self, org_id: str, key: str, defaults: dict[str, Any]) -> Conversation:
+    async def get_or_create(self, org_id: str, key: str, defaults: dict[str, Any],
+                            changes: dict[str, Any] | None = None) -> Conversation:
+        """The conversation of `key`, created with `defaults` if new; `changes` are set either
+        way, in the same write. Returns the stored document (changes applied)."""
         # update_one + upsert applies $setOnInsert on nx-27017 (find_one_and_update does not).
-        fresh = Conversation(_id=new_id("conv"), org_id=org_id, conversation_key=key, **defaults)
+        changes = changes or {}
+        fresh = Conversation(_id=new_id("conv"), org_id=org_id, conversation_key=key, **{**defaults, **changes})
         doc = fresh.to_mongo()
-        await self.collection.update_one(
-            scope(org_id, {"conversation_key": key}),
-            {"$setOnInsert": {k: v for k, v in doc.items() if k not in ("org_id", "conversation_key")}},
-            upsert=True,
-        )
+        update: dict[str, Any] = {"$setOnInsert": {k: v for k, v in doc.items()
+                                                   if k not in ("org_id", "conversation_key", *changes)}}
+        if changes:
+            update["$set"] = {k: doc[k] for k in changes}  # the codec's form (datetimes as strings)
+        await self.collection.update_one(scope(org_id, {"conversation_key": key}), update, upsert=True)
         found = await self.by_key(org_id, key)
         assert found is not None
         return found

@@ -28,6 +28,9 @@ class TurnPlan(OrgDocument):
     reply_text: str = ""
     language: str = "ru"
     mode: str = ""
+    # How the reply goes out, fixed when deciding (the agent's mode then): executing needs no
+    # second read of the agent. Plans saved before this field fall back to the agent's mode.
+    delivery_mode: str | None = None
     sources: list[dict[str, Any]] = Field(default_factory=list)
     actions: list[dict[str, Any]] = Field(default_factory=list)
     handoff: bool = False
