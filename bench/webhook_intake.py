@@ -251,7 +251,16 @@ async def main(args) -> None:
             load_before = os.getloadavg()[0]
             try:
                 bare = await phase(f"{bare_url}/webhooks/kommo/{hook}")
+                profiler = None
+                if args.profile:  # diagnosis only: cProfile of the server's event loop thread
+                    import cProfile  # noqa: PLC0415
+
+                    profiler = cProfile.Profile()
+                    profiler.enable()
                 ours = await phase(f"{ours_url}/webhooks/kommo/{hook}")
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(args.profile)
                 await asyncio.sleep(0.5)  # QUEUED bookkeeping after the last answers
                 stored = await services.storage.events.count(org.id)
                 enqueued = await services.redis.llen("inbound")
@@ -288,6 +297,7 @@ if __name__ == "__main__":
     parser.add_argument("--load", help=argparse.SUPPRESS)
     parser.add_argument("--diagnose-no-enqueue", action="store_true",
                         help="replace the Celery publish by one RPUSH per batch (not a valid result)")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of our server's phase (not a valid result)")
     parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
                         help="load generator: raw keep-alive sockets (default) or aiohttp's client (the first one)")
     a = parser.parse_args()

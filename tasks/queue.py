@@ -16,6 +16,7 @@ log = structlog.get_logger("tasks.queue")
 class CeleryTaskQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
+        self._templates: dict[str, tuple] = {}
 
     def _send_many(self, name: str, arg_lists: list[tuple], countdown: float | None = None) -> None:
         # One producer connection for the whole batch: intake group-commits many events at once.
@@ -53,31 +54,53 @@ class CeleryTaskQueue:
                             tasks=len(arg_lists))
 
     def _envelopes(self, producer, name: str, arg_lists: list[tuple]) -> tuple[str, list[str]]:
-        amqp = self.app.amqp
-        queue = amqp.router.route({}, name, None, None, None)["queue"]
-        channel = producer.channel
-        first = arg_lists[0]
-        headers, properties, body, _ = amqp.create_task_message(
-            uuid(), name, first, {}, argsrepr=repr(first), kwargsrepr="{}", reply_to=self.app.thread_oid,
-            ignore_result=True)
-        content_type, content_encoding, payload = dumps(body, serializer=self.app.conf.task_serializer)
-        if content_type != "application/json":  # the template below re-serializes with json
-            raise RuntimeError(f"fast publish expects json task bodies, got {content_type}")
-        properties = dict(properties, delivery_mode=queue.exchange.delivery_mode or 2)
-        template = channel.prepare_message(payload, 0, content_type, content_encoding, headers, properties)
-        channel._inplace_augment_message(template, "", queue.name)  # body encoding + delivery info
-        encoding = template["properties"]["body_encoding"]
-        key = channel._q_for_pri(queue.name, channel._get_message_priority(template, reverse=False))
-        embed = body[2]
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = self._template(producer, name)
+        key, parts, embed, encode_body = template
         out = []
         for args in arg_lists:
             task_id = uuid()
-            raw = json.dumps([list(args), {}, embed]).encode()
-            msg = dict(template, body=channel.encode_body(raw, encoding)[0],
-                       headers=dict(template["headers"], id=task_id, root_id=task_id, argsrepr=repr(args)),
-                       properties=dict(template["properties"], correlation_id=task_id, delivery_tag=uuid()))
-            out.append(json.dumps(msg))
+            fields = {"id": task_id, "argsrepr": json.dumps(repr(args)), "tag": uuid(),
+                      "body": encode_body(json.dumps([list(args), {}, embed]).encode())}
+            out.append("".join(fields[p] if i % 2 else p for i, p in enumerate(parts)))
         return key, out
+
+    def _template(self, producer, name: str):
+        """The message Celery and kombu would publish for `name`, built once by them (task
+        message, serializer, the channel's `prepare_message` and body encoding, exactly as
+        `send_task` publishes to a direct queue: anonymous exchange, queue name as routing key),
+        serialised with markers where each message differs: task id, argsrepr, delivery tag and
+        body. Each message is then that text with its own values, a few microseconds instead of
+        a few tens for building and dumping a dict per message."""
+        amqp = self.app.amqp
+        queue = amqp.router.route({}, name, None, None, None)["queue"]
+        channel = producer.channel
+        sample = ("org", "id")
+        headers, properties, body, _ = amqp.create_task_message(
+            "@@id@@", name, sample, {}, argsrepr="@@argsrepr@@", kwargsrepr="{}", reply_to=self.app.thread_oid,
+            ignore_result=True)
+        content_type, content_encoding, payload = dumps(body, serializer=self.app.conf.task_serializer)
+        if content_type != "application/json":  # the messages below are json
+            raise RuntimeError(f"fast publish expects json task bodies, got {content_type}")
+        properties = dict(properties, delivery_mode=queue.exchange.delivery_mode or 2, correlation_id="@@id@@")
+        message = channel.prepare_message(payload, 0, content_type, content_encoding, headers, properties)
+        channel._inplace_augment_message(message, "", queue.name)  # body encoding + delivery info
+        encoding = message["properties"]["body_encoding"]
+        key = channel._q_for_pri(queue.name, channel._get_message_priority(message, reverse=False))
+        message = dict(message, body="@@body@@", headers=dict(message["headers"], root_id="@@id@@"),
+                       properties=dict(message["properties"], delivery_tag="@@tag@@"))
+        text = json.dumps(message).replace('"@@argsrepr@@"', "@@argsrepr@@")
+        parts = []
+        for piece in text.split("@@"):
+            parts.append(piece)
+        if parts.count("id") < 3 or len(parts) % 2 == 0:
+            raise RuntimeError("unexpected task message shape")
+
+        def encode_body(raw: bytes) -> str:
+            return channel.encode_body(raw, encoding)[0]
+
+        return key, parts, body[2], encode_body
 
     async def process_events(self, refs: list[tuple[str, str]]) -> None:
         if refs:

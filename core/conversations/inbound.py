@@ -13,6 +13,7 @@ from core.conversations.context import EngineDeps
 from core.conversations.handoff import hand_off
 from core.conversations.turns import run_turn
 from core.ids import new_id
+from core.kommo.webhook_parser import event_data
 from core.logging import get_logger
 from core.models.conversation import Conversation, ConversationState, Message
 from core.models.events import EventStatus, WebhookEvent
@@ -119,7 +120,7 @@ def _same_text(a: str, b: str) -> bool:
 async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:
     """Route one stored webhook event. Returns a short outcome for logs and tests."""
     payload = event.payload or {}
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data = event_data(event) if event.kind in ("message.add", "outgoing_message.add") else {}
     if event.kind == "message.add":
         outcome = await accept_customer_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
     elif event.kind == "outgoing_message.add":

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.kommo.errors import InvalidWebhook
 from core.kommo.form import parse_form
+from core.models.events import WebhookEvent
 
 # entity key in the body -> our entity name (companies arrive under `contacts` with type=company)
 _ENTITIES = {
@@ -177,3 +178,19 @@ def is_own_write(event: KommoEvent, bot_user_id: int | None) -> bool:
         if author.get("type") == "bot":
             return True  # a Salesbot printed it: our salesbot reply, never a human manager
     return bot_user_id is not None and event.author_user_id == bot_user_id
+
+
+def event_data(event: WebhookEvent) -> dict[str, Any]:
+    """The parsed item of a standard-webhook event: stored events carry its position in the body
+    (`payload.item`), older ones the item itself (`payload.data`)."""
+    payload = event.payload or {}
+    if isinstance(payload.get("data"), dict):
+        return payload["data"]
+    item = payload.get("item")
+    if event.source != "kommo" or not isinstance(item, int):
+        return {}
+    events = parse_webhook(event.raw_body.encode("ascii"), event.content_type).events
+    # The body is stored as received and parses the same way again; the kind guards the index.
+    if item >= len(events) or events[item].kind != event.kind:
+        raise InvalidWebhook("the stored body does not hold this event")
+    return events[item].data

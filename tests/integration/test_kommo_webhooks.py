@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.kommo.signatures import chats_body_signature, verify_chats_signature
+from core.kommo.webhook_parser import event_data
 from core.kommo.errors import InvalidWebhook
 from core.models.events import EventStatus
 from tests.conftest import shared_path
@@ -59,7 +60,7 @@ async def test_valid_then_duplicate(web_client, connected, kommo, core_services,
     assert resp.status == 200 and (await resp.json())["accepted"] == 1
     events = await core_services.storage.events.list(org.id)
     assert len(events) == 1 and events[0].kind == "message.add" and events[0].raw_body == body.decode()
-    assert events[0].payload["data"]["text"] == "Здравствуйте! Сколько стоит?" and events[0].payload["lead_id"] == 100
+    assert event_data(events[0])["text"] == "Здравствуйте! Сколько стоит?" and events[0].payload["lead_id"] == 100
     msgs = [m for m in await broker_messages(redis_client)
             if json.loads(base64.b64decode(m["body"]))[0][0] == org.id]
     assert len(msgs) == 1 and msgs[0]["headers"]["task"] == "inbound.process_event"

@@ -198,14 +198,18 @@ def test_form_odd_indexes_stay_dicts():
 @pytest.mark.parametrize("name,body,pairs", fixture_bodies(), ids=lambda v: v if isinstance(v, str) else "")
 def test_intake_event_to_mongo_equals_the_model_dump(name, body, pairs):
     from core.kommo.intake import IntakeEvent, WebhookIntake
+    from core.kommo.webhook_parser import event_data
     from core.models.events import WebhookEvent
     from core.models.kommo import AuthKind, KommoAccount
 
     account = KommoAccount(_id="kac_1", org_id="org_1", subdomain="x", base_domain="kommo.com",
                            auth_kind=AuthKind.LONG_LIVED, secrets={}, hook_token_hash="h", account_id=1, bot_user_id=5)
     parsed = parse_webhook(body, FORM)
-    for ev in parsed.events:
-        doc = WebhookIntake._doc(None, account, ev, body.decode(), FORM, parsed.account_id)
+    for i, ev in enumerate(parsed.events):
+        doc = WebhookIntake._doc(None, account, ev, i, body.decode(), FORM, parsed.account_id)
         assert isinstance(doc, IntakeEvent)
         assert doc.to_mongo() == WebhookEvent.to_mongo(doc)
         assert list(doc.to_mongo()) == list(WebhookEvent.to_mongo(doc))
+        # What the worker reads back: a validated document whose item is parsed from the raw body.
+        stored = WebhookEvent.model_validate(doc.to_mongo())
+        assert stored.dedupe_key == ev.dedupe_key and event_data(stored) == ev.data

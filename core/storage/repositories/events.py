@@ -21,12 +21,15 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
         """Insert a batch (events of any orgs), skipping duplicates by (org_id, dedupe_key).
 
         Returns the events that were new. One `insert_many` per batch is what lets intake
-        group-commit concurrent webhook requests.
+        group-commit concurrent webhook requests. (Not in a transaction, although nx-27017 would
+        write a batch faster so: its transactions live on the one SQLite connection every client
+        shares, so other clients' writes land inside them, and a client that dies before
+        committing leaves the transaction open. See docs/ARCHITECTURE.md.)
         """
         if not events:
             return []
         try:
-            await self.collection.insert_many([e.to_mongo() for e in events], ordered=False)
+            await self.collection.insert_many_stored([e.to_mongo() for e in events], ordered=False)
             return list(events)
         except BulkWriteError as exc:
             dup_idx = {err["index"] for err in exc.details.get("writeErrors", [])
