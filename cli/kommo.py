@@ -27,7 +27,8 @@ def kommo() -> None:
 @click.option("--token-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File holding the long-lived token (kept out of shell history)")
 def connect(org_id: str, subdomain: str, token_file: Path) -> None:
-    """Connect with a long-lived token: checks it, syncs, prints the webhook URL for Kommo."""
+    """Connect with a long-lived token: checks it, syncs, registers our webhook (or prints the
+    URL to paste into Kommo when it cannot)."""
     try:
         token = token_file.read_text().strip()
     except OSError as exc:
@@ -45,7 +46,11 @@ def connect(org_id: str, subdomain: str, token_file: Path) -> None:
         click.echo(f"synced: {s.pipelines} pipelines, {s.stages} stages, {s.users} users, {s.fields} fields")
     else:
         click.echo(f"sync failed (will retry periodically): {result.sync_error}")
-    click.echo(f"webhook URL (Kommo > Settings > Integrations > Web hooks): {result.webhook_url}")
+    if result.webhook_registered:
+        click.echo(f"webhook registered in Kommo: {result.webhook_url}")
+    else:
+        click.echo(f"webhook not registered automatically: {result.webhook_note}")
+        click.echo(f"paste this URL into Kommo > Settings > Integrations > Web hooks: {result.webhook_url}")
 
 
 @kommo.command()

@@ -83,7 +83,8 @@ class KommoApi:
     # webhooks and salesbot ------------------------------------------------------------------------
     async def register_webhook(self, acc: KommoAccount, destination: str, events: list[str]) -> dict[str, Any]:
         # Re-posting a destination replaces its event list (and re-enables a disabled hook).
-        return await self.client.request(acc, "POST", "/api/v4/webhooks", idempotent=True,
+        # 403 here means "not an admin / not on a plan with API webhooks", not a blocked account.
+        return await self.client.request(acc, "POST", "/api/v4/webhooks", idempotent=True, forbidden_ok=True,
                                          json_body={"destination": destination, "settings": events, "sort": 10}) or {}
 
     async def salesbot_continue(self, acc: KommoAccount, path: str, body: dict[str, Any]) -> Any:

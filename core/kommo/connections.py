@@ -8,25 +8,32 @@ its webhook token, so the URL pasted into Kommo keeps working.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import aiohttp
+import structlog
 
 from core.clock import utcnow
 from core.config import KommoSettings
 from core.errors import InvalidInput
 from core.ids import new_id, new_token
+from core.kommo.api import KommoApi
 from core.kommo.errors import KommoError, KommoUnavailable
+from core.kommo.ratelimit import RateLimiter
 from core.kommo.session import SessionProvider
 from core.kommo.sync import KommoSync, SyncReport
 from core.kommo.tokens import TokenPair, oauth_base, seal
+from core.kommo.webhook_parser import SUBSCRIBED_EVENTS
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
 from core.storage import Storage
 from core.storage.repositories.kommo_accounts import hook_token_hash
 
+log = structlog.get_logger("kommo.connections")
 _HOST = re.compile(r"^(?:https?://)?([a-z0-9][a-z0-9-]{0,62})(?:\.(kommo\.com|amocrm\.ru|amocrm\.com))?/?$")
 
 
@@ -44,12 +51,27 @@ class ConnectResult:
     webhook_url: str
     sync: SyncReport | None
     sync_error: str | None = None
+    webhook_registered: bool = False
+    webhook_note: str | None = None  # why it was not registered: paste the URL into Kommo by hand
+
+
+def _local_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith(".local"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 class KommoConnections:
     def __init__(self, *, settings: KommoSettings, storage: Storage, keyring: Keyring,
-                 http: SessionProvider, sync: KommoSync) -> None:
+                 http: SessionProvider, sync: KommoSync, api: KommoApi, limiter: RateLimiter) -> None:
         self.settings = settings
+        self.api = api
+        self.limiter = limiter
         self.storage = storage
         self.keyring = keyring
         self.http = http
@@ -61,17 +83,24 @@ class KommoConnections:
     def webhook_url(self, account: KommoAccount) -> str:
         return f"{self.settings.public_base_url.rstrip('/')}/webhooks/kommo/{self.hook_token(account)}"
 
-    async def probe(self, subdomain: str, base_domain: str, token: str) -> dict:
-        """Check a token against GET /api/v4/account before anything is stored."""
+    async def probe(self, subdomain: str, base_domain: str, token: str, pace_key: str | None = None) -> dict:
+        """Check a token against GET /api/v4/account before anything is stored. Paced like every
+        other call (`pace_key`: the account's id when reconnecting), 429s waited out."""
         host = f"{subdomain}.{base_domain}"
-        session = await self.http.get()
-        try:
-            async with session.get(f"{oauth_base(self.settings, host)}/api/v4/account",
-                                   params={"with": "amojo_id"}, headers={"Authorization": f"Bearer {token}"}) as r:
-                status = r.status
-                body = await r.json(content_type=None) if status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise KommoUnavailable(f"{host} did not answer: {type(exc).__name__}") from None
+        for attempt in range(1, 4):
+            await self.limiter.acquire(pace_key or f"host:{host}")
+            session = await self.http.get()
+            try:
+                async with session.get(f"{oauth_base(self.settings, host)}/api/v4/account",
+                                       params={"with": "amojo_id"}, headers={"Authorization": f"Bearer {token}"}) as r:
+                    status = r.status
+                    body = await r.json(content_type=None) if status in (200, 429) else None
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                raise KommoUnavailable(f"{host} did not answer: {type(exc).__name__}") from None
+            if status != 429 or attempt == 3:
+                break
+            retry_after = (body or {}).get("retry_after") if isinstance(body, dict) else None
+            await self.limiter.pause(pace_key or f"host:{host}", min(float(retry_after or 1), 10.0))
         if status == 401:
             raise InvalidInput(f"Kommo rejected the token for {host} (401): check the token and subdomain")
         if status != 200 or not isinstance(body, dict):
@@ -83,7 +112,8 @@ class KommoConnections:
         if not token or len(token) > 4096 or any(c.isspace() for c in token):
             raise InvalidInput("the token file must hold one long-lived token")
         subdomain, base_domain = parse_account_host(address)
-        await self.probe(subdomain, base_domain, token)
+        existing = await self.storage.kommo_accounts.for_org(org_id)
+        await self.probe(subdomain, base_domain, token, pace_key=existing.id if existing else None)
         account = await self._save(org_id, subdomain, base_domain, AuthKind.LONG_LIVED,
                                    {"access_token": token}, expires_at=None)
         return await self._after_connect(account)
@@ -119,4 +149,19 @@ class KommoConnections:
         except KommoError as exc:  # connected anyway; the periodic sync retries
             report, error = None, str(exc)
         fresh = await self.storage.kommo_accounts.get(account.org_id, account.id)
-        return ConnectResult(account=fresh, webhook_url=self.webhook_url(fresh), sync=report, sync_error=error)
+        result = ConnectResult(account=fresh, webhook_url=self.webhook_url(fresh), sync=report, sync_error=error)
+        result.webhook_registered, result.webhook_note = await self.register_webhook(fresh, result.webhook_url)
+        return result
+
+    async def register_webhook(self, account: KommoAccount, url: str) -> tuple[bool, str | None]:
+        """Subscribe our URL to the events we handle (re-posting replaces the list). Kommo allows
+        it to admins on paid plans only, and cannot reach a local address: then the caller
+        shows the URL to paste into Kommo's settings instead."""
+        if _local_url(url):
+            return False, "KOMMO_PUBLIC_BASE_URL is a local address Kommo cannot reach"
+        try:
+            await self.api.register_webhook(account, url, list(SUBSCRIBED_EVENTS))
+        except KommoError as exc:
+            log.warning("webhook registration refused", org_id=account.org_id, error=str(exc)[:200])
+            return False, f"Kommo refused to register it ({str(exc)[:160]})"
+        return True, None

@@ -73,7 +73,8 @@ def build_kommo(services: CoreServices, queue: TaskQueue | None = None) -> Kommo
                          accounts=storage.kommo_accounts, notifications=storage.notifications)
     api = KommoApi(client)
     sync = KommoSync(storage, api)
-    connections = KommoConnections(settings=settings, storage=storage, keyring=services.keyring, http=http, sync=sync)
+    connections = KommoConnections(settings=settings, storage=storage, keyring=services.keyring, http=http, sync=sync,
+                                   api=api, limiter=limiter)
     oauth = KommoOAuth(settings=settings, redis=services.redis, keyring=services.keyring, http=http,
                        connections=connections)
     replies = ReplySender(api, ChatsClient(settings, http, limiter))

@@ -32,6 +32,12 @@ ACTIONABLE_KINDS = frozenset({
     "talk.add", "talk.update", "unsorted.add", "unsorted.delete",
 })
 
+# What we subscribe an account to on connect (Kommo's event names for the kinds above).
+SUBSCRIBED_EVENTS = (
+    "add_message", "add_outgoing_message", "add_lead", "status_lead", "responsible_lead", "delete_lead",
+    "restore_lead", "add_talk", "update_talk", "add_unsorted", "delete_unsorted",
+)
+
 
 @dataclass
 class KommoEvent:

@@ -187,6 +187,8 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
 
     async def webhooks(request):
         acc, body = request[ACC], await request.json()
+        if acc.webhooks_forbidden:  # a non-admin user, or a plan without API webhooks
+            return problem(403, "Forbidden", "Access denied")
         acc.webhooks = [w for w in acc.webhooks if w["destination"] != body.get("destination")]
         hook = {"id": next_id(), "destination": body.get("destination"), "settings": body.get("settings", []),
                 "sort": body.get("sort", 10), "disabled": False, "created_at": int(time.time())}

@@ -52,6 +52,7 @@ class FakeAccount:
     notes: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     webhooks: list[dict[str, Any]] = field(default_factory=list)
+    webhooks_forbidden: bool = False
     bot_runs: list[dict[str, Any]] = field(default_factory=list)
     continues: dict[str, dict[str, Any]] = field(default_factory=dict)
     amojo_messages: list[dict[str, Any]] = field(default_factory=list)

@@ -50,6 +50,38 @@ async def test_long_lived_connect_syncs_and_stores_no_plaintext(kommo, core_serv
     assert again.account.id == acc.id and again.webhook_url == result.webhook_url
 
 
+async def test_connect_registers_our_webhook_for_the_events_we_handle(kommo, core_services, fake_kommo):
+    from core.kommo.webhook_parser import SUBSCRIBED_EVENTS
+    org = await core_services.storage.orgs.create("Acme")
+    fake_acc = fake_kommo.add_account("acme")
+    result = await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))
+    assert result.webhook_registered and result.webhook_note is None
+    assert [(w["destination"], w["settings"]) for w in fake_acc.webhooks] == [(result.webhook_url, list(SUBSCRIBED_EVENTS))]
+    assert {"add_message", "add_outgoing_message", "status_lead"} <= set(SUBSCRIBED_EVENTS)
+    # Reconnecting replaces the subscription instead of adding a second one.
+    await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))
+    assert len(fake_acc.webhooks) == 1
+
+
+async def test_connect_when_kommo_refuses_the_webhook_keeps_the_account_active(kommo, core_services, fake_kommo):
+    org = await core_services.storage.orgs.create("Acme")
+    fake_acc = fake_kommo.add_account("acme")
+    fake_acc.webhooks_forbidden = True  # the token's user is not an admin
+    result = await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))
+    assert not result.webhook_registered and "refused" in result.webhook_note
+    assert result.account.status == ConnectionStatus.ACTIVE  # a 403 here is not a blocked account
+    assert (await core_services.storage.kommo_accounts.for_org(org.id)).status == ConnectionStatus.ACTIVE
+
+
+async def test_connect_with_a_local_public_url_says_to_paste_the_webhook(kommo, core_services, fake_kommo):
+    org = await core_services.storage.orgs.create("Acme")
+    fake_acc = fake_kommo.add_account("acme")
+    kommo.connections.settings = kommo.connections.settings.model_copy(update={"public_base_url": "http://127.0.0.1:8080"})
+    result = await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))
+    assert not result.webhook_registered and "local address" in result.webhook_note
+    assert result.webhook_url.startswith("http://127.0.0.1:8080/webhooks/kommo/") and fake_acc.webhooks == []
+
+
 async def test_long_lived_connect_rejects_bad_token_and_stores_nothing(kommo, core_services, fake_kommo):
     org = await core_services.storage.orgs.create("Acme")
     fake_kommo.add_account("acme")
