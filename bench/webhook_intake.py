@@ -235,7 +235,8 @@ async def main(args) -> None:
                         await services.redis.rpush("inbound", *[f"{o}:{e}" for o, e in refs])
                 queue = _NullQueue()
             bare_runner, bare_url = await serve(await bare_app())
-            ours_runner, ours_url = await serve(create_app(services, queue))
+            ours_app = create_app(services, queue)
+            ours_runner, ours_url = await serve(ours_app)
             import psutil  # noqa: PLC0415
 
             me, db = psutil.Process(), psutil.Process(mongo.pid)
@@ -263,6 +264,9 @@ async def main(args) -> None:
                     profiler.dump_stats(args.profile)
                 await asyncio.sleep(0.5)  # QUEUED bookkeeping after the last answers
                 stored = await services.storage.events.count(org.id)
+                from web.routes.kommo import KOMMO  # noqa: PLC0415
+
+                batches = ours_app[KOMMO].intake.committer.batches
                 enqueued = await services.redis.llen("inbound")
             finally:
                 await ours_runner.cleanup()
@@ -280,7 +284,8 @@ async def main(args) -> None:
               f"  statuses {r['statuses']}")
         print(f"{'':15s}CPU per request: server {r['server_cpu_ms_per_req']:.3f} ms, nx-27017 "
               f"{r['db_cpu_ms_per_req']:.3f} ms, load generator {r['load_cpu_ms_per_req']:.3f} ms")
-    print(f"acknowledged {ours['acked']} events; stored {stored}; in broker queue 'inbound' {enqueued}")
+    print(f"acknowledged {ours['acked']} events; stored {stored} in {batches} group commits "
+          f"({stored / max(1, batches):.1f} events each); in broker queue 'inbound' {enqueued}")
     ok = ours["acked"] == stored == enqueued
     print("every acknowledged event stored and enqueued:", "yes" if ok else "NO")
     ratio = ours["rps"] / bare["rps"] if bare["rps"] else 0

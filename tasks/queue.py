@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
+import redis.asyncio as aioredis
 import structlog
 from celery import Celery
+from redis.exceptions import RedisError
 from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
 
@@ -17,6 +19,7 @@ class CeleryTaskQueue:
     def __init__(self, app: Celery) -> None:
         self.app = app
         self._templates: dict[str, tuple] = {}
+        self._brokers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
     def _send_many(self, name: str, arg_lists: list[tuple], countdown: float | None = None) -> None:
         # One producer connection for the whole batch: intake group-commits many events at once.
@@ -24,40 +27,57 @@ class CeleryTaskQueue:
             for args in arg_lists:
                 self.app.send_task(name, args=args, producer=producer, countdown=countdown)
 
-    def _publish_batch(self, name: str, arg_lists: list[tuple]) -> None:
-        """One Celery task message per item, all pushed to the broker with ONE Redis LPUSH.
+    async def _publish_batch(self, name: str, arg_lists: list[tuple]) -> None:
+        """One Celery task message per item, all pushed to the broker with ONE Redis LPUSH from
+        the event loop.
 
         `send_task` costs about a millisecond per message here (a result-backend SUBSCRIBE/
         UNSUBSCRIBE per task although results are ignored, routing, declaring and a Redis round
-        trip per message), and kombu's `Producer.publish` still ~100 us. The first message of a
-        batch is built and serialized by Celery and kombu themselves (`amqp.create_task_message`,
-        the producer's serializer, the channel's `prepare_message` and body encoding, exactly as
-        `send_task` publishes to a direct queue: anonymous exchange, queue name as routing key);
-        the others are that envelope with their own task id, delivery tag and arguments. They go
-        to the queue's Redis list like kombu's own `_put` (LPUSH, consumed from the other end).
-        A failed push is retried once on a fresh connection: a task published twice is harmless
-        (the worker claims the event by its status).
+        trip per message), and even one kombu producer per batch, used from a thread, cost the
+        web app ~2 ms of CPU per batch. The messages are those Celery and kombu build (see
+        `_template`), pushed to the queue's Redis list like kombu's own `_put` (LPUSH, consumed
+        from the other end) by an asyncio Redis client of this event loop. A failed push is
+        retried once on a fresh connection: a task published twice is harmless (the worker
+        claims the event by its status).
         """
         if not arg_lists:
             return
+        if name not in self._templates:
+            await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
+        key, messages = self._envelopes(name, arg_lists)
         for attempt in (1, 2):
             try:
-                with self.app.producer_or_acquire() as producer:
-                    key, messages = self._envelopes(producer, name, arg_lists)
-                    with producer.channel.conn_or_acquire() as client:
-                        client.lpush(key, *messages)
+                await self._broker().lpush(key, *messages)
                 return
-            except Exception as exc:
+            except RedisError as exc:
                 if attempt == 2:
                     raise
                 log.warning("task batch publish failed; retrying on a fresh connection", error=str(exc)[:200],
                             tasks=len(arg_lists))
+                await self._drop_broker()
 
-    def _envelopes(self, producer, name: str, arg_lists: list[tuple]) -> tuple[str, list[str]]:
-        template = self._templates.get(name)
-        if template is None:
-            template = self._templates[name] = self._template(producer, name)
-        key, parts, embed, encode_body = template
+    def _broker(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._brokers.get(loop)
+        if client is None:
+            client = self._brokers[loop] = aioredis.Redis.from_url(self.app.conf.broker_url)
+        return client
+
+    async def _drop_broker(self) -> None:
+        client = self._brokers.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    async def close(self) -> None:
+        """Close this event loop's broker connection (the web app calls it on shutdown)."""
+        await self._drop_broker()
+
+    def _prepare(self, name: str) -> None:
+        with self.app.producer_or_acquire() as producer:
+            self._templates[name] = self._template(producer, name)
+
+    def _envelopes(self, name: str, arg_lists: list[tuple]) -> tuple[str, list[str]]:
+        key, parts, embed, encode_body = self._templates[name]
         out = []
         for args in arg_lists:
             task_id = uuid()
@@ -103,8 +123,7 @@ class CeleryTaskQueue:
         return key, parts, body[2], encode_body
 
     async def process_events(self, refs: list[tuple[str, str]]) -> None:
-        if refs:
-            await asyncio.to_thread(self._publish_batch, "inbound.process_event", list(refs))
+        await self._publish_batch("inbound.process_event", list(refs))
 
     async def index_source(self, org_id: str, source_id: str) -> None:
         await asyncio.to_thread(self._send_many, "ingest.index_source", [(org_id, source_id)])

@@ -23,4 +23,11 @@ def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
     app[QUEUE] = queue
     health.setup(app)
     kommo.setup(app)
+    app.on_cleanup.append(_close_queue)
     return app
+
+
+async def _close_queue(app: web.Application) -> None:
+    close = getattr(app[QUEUE], "close", None)  # the Celery queue holds a broker connection
+    if close is not None:
+        await close()

@@ -44,7 +44,9 @@ class GroupCommitter:
             self._flusher = asyncio.create_task(self._flush_loop())
         elif self._size >= self.max_batch:
             self._wake.set()
-        return await asyncio.shield(fut)
+        # Not shielded: a request whose client went away cancels only its own future; its events
+        # are still committed with the batch (and a retry of the webhook is then a duplicate).
+        return await fut
 
     async def _flush_loop(self) -> None:
         while self._pending:
