@@ -7,6 +7,7 @@ replies -> the agent runtime.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -70,32 +71,49 @@ def lead_facts(lead: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in facts.items() if v not in (None, "", 0)}
 
 
-async def _lead(deps: EngineDeps, org_id: str, conv: Conversation, agents: list[Agent]) -> dict[str, Any] | None:
+async def _fetch_lead(deps: EngineDeps, org_id: str, conv: Conversation) -> tuple[dict | None, Exception | None, float]:
+    """The lead as Kommo has it now, or the error (what it means depends on the agents)."""
     if not conv.lead_id:
-        return None
+        return None, None, 0.0
+    started = time.perf_counter()
     try:
-        return await deps.kommo.lead(org_id, conv.lead_id)
-    except (*TRANSIENT, ActionInProgress) as exc:
-        raise RetryLater(f"Kommo is temporarily unavailable: {exc}") from exc
+        return await deps.kommo.lead(org_id, conv.lead_id), None, time.perf_counter() - started
     except KommoError as exc:
-        if needs_lead_stage(agents):
-            raise  # cannot route without the stage: a permanent failure, handled by the caller
-        log.warning("lead_fetch_failed", org_id=org_id, lead_id=conv.lead_id, error=str(exc))
-        return None
+        return None, exc, time.perf_counter() - started
+
+
+async def _history(deps: EngineDeps, org_id: str, conv: Conversation, given: list[Message] | None) -> list[Message]:
+    if given is not None:
+        return given
+    return await deps.storage.messages.recent(org_id, conv.id, limit=30)
+
+
+def _lead_or_raise(org_id: str, conv: Conversation, agents: list[Agent], lead: dict | None,
+                   error: Exception | None) -> dict[str, Any] | None:
+    if error is None:
+        return lead
+    if isinstance(error, (*TRANSIENT, ActionInProgress)):
+        raise RetryLater(f"Kommo is temporarily unavailable: {error}") from error
+    if needs_lead_stage(agents):
+        raise error  # cannot route without the stage: a permanent failure, handled by the caller
+    log.warning("lead_fetch_failed", org_id=org_id, lead_id=conv.lead_id, error=str(error))
+    return None
 
 
 async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str,
-                 messages: list[Message] | None = None) -> TurnPlan:
-    """`messages`: the turn's customer messages when the caller has just stamped them."""
+                 messages: list[Message] | None = None, history: list[Message] | None = None) -> TurnPlan:
+    """`messages`: the turn's customer messages and `history` the conversation before them,
+    when the caller has just read them (a fresh turn); otherwise they are read here."""
     if messages is None:
         messages = await deps.storage.messages.of_turn(org_id, turn_id)
     ids = [m.id for m in messages]
-    agents = await deps.storage.agents.enabled(org_id)
+    # Independent reads at once: the agents, the lead from Kommo (an HTTP round trip, the
+    # slowest of them) and, if not given, the conversation's recent messages for the prompt.
+    agents, (lead, lead_error, lead_s), history = await asyncio.gather(
+        deps.storage.agents.enabled(org_id), _fetch_lead(deps, org_id, conv), _history(deps, org_id, conv, history))
     if not agents:
         return _skip(org_id, conv, turn_id, "no_agent", message_ids=ids)
-    started = time.perf_counter()
-    lead = await _lead(deps, org_id, conv, agents)
-    lead_s = time.perf_counter() - started
+    lead = _lead_or_raise(org_id, conv, agents, lead, lead_error)
     try:
         agent = pick_agent(agents, (lead or {}).get("pipeline_id"), (lead or {}).get("status_id"))
     except AgentTie as exc:
@@ -131,8 +149,7 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     text = "\n".join(m.text for m in messages if m.text)
     if not text:
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "non_text"}))
-    history = await deps.storage.messages.recent(org_id, conv.id, limit=30)
-    history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
+    history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]  # read after stamping
     try:
         result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
                                              lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)

@@ -30,6 +30,7 @@ from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
 MAX_TURN_ATTEMPTS = 20
+HISTORY_LIMIT = 30  # messages of conversation memory given to the runtime
 
 
 async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
@@ -46,7 +47,7 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         return "no_conversation"
     turn_id = conv.pending_turn_id
     fresh = turn_id is None
-    unanswered = await deps.storage.messages.unanswered(org_id, conv.id)
+    recent, unanswered = await deps.storage.messages.recent_and_unanswered(org_id, conv.id, limit=HISTORY_LIMIT)
     if fresh:
         if not unanswered:
             return "nothing_to_answer"
@@ -73,7 +74,9 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
     plan = None if fresh else await deps.storage.turns.get(org_id, turn_id)
     if plan is None:
         started = time.perf_counter()
-        plan = await decide(deps, org_id, conv, turn_id, messages=burst if fresh else None)
+        burst_ids = {m.id for m in burst}
+        plan = await decide(deps, org_id, conv, turn_id, messages=burst if fresh else None,
+                            history=[m for m in recent if m.id not in burst_ids] if fresh else None)
         plan.timings["decide"] = time.perf_counter() - started
         plan.timings["queue"] = _queue_delay(deps, conv)
         plan = await deps.storage.turns.save_plan(org_id, plan)

@@ -280,3 +280,14 @@ async def test_only_one_sweep_runs_at_a_time(shop, redis_client):
         assert await redis_client.llen("inbound") == 0
     report = await shop.engine.sweep(stale_after_s=60)
     assert not report.skipped_busy and report.turns_requeued == 1
+
+
+async def test_second_turn_remembers_the_first_and_sends_the_new_messages_once(shop, fake_llm):
+    await _turn(shop, await shop.customer_says("Do you sell red bicycles?"))
+    fake_llm.requests.clear()
+    await shop.customer_says("And what about blue ones?")
+    await _turn(shop, await shop.customer_says("Or green?"))  # a burst of two: one turn
+    prompt = json.dumps(fake_llm.requests[-1]["messages"], ensure_ascii=False)
+    assert "red bicycles" in prompt  # the earlier turn is in the conversation memory
+    assert prompt.count("blue ones") == 1 and prompt.count("Or green") == 1  # the burst once, not also as history
+    assert len(shop.notes()) == 2

@@ -52,6 +52,17 @@ class MessageRepository(OrgScopedRepository[Message]):
                                 sort=[("created_at", -1)], limit=limit)
         return list(reversed(items))
 
+    async def recent_and_unanswered(self, org_id: str, conversation_id: str,
+                                    limit: int = 30) -> tuple[list[Message], list[Message]]:
+        """The last `limit` messages (oldest first) and the unanswered customer messages, in one
+        read when they fit in it. Unanswered messages are the tail since the last turn; only when
+        the whole window is unanswered may older ones exist, and then they are read in full."""
+        recent = await self.recent(org_id, conversation_id, limit=limit)
+        unanswered = [m for m in recent if m.role == "customer" and m.turn_id is None]
+        if len(recent) == limit and recent and recent[0].role == "customer" and recent[0].turn_id is None:
+            unanswered = await self.unanswered(org_id, conversation_id)
+        return recent, unanswered
+
     async def unanswered(self, org_id: str, conversation_id: str) -> list[Message]:
         return await self.list(org_id, {"conversation_id": conversation_id, "role": "customer", "turn_id": None},
                                sort=[("created_at", 1)])
