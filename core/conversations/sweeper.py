@@ -46,10 +46,14 @@ async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
     now = deps.clock()
     cutoff = now - timedelta(seconds=stale_after_s)
     found = LostWork()
-    stale = await deps.storage.events.list(
-        org_id, {"status": {"$in": list(ACTIONABLE_STATUSES)}, "received_at": {"$lte": cutoff}},
-        sort=[("received_at", 1)], limit=1000)
-    for event in stale:
+    # One equality query per status: nx-27017 serves `status = x AND received_at <= t` from the
+    # (status, received_at) index but scans the whole collection for `status IN (...)`.
+    stale = []
+    for status in ACTIONABLE_STATUSES:
+        stale += await deps.storage.events.list(org_id, {"status": status, "received_at": {"$lte": cutoff}},
+                                                sort=[("received_at", 1)], limit=1000)
+    stale.sort(key=lambda e: e.received_at)
+    for event in stale[:1000]:
         if event.attempts >= max_attempts:
             await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
             await deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event.id}",
@@ -62,8 +66,9 @@ async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
         {"org_id": org_id, "role": "customer", "turn_id": None, "created_at": {"$lte": cutoff}},
         {"conversation_id": 1}, limit=2000)
     conversations.update([m["conversation_id"] async for m in waiting])
+    # `$gt: ""` = set to a (turn id) string, like `$type: string`, but answerable from an index.
     unfinished = deps.storage.conversations.collection.find(
-        {"org_id": org_id, "pending_turn_id": {"$type": "string"}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
+        {"org_id": org_id, "pending_turn_id": {"$gt": ""}, "last_customer_at": {"$lte": cutoff}}, {"_id": 1})
     conversations.update([c["_id"] async for c in unfinished])
     found.turns = [(org_id, conversation_id) for conversation_id in sorted(conversations)]
     return found

@@ -70,6 +70,33 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# nx-27017 (the embedded server) answers a query through a single-field index only: a query on
+# (org_id, conversation_id) with just the compound index above scans the whole collection, so a
+# conversation's recent messages took 3 ms at 1k messages and 48 ms at 30k (the soak slowed from
+# 25 to 8 replies/s as data grew). There, every hot lookup also gets an index on its selective
+# field. A real MongoDB uses the compound indexes and does not get these.
+EMBEDDED_LOOKUP_INDEXES: dict[str, list[str]] = {
+    "messages": ["conversation_id", "turn_id", "kommo_message_id"],
+    "conversations": ["conversation_key", "state", "pending_turn_id"],
+    "agent_actions": ["idempotency_key", "conversation_id"],
+    "webhook_events": ["status", "dedupe_key"],
+    "turns": ["conversation_id"],
+    "knowledge_sources": ["agent_id"],
+    "usage_events": ["day"],
+    "notifications": ["status"],
+    "campaigns": ["status"],
+    "campaign_targets": ["campaign_id"],
+}
+
+
+async def is_embedded_server(db: AsyncDatabase) -> bool:
+    info = await db.client.admin.command("buildInfo")
+    return info.get("process") == "nx_27017"
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
     for collection, models in INDEXES.items():
         await db[collection].create_indexes(models)
+    if await is_embedded_server(db):
+        for collection, fields in EMBEDDED_LOOKUP_INDEXES.items():
+            await db[collection].create_indexes([IndexModel([(f, ASCENDING)], name=f"lookup_{f}") for f in fields])

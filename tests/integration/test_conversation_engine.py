@@ -291,3 +291,18 @@ async def test_second_turn_remembers_the_first_and_sends_the_new_messages_once(s
     assert "red bicycles" in prompt  # the earlier turn is in the conversation memory
     assert prompt.count("blue ones") == 1 and prompt.count("Or green") == 1  # the burst once, not also as history
     assert len(shop.notes()) == 2
+
+
+async def test_sweeper_requeues_a_turn_left_unfinished(shop, redis_client):
+    msg = await shop.customer_says("Still there?")
+    conv = await shop.conversation()
+    old = utcnow() - timedelta(minutes=5)
+    # A worker died mid-turn: its messages are stamped, the conversation still names the turn.
+    await shop.services.storage.messages.assign_turn(shop.org_id, [msg], f"turn_{msg}")
+    await shop.services.storage.conversations.update(shop.org_id, conv.id, {
+        "pending_turn_id": f"turn_{msg}", "turn_attempts": 1, "last_customer_at": old})
+    await redis_client.delete("inbound")
+    report = await shop.engine.sweep(stale_after_s=60)
+    assert report.turns_requeued == 1
+    assert await shop.engine.run_turn(shop.org_id, conv.id, None) == "replied"
+    assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 0  # finished: nothing left

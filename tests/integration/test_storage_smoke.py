@@ -70,3 +70,19 @@ async def test_agent_with_working_hours_round_trips(storage):
     hours = WorkingHours(timezone="Europe/Moscow", days={0: ("09:00", "18:00")}, out_of_hours_reply="Мы ответим утром")
     await storage.agents.insert(org.id, Agent(_id="ag", org_id=org.id, name="S", working_hours=hours))
     assert (await storage.agents.get(org.id, "ag")).working_hours == hours
+
+
+@pytest.mark.parametrize("collection,query", [
+    ("messages", {"org_id": "o", "conversation_id": "c"}),  # a turn's recent messages
+    ("messages", {"org_id": "o", "role": "customer", "turn_id": None}),  # the sweep's unanswered
+    ("conversations", {"org_id": "o", "conversation_key": "chat:1"}),  # every inbound message
+    ("conversations", {"org_id": "o", "pending_turn_id": {"$gt": ""}}),  # the sweep's unfinished turns
+    ("agent_actions", {"org_id": "o", "idempotency_key": "turn_1:reply"}),  # the action journal
+    ("webhook_events", {"status": "queued", "received_at": {"$lte": "2026-12-01"}, "org_id": "o"}),
+])
+async def test_hot_lookups_are_served_by_an_index_on_the_embedded_server(storage, collection, query):
+    # nx-27017 scans the whole collection for a query its single-field indexes cannot answer,
+    # so these would slow down linearly as the data grows (core/storage/indexes.py).
+    plan = await storage.db.command("explain", {"find": collection, "filter": query})
+    detail = " ".join(step["detail"] for step in plan["queryPlanner"]["winningPlan"])
+    assert "USING INDEX" in detail and f"SCAN {collection}" not in detail, detail
