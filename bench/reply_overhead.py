@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core import eventloop  # noqa: E402
 from tests.e2e.stack import Stack  # noqa: E402
 
 
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--latency-customers", type=int, default=2)
     parser.add_argument("--customers", type=int, default=32)
     args = parser.parse_args()
-    asyncio.run(run(args.messages, args.latency_customers, args.customers))
+    eventloop.run(run(args.messages, args.latency_customers, args.customers))  # as the web process runs
 
 
 if __name__ == "__main__":

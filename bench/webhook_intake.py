@@ -310,4 +310,6 @@ if __name__ == "__main__":
         load = load_raw if a.client == "raw" else load_aiohttp
         print(json.dumps(asyncio.run(load(a.load, a.duration, a.connections, a.warmup))))
     else:
-        asyncio.run(main(a))
+        from core.eventloop import run  # the web process's event loop (uvloop where installed)
+
+        run(main(a))

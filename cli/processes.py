@@ -28,10 +28,11 @@ def up(ready_timeout: float) -> None:
 @click.command()
 def web() -> None:
     """The aiohttp app: Kommo webhooks, OAuth callback, health and metrics."""
+    from core.eventloop import run  # noqa: PLC0415
     from web.server import serve  # noqa: PLC0415
 
     _logging()
-    asyncio.run(serve(load_settings()))
+    run(serve(load_settings()))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

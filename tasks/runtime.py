@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from core.config import load_settings
+from core.eventloop import new_event_loop
 from core.services import CoreServices, build_services
 
 T = TypeVar("T")
@@ -27,7 +28,7 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
     global _loop
     with _lock:
         if _loop is None:
-            loop = asyncio.new_event_loop()
+            loop = new_event_loop()
             threading.Thread(target=loop.run_forever, name="core-loop", daemon=True).start()
             _loop = loop
         return _loop
