@@ -105,10 +105,15 @@ async def test_model_mismatch_requires_reindex(kind, tmp_path):
 async def test_edge_optimize_keeps_results(tmp_path):
     s = EdgeVectorStore(tmp_path / "v", optimize_after=50)
     await s.ensure_collection("m", DIM)
-    await s.upsert("o", "a", [_point(i) for i in range(120)])  # crosses the threshold
+    points = [_point(i) for i in range(120)]
+    for p in points[::2]:
+        p.parts = [_vec(1000 + int(p.dense[0] * 1e6) % 997), p.dense]
+    await s.upsert("o", "a", points)  # crosses the threshold
     await s.optimize()
     hits = await s.search_dense("o", "a", _vec(5), limit=1)
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    parts = await s.search_parts("o", "a", points[10].dense, limit=1)  # indexed multivectors too
+    assert parts[0].id == points[10].id and parts[0].score == pytest.approx(1.0, abs=1e-4)
     await s.close()
 
 
@@ -120,3 +125,81 @@ async def test_fetch_returns_vectors_inside_tenant(store):
     assert [g.id for g in got] == [p.id]
     assert got[0].dense == pytest.approx(p.dense, abs=1e-5)
     assert got[0].sparse.indices == p.sparse.indices
+
+
+def _parts(*seeds: int) -> list[list[float]]:
+    return [_vec(s) for s in seeds]
+
+
+async def test_parts_score_a_chunk_by_its_best_part_inside_tenant(store):
+    whole = _point(1, text="two sentences")
+    whole.parts = _parts(10, 11)
+    single = _point(2, text="one sentence")  # no parts: never returned by search_parts
+    forged = _point(3, text="other tenant")
+    forged.parts = _parts(11)
+    await store.upsert("o", "a", [whole, single])
+    await store.upsert("o2", "a", [forged])
+    hits = await store.search_parts("o", "a", _vec(11), 10)
+    assert [h.payload["text"] for h in hits] == ["two sentences"]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)  # the second part matches exactly
+    assert hits[0].id == whole.id and hits[0].payload["org_id"] == "o"
+    # The whole-chunk vector is still searched on its own.
+    dense = await store.search_dense("o", "a", _vec(2), 1)
+    assert dense[0].payload["text"] == "one sentence"
+    got = await store.fetch("o", "a", where={"text": "two sentences"})
+    assert len(got[0].parts) == 2 and got[0].parts[1] == pytest.approx(whole.parts[1], abs=1e-5)
+    await store.delete("o", "a", ids=[whole.id])
+    assert await store.search_parts("o", "a", _vec(11), 10) == []
+    assert len(await store.search_parts("o2", "a", _vec(11), 10)) == 1
+    with pytest.raises(InvalidInput):
+        await store.search_parts("", "a", _vec(11), 10)
+
+
+async def test_edge_old_shard_gets_parts_added_on_open(tmp_path):
+    import json
+
+    import qdrant_edge as qe
+
+    from core.storage.vectors.common import DENSE, SPARSE
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    # A shard as the previous version made it: no `parts` vector, no vector list in the meta.
+    shard = qe.EdgeShard.create(str(folder / "shard"), qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}))
+    shard.flush()
+    shard.close()
+    (folder / "collection.json").write_text(json.dumps({"model": "m", "dim": DIM}))
+    s = EdgeVectorStore(folder)
+    await s.ensure_collection("m", DIM)
+    p = _point(4, text="new")
+    p.parts = _parts(4, 5)
+    await s.upsert("o", "a", [p, _point(6, text="old style")])
+    assert [h.payload["text"] for h in await s.search_parts("o", "a", _vec(5), 5)] == ["new"]
+    await s.close()
+    s = EdgeVectorStore(folder)  # reopened: the vector is there, nothing is added twice
+    await s.ensure_collection("m", DIM)
+    assert len(await s.search_parts("o", "a", _vec(5), 5)) == 1
+    await s.close()
+
+
+async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
+    from qdrant_client import models as qm
+
+    from core.storage.vectors.common import DENSE, SPARSE
+
+    client = AsyncQdrantClient(path=str(tmp_path / "qdrant-local"))
+    await client.create_collection(
+        "knowledge", vectors_config={DENSE: qm.VectorParams(size=DIM, distance=qm.Distance.COSINE)},
+        sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)})
+    await client.create_collection("knowledge__meta", vectors_config=qm.VectorParams(size=1, distance=qm.Distance.DOT))
+    await client.upsert("knowledge__meta", points=[qm.PointStruct(id=1, vector=[1.0], payload={"model": "m", "dim": DIM})])
+    s = QdrantServerVectorStore(client, "knowledge")
+    await s.ensure_collection("m", DIM)
+    p = _point(4, text="new")
+    p.parts = _parts(4, 5)
+    await s.upsert("o", "a", [p, _point(6, text="old style")])
+    assert [h.payload["text"] for h in await s.search_parts("o", "a", _vec(5), 5)] == ["new"]
+    await s.ensure_collection("m", DIM)  # idempotent
+    await s.close()

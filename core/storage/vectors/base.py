@@ -3,6 +3,11 @@
 Tenancy is the store's job, not the caller's: every upsert stamps `org_id` and `agent_id` into
 the payload, and every search and delete (including deletes by id) adds the filter on both.
 Callers pass extra payload conditions only as `where` (exact-match key -> value or list of values).
+
+A point is one chunk: a dense vector of the whole chunk, a sparse (BM25) vector, and optionally
+`parts`, one dense vector per sentence of the chunk, stored on the same point as a multivector
+(Qdrant's MaxSim), so `search_parts` scores a chunk by its best sentence and returns the chunk
+itself; deletes and tenant filters cover the parts with no extra bookkeeping.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ class VectorPoint:
     dense: list[float]
     sparse: SparseVec | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    parts: list[list[float]] | None = None  # sentence vectors of a multi-sentence chunk
 
 
 @dataclass
@@ -53,6 +59,11 @@ class VectorStore(Protocol):
 
     async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,
                             where: dict[str, Any] | None = None) -> list[ScoredPoint]: ...
+
+    async def search_parts(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                           where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        """Points that have `parts`, scored by their best part's cosine with `vector`."""
+        ...
 
     async def delete(self, org_id: str, agent_id: str, *, ids: list[str] | None = None,
                      where: dict[str, Any] | None = None) -> None: ...

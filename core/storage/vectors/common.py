@@ -9,6 +9,9 @@ from core.storage.vectors.base import CollectionInfo, EmbeddingModelMismatch
 
 DENSE = "dense"
 SPARSE = "bm25"
+# Sentence vectors of a chunk: a multivector compared by MaxSim (the best sentence's cosine).
+# Collections made before it existed get it added on open (`ensure_collection`).
+PARTS = "parts"
 # Payload fields with a keyword index: the tenant pair (filtered on every call), the source
 # (deletes and re-index), and the source generation key (readers see live generations only).
 INDEXED_FIELDS = ("org_id", "agent_id", "source_id", "gen_key", "chunk_hash")

@@ -3,7 +3,8 @@
 The shard API is synchronous: searches (about a millisecond) run inline, everything else in a
 worker thread; writes (upserts, deletes, optimisation) are serialised with one lock because a
 shard has a single writer. A small
-`collection.json` beside the shard records which embedding model and dimension built it.
+`collection.json` beside the shard records which embedding model and dimension built it, and
+which named vectors the shard has (a shard made before sentence vectors gets `parts` added).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import qdrant_edge as qe
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, SPARSE, check_model, stamped, tenant_pairs, where_items,
+    DENSE, INDEXED_FIELDS, PARTS, SPARSE, check_model, stamped, tenant_pairs, where_items,
 )
+
+_PARTS_CONFIG = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)
 
 
 def _condition(key: str, value: Any) -> qe.FieldCondition:
@@ -40,10 +43,11 @@ def _filter(org_id: str, agent_id: str, where: dict[str, Any] | None,
 def _to_point(point_id: Any, vector: Any, payload: Any) -> VectorPoint:
     vector = vector or {}
     sparse = vector.get(SPARSE)
+    parts = vector.get(PARTS)
     return VectorPoint(
         id=str(point_id), dense=list(vector.get(DENSE) or []),
         sparse=SparseVec(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
-        payload=dict(payload or {}))
+        payload=dict(payload or {}), parts=[list(p) for p in parts] if parts else None)
 
 
 class EdgeVectorStore:
@@ -71,10 +75,19 @@ class EdgeVectorStore:
                 info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
                 if self._shard is None:
                     self._shard = qe.EdgeShard.load(str(self.path / "shard"))
+                if PARTS not in meta.get("vectors", []):
+                    # Made before sentence vectors: add the named vector; existing points simply
+                    # have no parts until their source is re-indexed.
+                    self._shard.update(qe.UpdateOperation.create_dense_vector(
+                        PARTS, dim, qe.Distance.Cosine, _PARTS_CONFIG))
+                    self._shard.flush()
+                    self._write_meta(model, dim)
             else:
                 self.path.mkdir(parents=True, exist_ok=True)
                 config = qe.EdgeConfig(
-                    vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
+                    vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+                             PARTS: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
+                                                        multivector_config=_PARTS_CONFIG)},
                     sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 )
                 self._shard = qe.EdgeShard.create(str(self.path / "shard"), config)
@@ -83,10 +96,13 @@ class EdgeVectorStore:
                         name, qe.PayloadSchemaType.Keyword))
                 self._shard.flush()
                 # Written last: a crash before this leaves no meta, and the next start recreates.
-                self._meta_file.write_text(json.dumps({"model": model, "dim": dim}))
+                self._write_meta(model, dim)
                 info = CollectionInfo(model, dim)
             self._info = info
             return info
+
+    def _write_meta(self, model: str, dim: int) -> None:
+        self._meta_file.write_text(json.dumps({"model": model, "dim": dim, "vectors": [DENSE, SPARSE, PARTS]}))
 
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:
@@ -102,6 +118,8 @@ class EdgeVectorStore:
             vector: dict[str, Any] = {DENSE: [float(x) for x in p.dense]}
             if p.sparse is not None and p.sparse.indices:
                 vector[SPARSE] = qe.SparseVector(list(p.sparse.indices), list(p.sparse.values))
+            if p.parts:
+                vector[PARTS] = [[float(x) for x in part] for part in p.parts]
             edge_points.append(qe.Point(id=p.id, vector=vector, payload=stamped(p.payload, org_id, agent_id)))
         await asyncio.to_thread(self._write, qe.UpdateOperation.upsert_points(edge_points), len(points))
 
@@ -124,6 +142,12 @@ class EdgeVectorStore:
     async def search_dense(self, org_id: str, agent_id: str, vector: list[float], limit: int,
                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
         query = qe.Query.Nearest([float(x) for x in vector], using=DENSE)
+        return await self._query(query, _filter(org_id, agent_id, where), limit)
+
+    async def search_parts(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                           where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        # A one-vector multivector query: MaxSim is then the best part's cosine.
+        query = qe.Query.Nearest([[float(x) for x in vector]], using=PARTS)
         return await self._query(query, _filter(org_id, agent_id, where), limit)
 
     async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,

@@ -2,7 +2,8 @@
 
 The client is passed in (a server URL in production; qdrant-client's local mode on a folder in
 tests). The embedding model and dimension that built the collection live in a one-point side
-collection `<name>__meta`, which works the same on a server and in local mode.
+collection `<name>__meta`, which works the same on a server and in local mode. A collection made
+before sentence vectors gets the `parts` named vector added when it is opened.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from qdrant_client import models as qm
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, SPARSE, check_model, stamped, tenant_pairs, where_items,
+    DENSE, INDEXED_FIELDS, PARTS, SPARSE, check_model, stamped, tenant_pairs, where_items,
 )
+
+_PARTS_CONFIG = qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM)
 
 
 def _condition(key: str, value: Any) -> qm.FieldCondition:
@@ -46,11 +49,17 @@ class QdrantServerVectorStore:
             points = await self.client.retrieve(self.meta_collection, ids=[1], with_payload=True)
             if points:
                 meta = points[0].payload or {}
-                return check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
-        if not await self.client.collection_exists(self.collection):
+                info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
+                await self._ensure_parts(dim)
+                return info
+        if await self.client.collection_exists(self.collection):
+            await self._ensure_parts(dim)
+        else:
             await self.client.create_collection(
                 self.collection,
-                vectors_config={DENSE: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)},
+                vectors_config={DENSE: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+                                PARTS: qm.VectorParams(size=dim, distance=qm.Distance.COSINE,
+                                                       multivector_config=_PARTS_CONFIG)},
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
             for name in INDEXED_FIELDS:
@@ -63,6 +72,16 @@ class QdrantServerVectorStore:
             qm.PointStruct(id=1, vector=[1.0], payload={"model": model, "dim": dim})])
         return CollectionInfo(model, dim)
 
+    async def _ensure_parts(self, dim: int) -> None:
+        """Add the sentence-vector multivector to a collection made before it existed."""
+        if not await self.client.collection_exists(self.collection):
+            return
+        vectors = (await self.client.get_collection(self.collection)).config.params.vectors
+        if isinstance(vectors, dict) and PARTS in vectors:
+            return
+        await self.client.create_vector_name(self.collection, PARTS, qm.DenseVectorNameConfig(
+            dense=qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE, multivector_config=_PARTS_CONFIG)))
+
     async def upsert(self, org_id: str, agent_id: str, points: list[VectorPoint]) -> None:
         tenant_pairs(org_id, agent_id)
         if not points:
@@ -72,12 +91,19 @@ class QdrantServerVectorStore:
             vector: dict[str, Any] = {DENSE: [float(x) for x in p.dense]}
             if p.sparse is not None and p.sparse.indices:
                 vector[SPARSE] = qm.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values))
+            if p.parts:
+                vector[PARTS] = [[float(x) for x in part] for part in p.parts]
             structs.append(qm.PointStruct(id=p.id, vector=vector, payload=stamped(p.payload, org_id, agent_id)))
         await self.client.upsert(self.collection, points=structs, wait=True)
 
     async def search_dense(self, org_id: str, agent_id: str, vector: list[float], limit: int,
                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
         return await self._query([float(x) for x in vector], DENSE, _filter(org_id, agent_id, where), limit)
+
+    async def search_parts(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                           where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        # A one-vector multivector query: MaxSim is then the best part's cosine.
+        return await self._query([[float(x) for x in vector]], PARTS, _filter(org_id, agent_id, where), limit)
 
     async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,
                             where: dict[str, Any] | None = None) -> list[ScoredPoint]:
@@ -115,10 +141,11 @@ class QdrantServerVectorStore:
             for r in records:
                 vec = r.vector if isinstance(r.vector, dict) else {}
                 sp = vec.get(SPARSE)
+                parts = vec.get(PARTS)
                 out.append(VectorPoint(
                     id=str(r.id), dense=list(vec.get(DENSE) or []),
                     sparse=SparseVec(list(sp.indices), list(sp.values)) if sp is not None else None,
-                    payload=dict(r.payload or {})))
+                    payload=dict(r.payload or {}), parts=[list(p) for p in parts] if parts else None))
             if offset is None or not records:
                 break
         return out
