@@ -5,6 +5,10 @@ generation is flipped in one Mongo write, and only then are older generations de
 retriever only reads live generations. Identical content is embedded once: chunk vectors are
 reused by content hash from any point of the same agent, and a source whose content hash did not
 change is not re-embedded at all.
+
+A chunk of several sentences is stored with one extra vector per sentence (`parts`, on the same
+point, see `core.storage.vectors.base`), embedded in the same call as the chunks; table rows
+have none (`core.ai.split.chunk_parts`). The payload's `parts` says how many a chunk has.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from core.ai.extract.html import extract_url
 from core.ai.extract.text import parse_markdown
 from core.ai.sources import SourceIntake, gen_key
 from core.ai.sparse import SparseEncoder
-from core.ai.split import embedding_text, split_sections
+from core.ai.split import embedding_text, part_texts, split_sections
 from core.ai.types import Chunk
 from core.config import KnowledgeSettings
 from core.errors import KommoAgentError, NotFound
@@ -30,6 +34,9 @@ from core.models.knowledge import KnowledgeSource, SourceKind, SourceStatus
 from core.storage.vectors.base import VectorPoint
 
 _POINT_NS = uuid.UUID("6f1c9a52-0d7e-4b8a-9a43-2a1f3c5e7d90")
+# Part of every source's content hash: sources indexed before sentence vectors existed are not
+# "unchanged", so re-indexing them adds the parts (chunk vectors are still reused by hash).
+PARTS_LAYOUT = "parts:v1"
 Progress = Callable[[KnowledgeSource], Awaitable[None]]
 
 
@@ -61,7 +68,8 @@ class IngestionService(SourceIntake):
         if source.kind == SourceKind.FAQ:
             return extract_faq(source.options.get("pairs", []), source.title)
         if "sections" in source.options:  # prepared sections (evaluation, imports)
-            return [Section(s["text"], s.get("heading_path", []), bool(s.get("atomic")), s.get("metadata", {}))
+            return [Section(s["text"], s.get("heading_path", []), bool(s.get("atomic")), s.get("metadata", {}),
+                            bool(s.get("sentence_vectors", True)))
                     for s in source.options["sections"]]
         sections = parse_markdown(source.options.get("text", ""), source.title)
         if not sections:
@@ -85,7 +93,8 @@ class IngestionService(SourceIntake):
             if not chunks:
                 raise ExtractionError("no text was found to index")
             texts = [embedding_text(c, source.title) for c in chunks]
-            content_hash = _hash(self.embedder.model_name + "\n" + "\n\x00".join(texts))
+            parts = [part_texts(c, source.title) for c in chunks]
+            content_hash = _hash(self.embedder.model_name + "\n" + PARTS_LAYOUT + "\n" + "\n\x00".join(texts))
             live = source.generation > 0 and source.status == SourceStatus.READY
             if not force and live and content_hash == source.content_hash:
                 await repo.set_status(org_id, source_id, SourceStatus.READY, chunks_done=len(chunks),
@@ -93,7 +102,7 @@ class IngestionService(SourceIntake):
                 return await repo.get(org_id, source_id)
             await repo.set_status(org_id, source_id, SourceStatus.EMBEDDING, chunks_done=0,
                                   chunks_total=len(chunks), error=None)
-            await self._write_generation(source, new_gen, chunks, texts, on_progress)
+            await self._write_generation(source, new_gen, chunks, texts, parts, on_progress)
             # The flip: one write makes the new generation the one readers see.
             await repo.set_status(org_id, source_id, SourceStatus.READY, generation=new_gen,
                                   content_hash=content_hash, chunks_done=len(chunks),
@@ -106,19 +115,23 @@ class IngestionService(SourceIntake):
         await self.store.delete(org_id, source.agent_id, where={"source_id": source_id, "gen_key": old})
         return await repo.get(org_id, source_id)
 
-    async def _reusable(self, org_id: str, agent_id: str, hashes: list[str]) -> dict[str, VectorPoint]:
+    async def _reusable(self, org_id: str, agent_id: str, wanted: dict[str, int]) -> dict[str, VectorPoint]:
+        """Stored vectors by chunk hash, for hashes whose point has the expected number of parts
+        (a point stored before sentence vectors has none, and is re-embedded)."""
+        hashes = sorted(wanted)
         found: dict[str, VectorPoint] = {}
         for i in range(0, len(hashes), 500):
             for p in await self.store.fetch(org_id, agent_id, where={"chunk_hash": hashes[i:i + 500]}):
-                if p.dense:
-                    found.setdefault(p.payload.get("chunk_hash", ""), p)
+                h = p.payload.get("chunk_hash", "")
+                if p.dense and len(p.parts or []) == wanted.get(h, -1):
+                    found.setdefault(h, p)
         return found
 
     async def _write_generation(self, source: KnowledgeSource, gen: int, chunks: list[Chunk],
-                                texts: list[str], on_progress: Progress | None) -> None:
+                                texts: list[str], parts: list[list[str]], on_progress: Progress | None) -> None:
         org_id, agent_id = source.org_id, source.agent_id
         hashes = [_hash(t) for t in texts]
-        reuse = await self._reusable(org_id, agent_id, sorted(set(hashes)))
+        reuse = await self._reusable(org_id, agent_id, {h: len(p) for h, p in zip(hashes, parts)})
         done = 0
         for start in range(0, len(chunks), self.batch_size):
             idx = range(start, min(start + self.batch_size, len(chunks)))
@@ -127,10 +140,16 @@ class IngestionService(SourceIntake):
             first = {h: next(i for i in idx if hashes[i] == h) for h in missing}
             if missing:
                 batch_texts = [texts[first[h]] for h in missing]
-                dense = await self.embedder.embed_passages(batch_texts, org_id=org_id, agent_id=agent_id)
+                # Chunks and their sentences in one call: the embedder batches them together.
+                batch_parts = [parts[first[h]] for h in missing]
+                flat = [t for ps in batch_parts for t in ps]
+                vectors = await self.embedder.embed_passages(batch_texts + flat, org_id=org_id, agent_id=agent_id)
                 sparse = await asyncio.to_thread(self.sparse.encode_documents, batch_texts)
-                for h, d, s in zip(missing, dense, sparse):
-                    reuse[h] = VectorPoint(id="", dense=d.tolist(), sparse=s)
+                offset = len(batch_texts)
+                for h, d, s, ps in zip(missing, vectors, sparse, batch_parts):
+                    part_vectors = [v.tolist() for v in vectors[offset:offset + len(ps)]]
+                    offset += len(ps)
+                    reuse[h] = VectorPoint(id="", dense=d.tolist(), sparse=s, parts=part_vectors or None)
             points = [self._point(source, gen, chunks[i], hashes[i], reuse[hashes[i]]) for i in idx]
             await self.store.upsert(org_id, agent_id, points)
             done += len(points)
@@ -144,7 +163,8 @@ class IngestionService(SourceIntake):
         payload: dict[str, Any] = {
             "source_id": source.id, "gen_key": gen_key(source.id, gen), "chunk_index": chunk.index,
             "chunk_hash": chunk_hash, "heading": chunk.heading, "text": chunk.text,
-            "source_title": source.title, "meta": chunk.metadata,
+            "source_title": source.title, "meta": chunk.metadata, "parts": len(vectors.parts or []),
         }
         pid = str(uuid.uuid5(_POINT_NS, f"{source.org_id}:{source.agent_id}:{source.id}:{gen}:{chunk.index}"))
-        return VectorPoint(id=pid, dense=vectors.dense, sparse=vectors.sparse, payload=payload)
+        return VectorPoint(id=pid, dense=vectors.dense, sparse=vectors.sparse, payload=payload,
+                           parts=vectors.parts)

@@ -4,6 +4,10 @@ Paragraphs and sentences are packed into chunks of at most `chunk_tokens` (cl100
 new chunk starts with the last sentences of the previous one, up to `overlap_tokens`, so a fact
 split across a boundary is still whole in one chunk. Atomic sections (a price-list row, a FAQ
 pair) become exactly one chunk unless they are longer than the limit.
+
+A chunk of several sentences also gets one vector per sentence (`part_texts`): a factoid
+question usually targets one sentence, whose own vector matches it better than the vector of
+the whole chunk does (see `core.ai.retrieval`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from core.ai.tokens import count_tokens, decode, encode
 from core.ai.types import Chunk
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…;:])\s+(?=[\"«(\[A-ZА-ЯЁ0-9¿¡-])")
+# Parts end at prose sentence ends only: "Цена: 70 руб.; Автор: ..." is one fact, not three.
+_PROSE_END = re.compile(r"(?<=[.!?…])\s+(?=[\"«(\[A-ZА-ЯЁ0-9¿¡-])")
+# A shorter sentence ("Yes.", a numbered item) joins its neighbour instead of getting a vector.
+MIN_PART_TOKENS = 8
 
 
 def _sentences(paragraph: str) -> list[str]:
@@ -89,14 +97,43 @@ def split_sections(sections: list[Section], chunk_tokens: int, overlap_tokens: i
         for piece in pieces:
             if piece:
                 chunks.append(Chunk(text=piece, index=len(chunks), heading_path=list(section.heading_path),
-                                    metadata=dict(section.metadata)))
+                                    metadata=dict(section.metadata), sentence_vectors=section.sentence_vectors))
     return chunks
+
+
+def _context(chunk: Chunk, source_title: str) -> str:
+    context = [p for p in ([source_title] if source_title else []) + chunk.heading_path if p]
+    # Do not repeat the title when it is also the first heading.
+    deduped = [p for i, p in enumerate(context) if i == 0 or p != context[i - 1]]
+    return " > ".join(deduped) + "\n" if deduped else ""
 
 
 def embedding_text(chunk: Chunk, source_title: str = "") -> str:
     """The text that is embedded and keyword-indexed: the chunk with its context (document
     title and heading path) in front, so a bare paragraph still says what it is about."""
-    context = [p for p in ([source_title] if source_title else []) + chunk.heading_path if p]
-    # Do not repeat the title when it is also the first heading.
-    deduped = [p for i, p in enumerate(context) if i == 0 or p != context[i - 1]]
-    return (" > ".join(deduped) + "\n" + chunk.text) if deduped else chunk.text
+    return _context(chunk, source_title) + chunk.text
+
+
+def chunk_parts(chunk: Chunk) -> list[str]:
+    """The sentences of a chunk that get vectors of their own: none for a chunk of one sentence
+    (its whole-chunk vector is that sentence) or one that opted out (table rows)."""
+    if not chunk.sentence_vectors:
+        return []
+    sentences = [s.strip() for line in chunk.text.split("\n") for s in _PROSE_END.split(line.strip()) if s.strip()]
+    parts: list[str] = []
+    for sentence in sentences:
+        if parts and count_tokens(parts[-1]) < MIN_PART_TOKENS:
+            parts[-1] += " " + sentence
+        else:
+            parts.append(sentence)
+    if len(parts) > 1 and count_tokens(parts[-1]) < MIN_PART_TOKENS:
+        last = parts.pop()
+        parts[-1] += " " + last
+    return parts if len(parts) > 1 else []
+
+
+def part_texts(chunk: Chunk, source_title: str = "") -> list[str]:
+    """What is embedded for each part: the sentence behind the same context as the chunk (a
+    bare sentence of an FAQ answer says little without its question heading)."""
+    context = _context(chunk, source_title)
+    return [context + part for part in chunk_parts(chunk)]

@@ -14,6 +14,7 @@ class Chunk:
     index: int
     heading_path: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    sentence_vectors: bool = True  # see `core.ai.extract.base.Section`
 
     @property
     def heading(self) -> str:

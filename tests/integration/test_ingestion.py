@@ -109,3 +109,63 @@ async def test_broken_file_fails_with_reason_and_rejections(storage, stack):
     with pytest.raises(ExtractionError, match="limit"):
         await ingestion.add_file("o", "a", "big.txt", b"x" * (ingestion.settings.max_file_bytes + 1))
     assert await storage.knowledge.count("o") == 1  # refused uploads create nothing
+
+
+async def test_sentences_get_vectors_that_go_with_their_chunk(storage, stack):
+    ingestion, retriever, embedder, store = stack
+    src = await ingestion.add_text("o", "a", "Условия", DELIVERY)
+    done = await ingestion.index_source("o", src.id)
+    points = await store.fetch("o", "a", where={"source_id": src.id})
+    with_parts = [p for p in points if p.payload["parts"]]
+    # "Доставка" has two sentences (two part vectors); "Оплата" has one (its chunk vector is enough).
+    assert [len(p.parts) for p in with_parts] == [p.payload["parts"] for p in with_parts] == [2]
+    assert all(p.parts is None for p in points if not p.payload["parts"])
+    assert embedder.passages == done.chunks_total + 2
+    question = "Когда курьер привезёт заказ?"
+    vector = (await embedder.embed_query(question)).tolist()
+    hits = await store.search_parts("o", "a", vector, 5)
+    assert [h.id for h in hits] == [with_parts[0].id]
+    best = (await retriever.retrieve("o", "a", question)).best
+    assert "следующий день" in best.text and "бесплатная" in best.text  # the whole chunk comes back
+    assert best.heading == "Условия > Доставка" and best.source_id == src.id
+    assert (await retriever.retrieve("o2", "a", question)).nothing_relevant  # tenant-filtered
+    # Re-index with new content: the old generation's sentence vectors leave with their chunks.
+    await storage.knowledge.update("o", src.id, {"options": {"text": DELIVERY.replace("следующий", "третий")}})
+    await ingestion.index_source("o", src.id)
+    hits = await store.search_parts("o", "a", vector, 5)
+    assert len(hits) == 1 and "третий" in hits[0].payload["text"] and hits[0].payload["gen_key"] == f"{src.id}:2"
+    await ingestion.delete_source("o", src.id)
+    assert await store.search_parts("o", "a", vector, 5) == []
+
+
+async def test_price_list_rows_get_no_sentence_vectors(storage, stack):
+    ingestion, retriever, embedder, store = stack
+    csv = ("Товар,Описание,Цена\nЖурнал учёта,Формат А4. Твёрдая обложка. 96 листов,70 руб.\n"
+           "Папка,Кожа. Цвет чёрный. Два отделения,990 руб.\n").encode("utf-8")
+    src = await ingestion.add_file("o", "a", "prices.csv", csv)
+    done = await ingestion.index_source("o", src.id)
+    points = await store.fetch("o", "a", where={"source_id": src.id})
+    assert len(points) == done.chunks_total == 2
+    assert all(p.parts is None and p.payload["parts"] == 0 for p in points)
+    assert embedder.passages == 2  # one vector per row, nothing more
+    best = (await retriever.retrieve("o", "a", "Сколько стоит кожаная папка?")).best
+    assert "990" in best.text
+
+
+async def test_source_indexed_before_sentence_vectors_gets_them_on_reindex(storage, stack):
+    ingestion, retriever, embedder, store = stack
+    src = await ingestion.add_text("o", "a", "Условия", DELIVERY)
+    first = await ingestion.index_source("o", src.id)
+    # Make it look like the previous version indexed it: points without parts, the old hash.
+    points = await store.fetch("o", "a", where={"source_id": src.id})
+    for p in points:
+        p.parts, p.payload["parts"] = None, 0
+    await store.upsert("o", "a", points)
+    await storage.knowledge.update("o", src.id, {"content_hash": "hash-of-the-previous-version"})
+    before = embedder.passages
+    again = await ingestion.index_source("o", src.id)  # not forced: the layout changed
+    assert again.generation == first.generation + 1
+    # The chunk that needs sentence vectors is embedded again with them; the other is reused.
+    assert embedder.passages - before == 1 + 2
+    points = await store.fetch("o", "a", where={"source_id": src.id})
+    assert sorted(p.payload["parts"] for p in points) == [0, 2] and len(points) == again.chunks_total

@@ -44,3 +44,34 @@ def test_sections_carry_headings_and_atomic_rows():
     assert chunks[-1].text == "Артикул: A1; Цена: 70 руб." and chunks[-1].metadata == {"row": 2}
     assert all(count_tokens(embedding_text(c, "Договор")) <= 125 for c in chunks)
     assert embedding_text(chunks[0], "Договор").startswith("Договор > 1. Предмет\n")
+
+
+def test_chunk_parts_are_prose_sentences_of_multi_sentence_chunks():
+    from core.ai.split import chunk_parts, part_texts
+    from core.ai.types import Chunk
+
+    text = ("Доставка по Москве бесплатная при заказе от 3000 рублей. Да. Курьер привозит заказ "
+            "на следующий день.\n\nОплата: картой или наличными курьеру при получении.")
+    chunk = Chunk(text=text, index=0, heading_path=["Условия"])
+    parts = chunk_parts(chunk)
+    # "Да." is too short to be a vector of its own; "Оплата:" does not end a sentence.
+    assert parts == ["Доставка по Москве бесплатная при заказе от 3000 рублей.",
+                     "Да. Курьер привозит заказ на следующий день.",
+                     "Оплата: картой или наличными курьеру при получении."]
+    assert part_texts(chunk, "Файл")[0] == "Файл > Условия\n" + parts[0]
+    assert chunk_parts(Chunk(text="Одно предложение без точки в конце", index=0)) == []
+    # A short last sentence joins the one before it (two sentences then make one part: none).
+    assert chunk_parts(Chunk(text="Доставка по Москве бесплатная при любом заказе. Всегда.", index=0)) == []
+    assert chunk_parts(Chunk(text=f"{parts[0]} {parts[2]} Всегда.", index=0)) == [
+        parts[0], parts[2] + " Всегда."]
+    row = Chunk(text="Товар: Журнал. Тип два; Цена: 70 руб. Наличие: есть", index=0, sentence_vectors=False)
+    assert chunk_parts(row) == []
+
+
+def test_table_rows_opt_out_of_sentence_vectors():
+    from core.ai.extract.tabular import extract_csv
+
+    sections = extract_csv("Товар,Цена\nЖурнал учёта. Формат А4,70 руб.\n".encode(), "prices.csv", 100)
+    chunks = split_sections(sections, 120, 20)
+    assert chunks and not chunks[0].sentence_vectors
+    assert split_sections([Section(_text(20), ["Doc"])], 120, 20)[0].sentence_vectors

@@ -15,6 +15,10 @@ class Section:
     # atomic: a unit that must stay one chunk (a price-list row, a FAQ pair).
     atomic: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    # sentence_vectors: whether each sentence of its chunks also gets a vector of its own
+    # (`core.ai.split.chunk_parts`). False for table rows: a row is one fact, its fields are not
+    # sentences, and a price list would pay for thousands of vectors nobody needs.
+    sentence_vectors: bool = True
 
 
 class ExtractionError(InvalidInput):

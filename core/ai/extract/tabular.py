@@ -47,7 +47,8 @@ def rows_to_sections(rows: Iterable[list[str]], root: list[str], max_rows: int) 
             continue
         text = _row_text(header, row)
         if text:
-            sections.append(Section(text, root + category, atomic=True, metadata={"row": number}))
+            sections.append(Section(text, root + category, atomic=True, metadata={"row": number},
+                                    sentence_vectors=False))
             if len(sections) > max_rows:
                 raise ExtractionError(f"the table has more than {max_rows} rows", limit=max_rows)
     if header is None or not sections:
