@@ -130,3 +130,73 @@ def build_embedder(settings: Settings, storage=None) -> Embedder:
             await storage.usage.record(event.org_id, event)
     return OpenAIEmbedder(AsyncOpenAI(base_url=cfg.base_url, api_key=key), cfg.model,
                           batch_size=cfg.batch_size, record_usage=recorder)
+
+
+class CachedEmbedder:
+    """An `Embedder` that remembers every vector on disk (SQLite, keyed by model, mode and text),
+    so repeated evaluation runs never embed the same text twice (`kommo-agent eval retrieval
+    --embedding-cache`). Not for production ingestion: it has no eviction."""
+
+    def __init__(self, inner: Embedder, path) -> None:
+        import sqlite3  # noqa: PLC0415
+
+        self.inner = inner
+        self.model_name, self.dim = inner.model_name, inner.dim
+        self.computed = self.cached = 0
+        self._db = sqlite3.connect(str(path))
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB)")
+
+    async def probe(self) -> int:
+        if not self.dim and hasattr(self.inner, "probe"):
+            self.dim = await self.inner.probe()
+        return self.dim
+
+    def _key(self, mode: str, text: str) -> str:
+        import hashlib  # noqa: PLC0415
+
+        return hashlib.sha256(f"{self.model_name}\x00{mode}\x00{text}".encode()).hexdigest()
+
+    def _get(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            rows = self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(part))})",
+                                    part).fetchall()
+            found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
+        return found
+
+    def _put(self, items: list[tuple[str, np.ndarray]]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                             [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items])
+        self._db.commit()
+
+    async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
+                             agent_id: str | None = None) -> np.ndarray:
+        keys = [self._key("passage", t) for t in texts]
+        found = self._get(keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if missing:
+            text_of = dict(zip(keys, texts))
+            vectors = await self.inner.embed_passages([text_of[k] for k in missing], org_id=org_id, agent_id=agent_id)
+            self._put(list(zip(missing, vectors)))
+            found.update(zip(missing, vectors))
+        self.computed += len(missing)
+        self.cached += len(keys) - len(missing)
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([found[k] for k in keys]).astype(np.float32)
+
+    async def embed_query(self, text: str, *, org_id: str | None = None,
+                          agent_id: str | None = None) -> np.ndarray:
+        key = self._key("query", text)
+        found = self._get([key])
+        if key in found:
+            self.cached += 1
+            return found[key]
+        vector = await self.inner.embed_query(text, org_id=org_id, agent_id=agent_id)
+        self._put([(key, vector)])
+        self.computed += 1
+        return vector
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,5 +1,6 @@
 """Retrieval evaluation: ingest passages into a temporary agent, ask every question, and report
-recall@1/5 and MRR per ranking method, so each fusion step's gain is visible in one run.
+recall@1/5 and MRR per ranking method, so each step's gain is visible in one run (every method
+ranks the same candidates of the same run).
 
 Dataset files are JSONL: passages `{"passage_id", "text", "title"? | "faq_question"?}` and
 questions `{"question", "passage_id"}` (the format of ../shared/datasets/qa). A passage's title
@@ -14,22 +15,30 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.ai.fusion import DEFAULT_KEYWORD_WEIGHT
+from core.ai.retrieval import MODES, SHIPPED as SHIPPED_RANKING, Ranking
 from core.ids import new_id
 
-# (label, mode, keyword weight): the steps from single retrievers to the shipped ranking; each
-# line adds one thing to a line above it, so its gain is the difference of the two lines.
-METHODS = [
-    ("dense only (e5)", "dense", None),
-    ("keyword only (BM25 + stemmer)", "keyword", None),
-    ("RRF k=60 (plain hybrid)", "rrf", None),
-    ("dense + names/numbers overlap", "dense+entities", None),
-    ("z-score fusion, keyword weight 0.5", "zscore", 0.5),
-    (f"z-score fusion, keyword weight {DEFAULT_KEYWORD_WEIGHT}", "zscore", DEFAULT_KEYWORD_WEIGHT),
-    ("z-score fusion, keyword weight 1.0", "zscore", 1.0),
-    (f"z-score {DEFAULT_KEYWORD_WEIGHT} + names/numbers (shipped)", "hybrid", DEFAULT_KEYWORD_WEIGHT),
+# (label, ranking): single signals and the dense side first, then the steps from the ranking
+# shipped before sentence vectors ("previous") to the one shipped now; each step adds one thing to
+# the line above it, so its gain is the difference of the two lines (the last two columns show
+# recall@1 against dense only and against previous). The last line is a control: the tuned
+# keyword weight without sentence vectors.
+DENSE = "dense only (e5, whole chunk)"
+KEYWORD = "keyword only (BM25 + stemmer)"
+PREVIOUS = "previous shipped: z-score dense + keyword 0.7 + names/numbers"
+SHIPPED = f"step 2: step 1 with keyword weight {SHIPPED_RANKING.keyword}, tuned (shipped)"
+METHODS: list[tuple[str, Ranking]] = [
+    (DENSE, MODES["dense"]),
+    ("sentence vectors only (best sentence)", MODES["sentences"]),
+    (f"dense + sentence vectors ({SHIPPED_RANKING.parts} of the dense side)", Ranking(keyword=0.0, entities=False)),
+    (KEYWORD, MODES["keyword"]),
+    ("RRF k=60 (plain hybrid)", MODES["rrf"]),
+    ("dense + names/numbers", Ranking(parts=0.0, keyword=0.0)),
+    (PREVIOUS, MODES["whole-chunk"]),
+    ("step 1: previous + sentence vectors", Ranking(keyword=0.7)),
+    (SHIPPED, SHIPPED_RANKING),
+    (f"control: previous with keyword {SHIPPED_RANKING.keyword}, no sentence vectors", Ranking(parts=0.0)),
 ]
-SHIPPED = METHODS[-1][0]
 
 
 @dataclass
@@ -51,6 +60,8 @@ class EvalReport:
     passages: int
     ingest_s: float
     query_s: float
+    chunks: int = 0
+    sentence_vectors: int = 0
 
 
 def load_jsonl(path: str | Path) -> list[dict]:
@@ -90,34 +101,39 @@ async def evaluate_retrieval(ingestion, retriever, questions: list[dict], passag
     try:
         async def _progress(s) -> None:
             say(f"embedding {s.chunks_done}/{s.chunks_total} chunks")
-        await ingestion.index_source(org_id, source.id, on_progress=_progress)
+        indexed = await ingestion.index_source(org_id, source.id, on_progress=_progress)
         ingest_s = time.perf_counter() - start
+        points = await ingestion.store.fetch(org_id, agent_id, where={"source_id": source.id})
         live = await retriever.live_generations(org_id, agent_id)
-        methods = {label: Metrics() for label, _, _ in METHODS}
+        methods = {label: Metrics() for label, _ in METHODS}
         start = time.perf_counter()
         for n, q in enumerate(questions, 1):
-            dense, keyword = await retriever.candidates(org_id, agent_id, q["question"], live, 30)
-            payloads = {p.id: p.payload for p in [*dense, *keyword]}
-            for label, mode, weight in METHODS:
-                ranked = [pid for pid, _ in retriever.rank(mode, dense, keyword, weight, q["question"])]
+            found = await retriever.candidates(org_id, agent_id, q["question"], live, 30)
+            payloads = {pid: p.payload for pid, p in found.by_id().items()}
+            for label, ranking in METHODS:
+                ranked = [pid for pid, _ in retriever.rank(found, q["question"], ranking)]
                 methods[label].ranks.append(_passage_rank(ranked, payloads, q["passage_id"]))
             if n % 100 == 0:
                 say(f"asked {n}/{len(questions)} questions")
-        return EvalReport(methods, len(questions), len(passages), ingest_s, time.perf_counter() - start)
+        return EvalReport(methods, len(questions), len(passages), ingest_s, time.perf_counter() - start,
+                          chunks=indexed.chunks_total,
+                          sentence_vectors=sum(int(p.payload.get("parts") or 0) for p in points))
     finally:
         await ingestion.delete_source(org_id, source.id)
 
 
 def format_report(report: EvalReport) -> str:
     lines = [f"{report.questions} questions over {report.passages} passages "
-             f"(ingest {report.ingest_s:.1f} s, queries {report.query_s:.1f} s)",
-             f"{'method':52s} recall@1 recall@5    MRR  r@1 vs dense"]
-    dense = report.methods[METHODS[0][0]]
+             f"({report.chunks} chunks, {report.sentence_vectors} sentence vectors; "
+             f"ingest {report.ingest_s:.1f} s, queries {report.query_s:.1f} s)",
+             f"{'method':66s} recall@1 recall@5    MRR  r@1 vs dense  vs previous"]
+    dense = report.methods[DENSE]
+    previous = report.methods[PREVIOUS]
     for label, m in report.methods.items():
-        lines.append(f"{label:52s} {m.recall(1):8.4f} {m.recall(5):8.4f} {m.mrr:7.4f} "
-                     f"{m.recall(1) - dense.recall(1):+13.4f}")
+        lines.append(f"{label:66s} {m.recall(1):8.4f} {m.recall(5):8.4f} {m.mrr:7.4f} "
+                     f"{m.recall(1) - dense.recall(1):+13.4f} {m.recall(1) - previous.recall(1):+12.4f}")
     shipped = report.methods[SHIPPED]
-    keyword = report.methods[METHODS[1][0]]
+    keyword = report.methods[KEYWORD]
     lines.append(f"RESULT recall@1={shipped.recall(1):.4f} recall@5={shipped.recall(5):.4f} "
                  f"mrr={shipped.mrr:.4f} dense_recall@1={dense.recall(1):.4f} "
                  f"keyword_recall@1={keyword.recall(1):.4f}")

@@ -3,8 +3,9 @@
 Reciprocal rank fusion throws the scores away; on the evaluation sets (see `core.ai.evaluation`)
 fusing *normalised scores* does better: each list's scores become z-scores over that query's
 candidates (how far above the crowd a hit stands), a hit missing from one list gets that list's
-lowest z, and the two are summed with a weight on the keyword side. RRF stays available for the
-comparison the evaluation prints.
+lowest z, and the lists are summed with weights (`weighted_zscore_fusion`: whole-chunk dense,
+best-sentence dense and keyword in the shipped ranking). RRF stays available for the comparison
+the evaluation prints.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from statistics import fmean, pstdev
 
 from core.storage.vectors.base import ScoredPoint
 
-DEFAULT_KEYWORD_WEIGHT = 0.7
+DEFAULT_KEYWORD_WEIGHT = 0.4  # tuned with sentence vectors (core.ai.retrieval)
 
 
 def _z(points: Sequence[ScoredPoint]) -> dict[str, float]:
@@ -27,14 +28,19 @@ def _z(points: Sequence[ScoredPoint]) -> dict[str, float]:
     return {p.id: (p.score - mean) / sd for p in points}
 
 
+def weighted_zscore_fusion(lists: Sequence[tuple[Sequence[ScoredPoint], float]]) -> list[tuple[str, float]]:
+    """Sum over lists of `weight * z`; a hit missing from a list gets that list's lowest z. A
+    list with weight 0 is left out entirely (its hits do not become candidates)."""
+    active = [(_z(points), weight) for points, weight in lists if weight]
+    floors = [min(z.values(), default=0.0) for z, _ in active]
+    ids = list(dict.fromkeys(pid for z, _ in active for pid in z))
+    fused = {i: sum(w * z.get(i, floor) for (z, w), floor in zip(active, floors)) for i in ids}
+    return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+
+
 def zscore_fusion(dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint],
                   keyword_weight: float = DEFAULT_KEYWORD_WEIGHT) -> list[tuple[str, float]]:
-    zd, zk = _z(dense), _z(keyword)
-    floor_d = min(zd.values(), default=0.0)
-    floor_k = min(zk.values(), default=0.0)
-    ids = list(dict.fromkeys([p.id for p in dense] + [p.id for p in keyword]))
-    fused = {i: zd.get(i, floor_d) + keyword_weight * zk.get(i, floor_k) for i in ids}
-    return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
+    return weighted_zscore_fusion([(dense, 1.0), (keyword, keyword_weight)])
 
 
 def rrf_fusion(dense: Sequence[ScoredPoint], keyword: Sequence[ScoredPoint], k: int = 60,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from core.ai.entities import entity_overlap, skeleton
 from core.ai.fusion import add_bonus, zscore_fusion
 from core.storage.vectors.base import ScoredPoint
@@ -28,3 +30,56 @@ def test_bonus_reorders_fused_candidates():
     assert [pid for pid, _ in fused][:2] == ["a", "b"]
     boosted = add_bonus(fused, {"b": 1.0}, 1.0)
     assert [pid for pid, _ in boosted][:2] == ["b", "a"]
+
+
+def test_weighted_fusion_skips_zero_weight_lists_and_floors_missing_hits():
+    from core.ai.fusion import weighted_zscore_fusion
+
+    a = [ScoredPoint("x", 0.9, {}), ScoredPoint("y", 0.5, {})]
+    b = [ScoredPoint("y", 3.0, {}), ScoredPoint("z", 1.0, {})]
+    assert [pid for pid, _ in weighted_zscore_fusion([(a, 1.0), (b, 0.0)])] == ["x", "y"]  # z never enters
+    fused = dict(weighted_zscore_fusion([(a, 1.0), (b, 1.0)]))
+    # x is missing from b: it gets b's lowest z (-1), as z gets a's lowest.
+    assert fused == pytest.approx({"x": 1.0 - 1.0, "y": -1.0 + 1.0, "z": -1.0 - 1.0})
+
+
+def _hit(pid: str, score: float, parts: int = 0, text: str = "") -> ScoredPoint:
+    return ScoredPoint(pid, score, {"parts": parts, "text": text or f"text {pid}"})
+
+
+def test_best_sentence_lifts_a_chunk_whose_whole_vector_is_diluted():
+    from core.ai.retrieval import MODES, SHIPPED, Candidates, HybridRetriever
+
+    retriever = HybridRetriever(None, None, None)
+    dense = [_hit("a", 0.86, 3), _hit("b", 0.85, 3), _hit("c", 0.80, 3), _hit("d", 0.79, 3)]
+    parts = [_hit("b", 0.93, 3), _hit("a", 0.86, 3), _hit("c", 0.82, 3), _hit("d", 0.80, 3)]
+    found = Candidates(dense, parts, [])
+    assert retriever.rank(found, "", MODES["dense"])[0][0] == "a"
+    assert retriever.rank(found, "", SHIPPED)[0][0] == "b"
+    assert retriever.rank(found, "", MODES["sentences"])[0] == ("b", 0.93)  # its own cosine
+
+
+def test_chunks_without_sentence_vectors_rank_as_without_them():
+    """A price-list agent (no chunk has parts, so the parts search finds nothing) ranks exactly as
+    the whole-chunk ranking with the same keyword weight: the dense side is the whole chunk."""
+    from core.ai.retrieval import SHIPPED, Candidates, HybridRetriever, Ranking
+
+    retriever = HybridRetriever(None, None, None)
+    dense = [_hit("r1", 0.84), _hit("r2", 0.83), _hit("r3", 0.80), _hit("r4", 0.78)]
+    keyword = [_hit("r3", 9.0), _hit("r2", 4.0), _hit("r5", 2.0)]
+    shipped = retriever.rank(Candidates(dense, [], keyword), "", SHIPPED)
+    whole = retriever.rank(Candidates(dense, [], keyword), "", Ranking(parts=0.0))
+    assert [p for p, _ in shipped] == [p for p, _ in whole]
+    assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(shipped, whole))
+
+
+def test_exact_ties_go_to_the_earlier_chunk_whatever_the_store_order():
+    from core.ai.retrieval import MODES, SHIPPED, Candidates, HybridRetriever
+
+    retriever = HybridRetriever(None, None, None)
+    late = ScoredPoint("late", 0.9, {"source_id": "s", "chunk_index": 7, "text": "same"})
+    early = ScoredPoint("early", 0.9, {"source_id": "s", "chunk_index": 2, "text": "same"})
+    other = ScoredPoint("other", 0.7, {"source_id": "s", "chunk_index": 0, "text": "other"})
+    for dense in ([late, early, other], [early, late, other]):
+        for ranking in (SHIPPED, MODES["dense"]):
+            assert [pid for pid, _ in retriever.rank(Candidates(dense), "", ranking)] == ["early", "late", "other"]
