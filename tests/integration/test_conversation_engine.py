@@ -184,13 +184,19 @@ async def test_voice_message_without_text_hands_off(shop):
     assert (await shop.conversation()).state_reason == "non_text"
 
 
-async def test_sweeper_requeues_lost_work(shop, redis_client):
-    await shop.customer_says("Are you there?")
-    await redis_client.delete("inbound")  # the broker lost every queued task (Redis restarted)
+async def _unanswered_and_lost(shop, redis_client, text: str):
+    """A customer message five minutes old whose task the broker lost (Redis restarted)."""
+    await shop.customer_says(text)
     conv = await shop.conversation()
     old = utcnow() - timedelta(minutes=5)
     await shop.services.storage.messages.collection.update_many({"conversation_id": conv.id},
                                                                 {"$set": {"created_at": old}})
+    await redis_client.delete("inbound")
+    return conv
+
+
+async def test_sweeper_requeues_lost_work(shop, redis_client):
+    await _unanswered_and_lost(shop, redis_client, "Are you there?")
     report = await shop.engine.sweep(stale_after_s=60)
     assert report.turns_requeued == 1
     assert await redis_client.llen("inbound") == 1
@@ -251,12 +257,7 @@ async def test_crash_between_claiming_and_stamping_a_turn_loses_nothing(shop):
 
 async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_client):
     from core.conversations.sweeper import MAX_BACKLOG_FOR_SWEEP
-    await shop.customer_says("Are you open on Sunday?")
-    conv = await shop.conversation()
-    old = utcnow() - timedelta(minutes=5)
-    await shop.services.storage.messages.collection.update_many({"conversation_id": conv.id},
-                                                                {"$set": {"created_at": old}})
-    await redis_client.delete("inbound")
+    await _unanswered_and_lost(shop, redis_client, "Are you open on Sunday?")
     await redis_client.rpush("inbound", *[b"{}"] * (MAX_BACKLOG_FOR_SWEEP + 1))  # workers are behind
     report = await shop.engine.sweep(stale_after_s=60)
     assert report.turns_requeued == 0 and report.deferred_backlog == MAX_BACKLOG_FOR_SWEEP + 1
@@ -267,12 +268,7 @@ async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_clie
 async def test_only_one_sweep_runs_at_a_time(shop, redis_client):
     from core.conversations.sweeper import SWEEP_LOCK
     from core.locks import renewable_lock
-    await shop.customer_says("Anyone?")
-    conv = await shop.conversation()
-    old = utcnow() - timedelta(minutes=5)
-    await shop.services.storage.messages.collection.update_many({"conversation_id": conv.id},
-                                                                {"$set": {"created_at": old}})
-    await redis_client.delete("inbound")
+    await _unanswered_and_lost(shop, redis_client, "Anyone?")
     async with renewable_lock(shop.services.redis, SWEEP_LOCK, hold_s=30, wait_s=None) as held:
         assert held  # a slow sweep (another worker) is still running
         report = await shop.engine.sweep(stale_after_s=60)
