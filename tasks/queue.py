@@ -8,9 +8,9 @@ import json
 import redis.asyncio as aioredis
 import structlog
 from celery import Celery
-from redis.exceptions import RedisError
 from kombu.serialization import dumps
 from kombu.utils.uuid import uuid
+from redis.exceptions import RedisError
 
 log = structlog.get_logger("tasks.queue")
 
@@ -111,9 +111,7 @@ class CeleryTaskQueue:
         message = dict(message, body="@@body@@", headers=dict(message["headers"], root_id="@@id@@"),
                        properties=dict(message["properties"], delivery_tag="@@tag@@"))
         text = json.dumps(message).replace('"@@argsrepr@@"', "@@argsrepr@@")
-        parts = []
-        for piece in text.split("@@"):
-            parts.append(piece)
+        parts = text.split("@@")  # literal, field, literal, field, ..., literal
         if parts.count("id") < 3 or len(parts) % 2 == 0:
             raise RuntimeError("unexpected task message shape")
 

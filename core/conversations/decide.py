@@ -28,6 +28,7 @@ from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
+HISTORY_LIMIT = 30  # messages of conversation memory given to the runtime
 
 
 def _skip(org_id: str, conv: Conversation, turn_id: str, why: str, agent: Agent | None = None,
@@ -85,7 +86,7 @@ async def _fetch_lead(deps: EngineDeps, org_id: str, conv: Conversation) -> tupl
 async def _history(deps: EngineDeps, org_id: str, conv: Conversation, given: list[Message] | None) -> list[Message]:
     if given is not None:
         return given
-    return await deps.storage.messages.recent(org_id, conv.id, limit=30)
+    return await deps.storage.messages.recent(org_id, conv.id, limit=HISTORY_LIMIT)
 
 
 def _lead_or_raise(org_id: str, conv: Conversation, agents: list[Agent], lead: dict | None,
@@ -149,7 +150,8 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     text = "\n".join(m.text for m in messages if m.text)
     if not text:
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "non_text"}))
-    history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]  # read after stamping
+    # Read here (a resumed turn), history holds this turn's stamped messages: leave them out.
+    history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
     try:
         result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
                                              lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from core.clock import day_key
 from core.conversations.context import EngineDeps
-from core.conversations.decide import decide
+from core.conversations.decide import HISTORY_LIMIT, decide
 from core.conversations.errors import RetryLater
 from core.conversations.handoff import hand_off
 from core.conversations.locks import ConversationBusy, conversation_lock
@@ -30,7 +30,6 @@ from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
 MAX_TURN_ATTEMPTS = 20
-HISTORY_LIMIT = 30  # messages of conversation memory given to the runtime
 
 
 async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:

@@ -87,8 +87,9 @@ class KommoConnections:
         """Check a token against GET /api/v4/account before anything is stored. Paced like every
         other call (`pace_key`: the account's id when reconnecting), 429s waited out."""
         host = f"{subdomain}.{base_domain}"
+        pace_key = pace_key or f"host:{host}"
         for attempt in range(1, 4):
-            await self.limiter.acquire(pace_key or f"host:{host}")
+            await self.limiter.acquire(pace_key)
             session = await self.http.get()
             try:
                 async with session.get(f"{oauth_base(self.settings, host)}/api/v4/account",
@@ -100,7 +101,7 @@ class KommoConnections:
             if status != 429 or attempt == 3:
                 break
             retry_after = (body or {}).get("retry_after") if isinstance(body, dict) else None
-            await self.limiter.pause(pace_key or f"host:{host}", min(float(retry_after or 1), 10.0))
+            await self.limiter.pause(pace_key, min(float(retry_after or 1), 10.0))
         if status == 401:
             raise InvalidInput(f"Kommo rejected the token for {host} (401): check the token and subdomain")
         if status != 200 or not isinstance(body, dict):

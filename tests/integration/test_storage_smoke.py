@@ -86,3 +86,26 @@ async def test_hot_lookups_are_served_by_an_index_on_the_embedded_server(storage
     plan = await storage.db.command("explain", {"find": collection, "filter": query})
     detail = " ".join(step["detail"] for step in plan["queryPlanner"]["winningPlan"])
     assert "USING INDEX" in detail and f"SCAN {collection}" not in detail, detail
+
+
+async def test_recent_and_unanswered_reads_all_unanswered_when_they_overflow_the_window(storage):
+    from core.clock import utcnow
+    from core.models.conversation import Message
+    org = await storage.orgs.create("A")
+    start = utcnow() - timedelta(minutes=10)
+
+    async def say(i: int, role: str, turn_id: str | None) -> None:
+        await storage.messages.insert(org.id, Message(_id=f"m{i:02d}", org_id=org.id, conversation_id="c1", role=role,
+                                                      text=f"t{i}", turn_id=turn_id,
+                                                      created_at=start + timedelta(seconds=i)))
+
+    await say(0, "customer", "turn_m00")
+    await say(1, "agent", "turn_m00")
+    for i in range(2, 6):
+        await say(i, "customer", None)
+    recent, unanswered = await storage.messages.recent_and_unanswered(org.id, "c1", limit=10)
+    assert [m.id for m in recent] == [f"m{i:02d}" for i in range(6)]
+    assert [m.id for m in unanswered] == ["m02", "m03", "m04", "m05"]  # the tail, from the one read
+    recent, unanswered = await storage.messages.recent_and_unanswered(org.id, "c1", limit=3)
+    assert [m.id for m in recent] == ["m03", "m04", "m05"]
+    assert [m.id for m in unanswered] == ["m02", "m03", "m04", "m05"]  # older than the window: read in full
