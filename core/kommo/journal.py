@@ -52,23 +52,23 @@ async def run_journaled(journal: ActionJournal, org_id: str, *, kind: str, key: 
     elif existing.state in (ActionState.PLANNED, ActionState.FAILED):
         if refuse:
             return existing
-        if not await journal.restart(org_id, key, [existing.state]):
+        if not await journal.restart(org_id, existing.id, [existing.state]):
             raise ActionInProgress(f"{kind} {key} is being retried by another worker")
     elif existing.state == ActionState.SENDING:
         found = await find_existing(existing) if find_existing else None
         if found is not None:
-            return await journal.finish_and_get(org_id, key, ActionState.SENT, result={**found, "recovered": True})
+            return await journal.finish_and_get(org_id, existing.id, ActionState.SENT, result={**found, "recovered": True})
         age = (utcnow() - aware(existing.updated_at)).total_seconds()
         if not (resend_safe or age > stale_after_s):
             raise ActionInProgress(f"{kind} {key} is still in flight ({age:.0f}s); retry later")
-        if not await journal.reclaim(org_id, key, existing.updated_at):
+        if not await journal.reclaim(org_id, existing.id, existing.updated_at):
             raise ActionInProgress(f"{kind} {key} was taken over by another redelivery")
     try:
         result = await perform()
     except (KommoUnavailable, KommoServerError) as exc:
-        await journal.finish(org_id, key, ActionState.SENDING, error=f"uncertain: {exc}"[:500])
+        await journal.finish(org_id, existing.id, ActionState.SENDING, error=f"uncertain: {exc}"[:500])
         raise
     except KommoAgentError as exc:
-        await journal.finish(org_id, key, ActionState.FAILED, error=str(exc)[:500])
+        await journal.finish(org_id, existing.id, ActionState.FAILED, error=str(exc)[:500])
         raise
-    return await journal.finish_and_get(org_id, key, ActionState.SENT, result=result)
+    return await journal.finish_and_get(org_id, existing.id, ActionState.SENT, result=result)

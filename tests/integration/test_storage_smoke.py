@@ -1,11 +1,16 @@
+import uuid
 from datetime import timedelta
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
-from core.errors import AlreadyExists, InvalidInput
+from core.errors import AlreadyExists, InvalidInput, KommoAgentError
+from core.kommo.journal import run_journaled
 from core.models.agent import Agent
 from core.models.events import ActionRecord, ActionState, WebhookEvent
 from core.models.org import Role
+from core.storage import Storage
+from core.storage.indexes import ensure_indexes
 
 
 async def test_operator_unique_per_org_and_tenant_isolation(storage):
@@ -49,7 +54,7 @@ async def test_action_journal_claims_once(storage):
     rec = ActionRecord(_id="act1", org_id=org.id, idempotency_key="reply:m1", kind="reply", state=ActionState.SENDING)
     first, created = await storage.actions.begin(org.id, rec)
     assert created and first.state == ActionState.SENDING
-    await storage.actions.finish(org.id, "reply:m1", ActionState.SENT)
+    await storage.actions.finish(org.id, first.id, ActionState.SENT)
     again, created2 = await storage.actions.begin(org.id, rec.model_copy(update={"id": "act2"}))
     assert not created2 and again.state == ActionState.SENT and again.id == "act1"
 
@@ -109,3 +114,55 @@ async def test_recent_and_unanswered_reads_all_unanswered_when_they_overflow_the
     recent, unanswered = await storage.messages.recent_and_unanswered(org.id, "c1", limit=3)
     assert [m.id for m in recent] == ["m03", "m04", "m05"]
     assert [m.id for m in unanswered] == ["m02", "m03", "m04", "m05"]  # older than the window: read in full
+
+
+class _WriteFilters(monitoring.CommandListener):
+    """Collects the filter of every update and findAndModify a client sends."""
+
+    def __init__(self) -> None:
+        self.filters: list[tuple[str, dict]] = []
+
+    def started(self, event) -> None:
+        if event.command_name == "update":
+            self.filters += [(event.command["update"], u["q"]) for u in event.command["updates"]]
+        elif event.command_name == "findAndModify":
+            self.filters.append((event.command["findAndModify"], event.command["query"]))
+
+    def succeeded(self, event) -> None: ...
+
+    def failed(self, event) -> None: ...
+
+
+async def test_conversation_and_journal_writes_address_documents_by_id(mongo_url):
+    # nx-27017 serves a find by any indexed field from its index, but an update or findAndModify
+    # filtered by anything but `_id` scans the collection: with the journal and conversations
+    # growing by one document per turn, such writes made a 10,000-message soak slow down by half.
+    listener = _WriteFilters()
+    client = AsyncMongoClient(mongo_url, event_listeners=[listener], retryWrites=False, tz_aware=True)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        await ensure_indexes(client[name])
+        storage = Storage.from_db(client[name])
+        org = await storage.orgs.create("A")
+        conv = await storage.conversations.get_or_create(org.id, "chat:1", {"lead_id": 7})
+        again = await storage.conversations.get_or_create(org.id, "chat:1", {"lead_id": 8}, {"talk_id": 9})
+        assert again.id == conv.id and again.lead_id == 7 and again.talk_id == 9
+
+        async def ok() -> dict:
+            return {"note_id": 1}
+
+        async def refused() -> dict:
+            raise KommoAgentError("refused")
+
+        sent = await run_journaled(storage.actions, org.id, kind="note", key="k1", params={}, perform=ok)
+        assert sent.state == ActionState.SENT
+        with pytest.raises(KommoAgentError):
+            await run_journaled(storage.actions, org.id, kind="note", key="k2", params={}, perform=refused)
+        retried = await run_journaled(storage.actions, org.id, kind="note", key="k2", params={}, perform=ok)
+        assert retried.state == ActionState.SENT and retried.result == {"note_id": 1}
+        assert listener.filters, "nothing was written"
+        by_other_fields = [(coll, q) for coll, q in listener.filters if "_id" not in q]
+        assert by_other_fields == []
+    finally:
+        await client.drop_database(name)
+        await client.close()

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
 from core.ids import new_id
 from core.models.conversation import Conversation, Message
 from core.storage.repositories.base import OrgScopedRepository, scope
@@ -14,19 +17,31 @@ class ConversationRepository(OrgScopedRepository[Conversation]):
     async def get_or_create(self, org_id: str, key: str, defaults: dict[str, Any],
                             changes: dict[str, Any] | None = None) -> Conversation:
         """The conversation of `key`, created with `defaults` if new; `changes` are set either
-        way, in the same write. Returns the stored document (changes applied)."""
-        # update_one + upsert applies $setOnInsert on nx-27017 (find_one_and_update does not).
+        way. Returns the stored document (changes applied). Two round trips either way: a read
+        by key, then an update by `_id` or an insert (nx-27017, the embedded default, scans the
+        whole collection for an update filtered by anything but `_id`; a find by key is indexed).
+        The unique (org_id, conversation_key) index settles two first messages racing."""
         changes = changes or {}
-        fresh = Conversation(_id=new_id("conv"), org_id=org_id, conversation_key=key, **{**defaults, **changes})
-        doc = fresh.to_mongo()
-        update: dict[str, Any] = {"$setOnInsert": {k: v for k, v in doc.items()
-                                                   if k not in ("org_id", "conversation_key", *changes)}}
-        if changes:
-            update["$set"] = {k: doc[k] for k in changes}  # the codec's form (datetimes as strings)
-        await self.collection.update_one(scope(org_id, {"conversation_key": key}), update, upsert=True)
-        found = await self.by_key(org_id, key)
-        assert found is not None
-        return found
+        for _ in range(3):
+            found = await self.by_key(org_id, key)
+            if found is not None:
+                if not changes:
+                    return found
+                fresh = Conversation(**{**found.model_dump(by_alias=True), **changes})
+                doc = fresh.to_mongo()  # the codec's form (datetimes as strings)
+                updated = await self.collection.find_one_and_update(
+                    scope(org_id, {"_id": found.id}), {"$set": {k: doc[k] for k in changes}},
+                    return_document=ReturnDocument.AFTER)
+                if updated is not None:
+                    return Conversation.from_mongo(updated)
+                continue  # deleted in between: create it again
+            fresh = Conversation(_id=new_id("conv"), org_id=org_id, conversation_key=key, **{**defaults, **changes})
+            try:
+                await self.collection.insert_one(fresh.to_mongo())
+                return fresh
+            except DuplicateKeyError:
+                continue  # another worker created it first: read theirs and apply ours
+        raise RuntimeError(f"conversation {key!r} of {org_id} kept changing under get_or_create")
 
     async def by_key(self, org_id: str, key: str) -> Conversation | None:
         return Conversation.from_mongo(await self.collection.find_one(scope(org_id, {"conversation_key": key})))

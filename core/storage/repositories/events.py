@@ -94,34 +94,37 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
     async def by_key(self, org_id: str, key: str) -> ActionRecord | None:
         return ActionRecord.from_mongo(await self.collection.find_one(scope(org_id, {"idempotency_key": key})))
 
-    async def reclaim(self, org_id: str, key: str, seen_updated_at) -> bool:
+    # The updates below address the record by `_id`, which every MongoDB-compatible server
+    # looks up by index; nx-27017 (the embedded default) scans the whole collection for an
+    # update filtered by any other field, which made each turn slower as the journal grew.
+    async def reclaim(self, org_id: str, record_id: str, seen_updated_at) -> bool:
         """Take over a stale SENDING record; only one redelivery wins (compare on updated_at)."""
         res = await self.collection.update_one(
-            scope(org_id, {"idempotency_key": key, "state": ActionState.SENDING, "updated_at": seen_updated_at}),
+            scope(org_id, {"_id": record_id, "state": ActionState.SENDING, "updated_at": seen_updated_at}),
             {"$set": {"updated_at": utcnow()}},
         )
         return res.modified_count == 1
 
-    async def restart(self, org_id: str, key: str, from_states: list[ActionState]) -> bool:
+    async def restart(self, org_id: str, record_id: str, from_states: list[ActionState]) -> bool:
         """Move a PLANNED/FAILED record back to SENDING for a real attempt; one caller wins."""
         res = await self.collection.update_one(
-            scope(org_id, {"idempotency_key": key, "state": {"$in": from_states}}),
+            scope(org_id, {"_id": record_id, "state": {"$in": from_states}}),
             {"$set": {"state": ActionState.SENDING, "dry_run": False, "error": None, "updated_at": utcnow()}},
         )
         return res.modified_count == 1
 
-    async def finish(self, org_id: str, key: str, state: ActionState, *, error: str | None = None,
+    async def finish(self, org_id: str, record_id: str, state: ActionState, *, error: str | None = None,
                      result: dict[str, Any] | None = None) -> None:
         await self.collection.update_one(
-            scope(org_id, {"idempotency_key": key}),
+            scope(org_id, {"_id": record_id}),
             {"$set": {"state": state, "error": error, "result": result or {}, "updated_at": utcnow()}},
         )
 
-    async def finish_and_get(self, org_id: str, key: str, state: ActionState, *,
+    async def finish_and_get(self, org_id: str, record_id: str, state: ActionState, *,
                              result: dict[str, Any] | None = None) -> ActionRecord | None:
         """`finish` and read back in one round trip."""
         doc = await self.collection.find_one_and_update(
-            scope(org_id, {"idempotency_key": key}),
+            scope(org_id, {"_id": record_id}),
             {"$set": {"state": state, "error": None, "result": result or {}, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
