@@ -28,6 +28,7 @@ from core.kommo.errors import (
     TRANSIENT, KommoAuthError, KommoBlocked, KommoError, KommoNotConnected, KommoNotFound,
     KommoRateLimited, KommoServerError, KommoUnavailable, KommoValidationError,
 )
+from core.kommo.hosts import host_base, host_headers
 from core.kommo.session import SessionProvider
 from core.kommo.ratelimit import RateLimiter
 from core.models.kommo import ConnectionStatus, KommoAccount
@@ -46,7 +47,7 @@ class KommoForbidden(KommoError):
 
 
 def base_url(settings: KommoSettings, account: KommoAccount) -> str:
-    return (settings.api_base_url or f"https://{account.host}").rstrip("/")
+    return host_base(settings, account.host)
 
 
 def _problem(body: Any) -> str:
@@ -130,7 +131,8 @@ class KommoClient:
         await self.limiter.acquire(account.id)
         session = await self.http.get()
         url = base_url(self.settings, account) + path
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
+                   **host_headers(self.settings, account.host)}
         try:
             async with session.request(method, url, params=params, json=json_body, headers=headers) as resp:
                 raw = await resp.read()

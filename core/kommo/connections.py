@@ -26,7 +26,8 @@ from core.kommo.errors import KommoError, KommoUnavailable
 from core.kommo.ratelimit import RateLimiter
 from core.kommo.session import SessionProvider
 from core.kommo.sync import KommoSync, SyncReport
-from core.kommo.tokens import TokenPair, oauth_base, seal
+from core.kommo.hosts import host_base, host_headers
+from core.kommo.tokens import TokenPair, seal
 from core.kommo.webhook_parser import SUBSCRIBED_EVENTS
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
@@ -92,8 +93,9 @@ class KommoConnections:
             await self.limiter.acquire(pace_key)
             session = await self.http.get()
             try:
-                async with session.get(f"{oauth_base(self.settings, host)}/api/v4/account",
-                                       params={"with": "amojo_id"}, headers={"Authorization": f"Bearer {token}"}) as r:
+                async with session.get(f"{host_base(self.settings, host)}/api/v4/account", params={"with": "amojo_id"},
+                                       headers={"Authorization": f"Bearer {token}",
+                                                **host_headers(self.settings, host)}) as r:
                     status = r.status
                     body = await r.json(content_type=None) if status in (200, 429) else None
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

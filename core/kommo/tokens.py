@@ -5,7 +5,8 @@ once the new pair is used. So one refresh per account at a time: an in-process s
 plus a Redis lock across processes. Inside the lock the stored pair is re-read (someone may have
 refreshed already) and the new pair is written with compare-and-set on `token_version` BEFORE
 anyone uses it. A refresh token Kommo rejects marks the connection NEEDS_REAUTH and alerts the
-org's admins once; it is never retried in a loop.
+org's admins once; it is never retried in a loop, except once at the account's new host when
+Kommo says (`/oauth2/account/current/subdomain`) that the account was renamed.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from core.clock import utcnow
 from core.config import KommoSettings
 from core.kommo.errors import (
-    KommoAuthError, KommoError, KommoNotConnected, KommoServerError, KommoTokenRevoked, KommoUnavailable,
-    KommoValidationError,
+    KommoAuthError, KommoError, KommoNotConnected, KommoNotFound, KommoServerError, KommoTokenRevoked,
+    KommoUnavailable, KommoValidationError,
 )
+from core.kommo.hosts import api_domain, host_base, host_headers
 from core.kommo.session import SessionProvider
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
@@ -56,10 +58,6 @@ def seal(keyring: Keyring, org_id: str, values: dict[str, str | None]) -> dict[s
     return {k: keyring.encrypt(org_id, k, v) for k, v in values.items() if v}
 
 
-def oauth_base(settings: KommoSettings, host: str) -> str:
-    return (settings.api_base_url or f"https://{host}").rstrip("/")
-
-
 async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
                       payload: dict[str, Any]) -> TokenPair:
     """POST /oauth2/access_token at the account host (never www.kommo.com)."""
@@ -69,13 +67,16 @@ async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
             "redirect_uri": settings.redirect_uri or "", **payload}
     session = await http.get()
     try:
-        async with session.post(f"{oauth_base(settings, host)}/oauth2/access_token", json=body) as resp:
+        async with session.post(f"{host_base(settings, host)}/oauth2/access_token", json=body,
+                                headers=host_headers(settings, host)) as resp:
             status = resp.status
             data = await resp.json(content_type=None) if status != 204 else None
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         raise KommoUnavailable(f"token endpoint did not answer: {type(exc).__name__}") from None
     if status >= 500:
         raise KommoServerError(f"token endpoint error {status}", status=status)
+    if status == 404:  # no account at this host (renamed subdomain?)
+        raise KommoNotFound(f"no Kommo account at {host} (404)", status=status)
     if status in (400, 401, 403):
         hint = (data or {}).get("hint") or (data or {}).get("detail") or (data or {}).get("title") or ""
         raise KommoAuthError(f"token grant refused ({status}): {hint}"[:300], status=status, hint=hint)
@@ -172,19 +173,65 @@ class TokenManager:
                 pass
 
     async def _grant_refresh(self, account: KommoAccount, refresh_token: str) -> TokenPair:
-        # A lost response leaves the old refresh token valid (Kommo docs): retrying with it is safe.
         try:
-            async for attempt in AsyncRetrying(
-                    retry=retry_if_exception_type((KommoUnavailable, KommoServerError)),
-                    wait=wait_exponential_jitter(multiplier=0.3, max=5), stop=stop_after_attempt(3), reraise=True):
-                with attempt:
-                    self.refresh_count += 1
-                    return await token_grant(self.http, self.settings, account.host,
-                                             {"grant_type": "refresh_token", "refresh_token": refresh_token})
-        except KommoAuthError as exc:
-            await self.mark_needs_reauth(account, f"refresh token rejected: {exc.params.get('hint') or exc}")
-            raise KommoTokenRevoked("Kommo revoked the refresh token; an admin must connect again") from None
+            return await self._grant_at_host(account, refresh_token)
+        except (KommoAuthError, KommoNotFound) as exc:
+            # An account renamed in Kommo answers nowhere at its old host: ask Kommo where it
+            # lives now (the official SDK does the same) and refresh there, once.
+            refused = exc
+            if await self._follow_renamed_subdomain(account, refresh_token):
+                try:
+                    return await self._grant_at_host(account, refresh_token)
+                except (KommoAuthError, KommoNotFound) as again:
+                    refused = again
+        hint = refused.params.get("hint") if isinstance(refused, KommoAuthError) else None
+        await self.mark_needs_reauth(account, f"refresh token rejected: {hint or refused}")
+        raise KommoTokenRevoked("Kommo revoked the refresh token; an admin must connect again") from None
+
+    async def _grant_at_host(self, account: KommoAccount, refresh_token: str) -> TokenPair:
+        # A lost response leaves the old refresh token valid (Kommo docs): retrying with it is safe.
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type((KommoUnavailable, KommoServerError)),
+                wait=wait_exponential_jitter(multiplier=0.3, max=5), stop=stop_after_attempt(3), reraise=True):
+            with attempt:
+                self.refresh_count += 1
+                return await token_grant(self.http, self.settings, account.host,
+                                         {"grant_type": "refresh_token", "refresh_token": refresh_token})
         raise AssertionError("unreachable")
+
+    async def _follow_renamed_subdomain(self, account: KommoAccount, refresh_token: str) -> bool:
+        """`GET https://{api_domain}/oauth2/account/current/subdomain` with `X-Refresh-Token`
+        names the account's current subdomain. If it moved, store the new host (and tell the
+        admins) and return True; False when the token has no `api_domain` or nothing moved."""
+        domain = api_domain(self.secret(account, "access_token"))
+        if domain is None:
+            return False
+        session = await self.http.get()
+        try:
+            async with session.get(f"{host_base(self.settings, domain)}/oauth2/account/current/subdomain",
+                                   headers={"X-Refresh-Token": refresh_token,
+                                            **host_headers(self.settings, domain)}) as resp:
+                found = await resp.json(content_type=None) if resp.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {type(exc).__name__}") from None
+        if not isinstance(found, dict) or not isinstance(found.get("subdomain"), str) or not found["subdomain"]:
+            return False
+        if account.account_id and found.get("id") and int(found["id"]) != account.account_id:
+            log.warning("kommo subdomain lookup named another account", org_id=account.org_id)
+            return False
+        base_domain = found.get("domain") if isinstance(found.get("domain"), str) and "." in found["domain"] \
+            else account.base_domain
+        if (found["subdomain"], base_domain) == (account.subdomain, account.base_domain):
+            return False
+        old_host = account.host
+        await self.accounts.update(account.org_id, account.id, {"subdomain": found["subdomain"],
+                                                                "base_domain": base_domain})
+        account.subdomain, account.base_domain = found["subdomain"], base_domain
+        log.warning("kommo account renamed", org_id=account.org_id, old=old_host, new=account.host)
+        await self.notifications.publish(account.org_id, "kommo_subdomain_changed", old_host=old_host,
+                                         new_host=account.host,
+                                         dedupe_key=f"kommo_subdomain_changed:{account.id}:{account.host}")
+        return True
 
     async def mark_needs_reauth(self, account: KommoAccount, reason: str) -> None:
         log.warning("kommo needs re-auth", org_id=account.org_id, reason=reason)
@@ -212,5 +259,5 @@ class TokenManager:
 
 def _adopt(target: KommoAccount, fresh: KommoAccount) -> None:
     """Callers hold their own copy of the account; give it the stored pair and version."""
-    for name in ("secrets", "expires_at", "token_version", "status", "status_reason"):
+    for name in ("secrets", "expires_at", "token_version", "status", "status_reason", "subdomain", "base_domain"):
         setattr(target, name, getattr(fresh, name))

@@ -46,6 +46,7 @@ class FakeKommo:
         self.book = TokenBook(access_ttl)
         self.accounts: dict[int, FakeAccount] = {}
         self.refresh_calls = 0
+        self.subdomain_lookups = 0
         self.code_calls = 0
         self.rate_limited = 0
         self.faults = 0
@@ -120,6 +121,9 @@ class FakeKommo:
             self.requests.append((None, request.method, path, time.monotonic()))
             return problem(401, "Unauthorized", "Invalid user name or password")
         acc = self.accounts[state.account_id]
+        if acc.gone_host(request.headers.get("X-Forwarded-Host")):
+            self.requests.append((None, request.method, path, time.monotonic()))
+            return problem(401, "Unauthorized", "Account not found")
         now = time.monotonic()
         acc.request_times.append(now)
         self.requests.append((acc.id, request.method, path, now))

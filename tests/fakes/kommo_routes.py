@@ -34,6 +34,8 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
         elif grant == "refresh_token":
             fake.refresh_calls += 1
             state = fake.book.tokens.get(body.get("refresh_token", ""))
+            if state and fake.accounts[state.account_id].gone_host(request.headers.get("X-Forwarded-Host")):
+                return problem(404, "Not Found", "Account not found")  # nothing lives at a renamed host
             if state is None or state.kind != "refresh" or not state.valid:
                 return problem(401, "Unauthorized", "", hint="Token has been revoked",
                                type="https://developers.amocrm.ru/v3/errors/OAuthProblemJson")
@@ -43,6 +45,16 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
             return problem(400, "Bad Request", "unsupported grant_type")
         return web.json_response({"token_type": "Bearer", "expires_in": ttl, "access_token": access,
                                   "refresh_token": refresh, "server_time": int(time.time())})
+
+    async def current_subdomain(request: web.Request) -> web.Response:
+        """`GET https://{api_domain}/oauth2/account/current/subdomain` + `X-Refresh-Token`."""
+        state = fake.book.tokens.get(request.headers.get("X-Refresh-Token", ""))
+        if state is None or state.kind != "refresh" or not state.valid:
+            return problem(401, "Unauthorized", "", hint="Token has been revoked")
+        acc = fake.accounts[state.account_id]
+        fake.subdomain_lookups += 1
+        return web.json_response({"id": acc.id, "subdomain": acc.subdomain, "domain": "kommo.com",
+                                  "top_level_domain": "com"})
 
     async def account(request: web.Request) -> web.Response:
         acc = request[ACC]
@@ -242,6 +254,7 @@ def install(fake: FakeKommo) -> None:  # noqa: C901 - one closure per endpoint r
 
     assert CHANNEL_SECRET
     r.add_post("/oauth2/access_token", token)
+    r.add_get("/oauth2/account/current/subdomain", current_subdomain)
     r.add_get("/api/v4/account", account)
     r.add_get("/api/v4/users", users)
     r.add_get("/api/v4/leads/pipelines", pipelines)

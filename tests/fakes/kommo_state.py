@@ -5,7 +5,9 @@ Kept apart from the HTTP layer (`tests/fakes/kommo.py`) so tests can seed and in
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import secrets
 import time
 import uuid
@@ -58,7 +60,16 @@ class FakeAccount:
     amojo_messages: list[dict[str, Any]] = field(default_factory=list)
     custom_fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     blocked: bool = False
+    former_subdomains: set[str] = field(default_factory=set)  # renamed away: their host answers nothing
     request_times: list[float] = field(default_factory=list)
+
+    def rename(self, subdomain: str) -> None:
+        self.former_subdomains.add(self.subdomain)
+        self.subdomain = subdomain
+
+    def gone_host(self, host: str | None) -> bool:
+        """A request addressed (X-Forwarded-Host) to a subdomain this account was renamed from."""
+        return bool(host) and host.split(".", 1)[0] in self.former_subdomains
 
     def stage_ids(self, pipeline_id: int) -> set[int]:
         for p in self.pipelines:
@@ -100,6 +111,18 @@ def seed_account(subdomain: str) -> FakeAccount:
     return acc
 
 
+API_DOMAIN = "api-c.kommo.com"  # the shared API host Kommo names in its tokens' `api_domain` claim
+
+
+def jwt_like(claims: dict[str, Any]) -> str:
+    """An access token shaped like Kommo's (a JWT whose payload names `api_domain`); the
+    signature is random: only the fake checks tokens, by looking them up."""
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return ".".join([part({"typ": "JWT", "alg": "RS256"}), part({**claims, "jti": secrets.token_hex(12)}),
+                     secrets.token_urlsafe(24)])
+
+
 @dataclass
 class TokenState:
     account_id: int
@@ -121,7 +144,7 @@ class TokenBook:
     def issue_pair(self, account_id: int, parent: str | None = None,
                    access_ttl: float | None = None) -> tuple[str, str, int]:
         ttl = self.access_ttl if access_ttl is None else access_ttl
-        access, refresh = f"at-{secrets.token_hex(12)}", f"rt-{secrets.token_hex(12)}"
+        access, refresh = jwt_like({"account_id": account_id, "api_domain": API_DOMAIN}), f"rt-{secrets.token_hex(12)}"
         self.tokens[access] = TokenState(account_id, "access", time.time() + ttl, parent_refresh=parent)
         self.tokens[refresh] = TokenState(account_id, "refresh", parent_refresh=parent)
         return access, refresh, int(ttl)

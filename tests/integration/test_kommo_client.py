@@ -92,6 +92,38 @@ async def test_reused_refresh_token_marks_needs_reauth_and_alerts_once(kommo, co
     assert [a["kind"] for a in alerts] == ["kommo_needs_reauth"]
 
 
+async def test_renamed_subdomain_is_followed_and_the_call_succeeds(kommo, core_services, fake_kommo):
+    storage = core_services.storage
+    org, account, fake_acc = await connect_oauth(kommo, storage, fake_kommo)
+    old_host = (await storage.kommo_accounts.get(org.id, account.id)).host
+    fake_acc.rename("acme-renamed")  # an admin renamed the account in Kommo: the old host is gone
+    acc = await storage.kommo_accounts.get(org.id, account.id)
+    info = await kommo.api.account(acc)  # 401 at the old host -> refresh 404 -> lookup -> new host
+    assert info["subdomain"] == "acme-renamed" and acc.host == "acme-renamed.kommo.com"
+    assert fake_kommo.subdomain_lookups == 1
+    stored = await storage.kommo_accounts.get(org.id, account.id)
+    assert stored.host == "acme-renamed.kommo.com" and stored.status == ConnectionStatus.ACTIVE
+    alerts = await storage.notifications.pending(org.id)
+    assert [(a["kind"], a["params"]["old_host"], a["params"]["new_host"]) for a in alerts] == [
+        ("kommo_subdomain_changed", old_host, "acme-renamed.kommo.com")]
+    assert (await kommo.api.account(stored))["id"] == fake_acc.id  # later calls go to the new host
+    assert fake_kommo.subdomain_lookups == 1
+
+
+async def test_refresh_refused_at_an_unrenamed_host_still_needs_reauth(kommo, core_services, fake_kommo):
+    storage = core_services.storage
+    org, account, _ = await connect_oauth(kommo, storage, fake_kommo)
+    for state in fake_kommo.book.tokens.values():
+        state.valid = False  # the integration was uninstalled: every token is dead
+    fake_kommo.book.expire_all_access()
+    acc = await storage.kommo_accounts.get(org.id, account.id)
+    with pytest.raises(KommoTokenRevoked):
+        await kommo.api.account(acc)
+    stored = await storage.kommo_accounts.get(org.id, account.id)
+    assert stored.status == ConnectionStatus.NEEDS_REAUTH and stored.host == account.host
+    assert fake_kommo.subdomain_lookups == 0  # the lookup itself refused the dead refresh token
+
+
 async def test_long_lived_token_rejected_needs_reauth(kommo, connected, core_services, fake_kommo):
     org, account, fake_acc = connected
     fake_kommo.book.tokens.clear()  # revoked in Kommo's Authorization tab
