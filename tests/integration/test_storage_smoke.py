@@ -1,3 +1,4 @@
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -166,3 +167,13 @@ async def test_conversation_and_journal_writes_address_documents_by_id(mongo_url
     finally:
         await client.drop_database(name)
         await client.close()
+
+
+async def test_racing_first_messages_share_one_conversation(storage):
+    org = await storage.orgs.create("A")
+    convs = await asyncio.gather(*(storage.conversations.get_or_create(org.id, "chat:race", {"lead_id": 1},
+                                                                      {"talk_id": n}) for n in range(10)))
+    assert len({c.id for c in convs}) == 1
+    assert await storage.conversations.count(org.id) == 1
+    stored = await storage.conversations.by_key(org.id, "chat:race")
+    assert stored.lead_id == 1 and stored.talk_id in range(10)  # the last writer's change stands
