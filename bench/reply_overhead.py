@@ -4,8 +4,10 @@ One worker process (threads), debounce 0, 20 connected organisations (Kommo's ra
 per account: 5 req/s each). Two phases in one run:
 - latency: a few virtual customers, each sending a message and waiting for its reply (the
   worker is not saturated, so this is the overhead of the path itself): p50/p99 and the share
-  of time per stage (intake = parse+store+enqueue in the web app, queue, retrieve, LLM, Kommo
-  calls, storage);
+  of time per stage (intake = parse+store+enqueue in the web app; retrieve, LLM, Kommo calls
+  and storage as the turn timed them; queue = the rest of the end-to-end time: the broker hop,
+  the worker handing the task to its event loop, the event claim and conversation update before
+  the turn, the conversation lock, and the fake's reply reaching this process);
 - throughput: many customers at once, saturating the worker: replies/s per worker process.
 
     python bench/reply_overhead.py [--messages 200] [--latency-customers 2] [--customers 32]

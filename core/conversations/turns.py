@@ -44,6 +44,7 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
     conv = await deps.storage.conversations.get(org_id, conversation_id)
     if conv is None:
         return "no_conversation"
+    waited = _queue_delay(deps, conv)
     turn_id = conv.pending_turn_id
     fresh = turn_id is None
     recent, unanswered = await deps.storage.messages.recent_and_unanswered(org_id, conv.id, limit=HISTORY_LIMIT)
@@ -77,7 +78,7 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         plan = await decide(deps, org_id, conv, turn_id, messages=burst if fresh else None,
                             history=[m for m in recent if m.id not in burst_ids] if fresh else None)
         plan.timings["decide"] = time.perf_counter() - started
-        plan.timings["queue"] = _queue_delay(deps, conv)
+        plan.timings["queue"] = waited
         plan = await deps.storage.turns.save_plan(org_id, plan)
     if plan.outcome == "planned":
         started = time.perf_counter()
@@ -103,8 +104,9 @@ def _burst(unanswered: list[Message], turn_id: str) -> list[Message]:
 
 
 def _queue_delay(deps: EngineDeps, conv: Conversation) -> float:
-    """Seconds between the customer's last message arriving and its turn starting, beyond the
-    debounce window: the time the turn waited in the broker."""
+    """Seconds between the customer's last message being recorded and its turn starting, beyond
+    the debounce window: a debounced turn's wait in the broker (taken before deciding, so the
+    decision's own time is not counted twice)."""
     if conv.last_customer_at is None:
         return 0.0
     return max(0.0, (deps.clock() - conv.last_customer_at).total_seconds() - deps.debounce_s)
