@@ -1,5 +1,5 @@
 """Hybrid retrieval: dense (e5) candidates by whole chunk and by best sentence, keyword (BM25 with
-stemming) candidates, fused by z-scores, plus a names-and-numbers overlap bonus
+stemming) candidates, fused by z-scores, plus a names, numbers and borrowed-words overlap bonus
 (`core.ai.entities`) that works across languages.
 
 Sentence vectors: a factoid question usually targets one sentence of a chunk, and that

