@@ -59,7 +59,7 @@ MODES = {
     "dense": Ranking(parts=0.0, keyword=0.0, entities=False),
     "sentences": Ranking(parts=1.0, keyword=0.0, entities=False),
     "keyword": Ranking(dense=0.0, keyword=1.0, entities=False),
-    "rrf": Ranking(rrf=True),
+    "rrf": Ranking(rrf=True, entities=False),  # plain: no names/numbers bonus
     "whole-chunk": Ranking(parts=0.0, keyword=0.7),  # the ranking shipped before sentence vectors
 }
 
