@@ -216,7 +216,7 @@ class TokenManager:
             raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {type(exc).__name__}") from None
         if not isinstance(found, dict) or not isinstance(found.get("subdomain"), str) or not found["subdomain"]:
             return False
-        if account.account_id and found.get("id") and int(found["id"]) != account.account_id:
+        if account.account_id and str(found.get("id") or account.account_id) != str(account.account_id):
             log.warning("kommo subdomain lookup named another account", org_id=account.org_id)
             return False
         base_domain = found.get("domain") if isinstance(found.get("domain"), str) and "." in found["domain"] \

@@ -121,7 +121,7 @@ async def test_refresh_refused_at_an_unrenamed_host_still_needs_reauth(kommo, co
         await kommo.api.account(acc)
     stored = await storage.kommo_accounts.get(org.id, account.id)
     assert stored.status == ConnectionStatus.NEEDS_REAUTH and stored.host == account.host
-    assert fake_kommo.subdomain_lookups == 0  # the lookup itself refused the dead refresh token
+    assert fake_kommo.subdomain_lookups == 0  # the lookup refused the dead refresh token: nothing moved
 
 
 async def test_long_lived_token_rejected_needs_reauth(kommo, connected, core_services, fake_kommo):
