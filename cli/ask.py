@@ -6,69 +6,27 @@ Prints the answer, its sources, the actions the agent would take in Kommo and th
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
-from typing import Any
 
 import click
 
 from cli.common import run_with_services
-from core.ai.factory import build_runtime
 from core.ai.turn import TurnResult
-from core.ai.types import RetrievalResult, Retriever
 from core.errors import NotFound
 from core.ids import new_id
 from core.services import CoreServices
-
-
-class _NoKnowledge:
-    """Used only while the knowledge module is absent: every question finds nothing."""
-
-    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5) -> RetrievalResult:
-        return RetrievalResult(chunks=[], nothing_relevant=True)
-
-
-async def open_retriever(services: CoreServices) -> tuple[Retriever, Any]:
-    """The one place `ask` gets its retriever from: the knowledge module's `build_knowledge`
-    when present (returns the retriever and the object to close), else a stand-in with a warning."""
-    try:
-        from core.ai.knowledge import build_knowledge  # noqa: PLC0415 - optional until knowledge lands
-    except ModuleNotFoundError as exc:
-        if exc.name != "core.ai.knowledge":
-            raise
-        click.echo("warning: knowledge retrieval is not available in this build; answering without it",
-                   err=True)
-        return _NoKnowledge(), None
-    knowledge = build_knowledge(services)
-    if inspect.isawaitable(knowledge):
-        knowledge = await knowledge
-    return knowledge.retriever, knowledge
-
-
-async def _close(obj: Any) -> None:
-    for name in ("aclose", "close"):
-        method = getattr(obj, name, None)
-        if method is not None:
-            result = method()
-            if inspect.isawaitable(result):
-                await result
-            return
 
 
 async def ask_once(services: CoreServices, org_id: str, agent_id: str, question: str) -> TurnResult:
     agent = await services.storage.agents.get(org_id, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id} not found in organisation {org_id}")
-    retriever, knowledge = await open_retriever(services)
-    runtime = build_runtime(services, retriever)
-    try:
-        return await runtime.run_turn(org_id, agent, customer_text=question, conversation=None, history=[],
-                                      lead_facts={}, dry_run=True, turn_id=new_id("ask"))
-    finally:
-        await runtime.close()
-        if knowledge is not None:
-            await _close(knowledge)
+    # The process's own areas (closed with the services): the same retriever, query translation
+    # and LLM client a worker's turn uses.
+    runtime = await services.runtime()
+    return await runtime.run_turn(org_id, agent, customer_text=question, conversation=None, history=[],
+                                  lead_facts={}, dry_run=True, turn_id=new_id("ask"))
 
 
 def render(result: TurnResult) -> str:

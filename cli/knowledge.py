@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from cli.common import run_with_services
-from core.ai.evaluation import evaluate_retrieval, format_report, load_jsonl
+from core.ai.evaluation import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
+from core.ai.factory import build_translator
 from core.ai.knowledge import build_knowledge
 from core.errors import KommoAgentError, NotFound
 from core.models.knowledge import KnowledgeSource, SourceStatus
@@ -149,11 +150,22 @@ def eval_group() -> None:
 @click.option("--limit", type=int, default=0, help="Use only the first N questions.")
 @click.option("--embedding-cache", type=click.Path(dir_okay=False), default=None,
               help="SQLite file of embeddings reused across runs (nothing is embedded twice).")
-def eval_retrieval(dataset: str, passages: str, limit: int, embedding_cache: str | None) -> None:
+@click.option("--translations", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Questions JSONL in the passages' language with the same ids: their text stands in "
+                   "for the LLM's query translation (an upper bound). Without it, query translation "
+                   "is measured only when an LLM is configured.")
+def eval_retrieval(dataset: str, passages: str, limit: int, embedding_cache: str | None,
+                   translations: str | None) -> None:
     """Recall@1/5 and MRR of the shipped retrieval, its steps, dense-only and keyword-only
     (temporary agent, temporary vector store folder; nothing is left behind)."""
     questions = load_jsonl(dataset)[: limit or None]
     docs = load_jsonl(passages)
+    reference = None
+    if translations:
+        try:
+            reference = ReferenceTranslations(questions, load_jsonl(translations))
+        except ValueError as exc:
+            raise click.UsageError(f"--translations: {exc}") from None
 
     async def job(services):
         from core.ai.embeddings import CachedEmbedder, build_embedder  # noqa: PLC0415
@@ -164,10 +176,14 @@ def eval_retrieval(dataset: str, passages: str, limit: int, embedding_cache: str
             cache = CachedEmbedder(build_embedder(services.settings, services.storage), embedding_cache)
         with tempfile.TemporaryDirectory(prefix="kommo-eval-") as folder:
             # A private store: the evaluation never touches (or locks) the product's vectors.
-            k = await build_knowledge(services, vector_store=EdgeVectorStore(Path(folder)), embedder=cache)
+            translator, label = reference, REFERENCE
+            if translator is None:
+                translator, label = build_translator(services, await services.llm()), services.settings.llm.model
+            k = await build_knowledge(services, vector_store=EdgeVectorStore(Path(folder)), embedder=cache,
+                                      translator=translator)
             try:
                 report = await evaluate_retrieval(
-                    k.ingestion, k.retriever, questions, docs,
+                    k.ingestion, k.retriever, questions, docs, translator_label=label,
                     progress=lambda msg: click.echo(f"  {msg}", err=True))
             finally:
                 await k.close()

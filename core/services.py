@@ -21,6 +21,7 @@ from core.storage.mongo import create_mongo_client
 
 if TYPE_CHECKING:
     from core.ai.knowledge import KnowledgeServices
+    from core.ai.llm import LLMClient
     from core.ai.runtime import AgentRuntime
     from core.conversations.engine import ConversationEngine
     from core.ports import TaskQueue
@@ -53,16 +54,29 @@ class CoreServices:
 
         return await self._area("kommo", build)
 
+    async def llm(self) -> LLMClient | None:
+        """The process's LLM client (shared by replies and query translation); None without a key."""
+        from core.ai.factory import build_llm  # noqa: PLC0415
+
+        async def build():
+            return build_llm(self)
+
+        return await self._area("llm", build)
+
     async def knowledge(self, queue: TaskQueue | None = None) -> KnowledgeServices:
+        from core.ai.factory import build_translator  # noqa: PLC0415
         from core.ai.knowledge import build_knowledge  # noqa: PLC0415
 
-        return await self._area("knowledge", lambda: build_knowledge(self, queue=queue))
+        async def build():
+            return await build_knowledge(self, queue=queue, translator=build_translator(self, await self.llm()))
+
+        return await self._area("knowledge", build)
 
     async def runtime(self) -> AgentRuntime:
         from core.ai.factory import build_runtime  # noqa: PLC0415
 
         async def build():
-            return build_runtime(self, (await self.knowledge()).retriever)
+            return build_runtime(self, (await self.knowledge()).retriever, llm=await self.llm())
 
         return await self._area("runtime", build)
 
@@ -87,7 +101,7 @@ class CoreServices:
         return await self._area("engine", build)
 
     async def close_areas(self) -> None:
-        for name in ("campaigns", "runtime", "knowledge", "kommo"):
+        for name in ("campaigns", "runtime", "knowledge", "kommo", "llm"):
             area = self._areas.pop(name, None)
             if area is not None and hasattr(area, "close"):
                 await area.close()

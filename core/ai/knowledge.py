@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from core.ai.embeddings import Embedder, build_embedder
 from core.ai.ingest import IngestionService
+from core.ai.query_translation import QueryTranslator
 from core.ai.retrieval import DEFAULT_MIN_DENSE_SCORE, HybridRetriever, RetrievalConfig
 from core.ai.sparse import SparseEncoder
 from core.storage.vectors.base import VectorStore
@@ -28,7 +29,7 @@ class KnowledgeServices:
 
 
 async def build_knowledge(services, *, queue=None, vector_store: VectorStore | None = None,
-                          embedder: Embedder | None = None) -> KnowledgeServices:
+                          embedder: Embedder | None = None, translator: QueryTranslator | None = None) -> KnowledgeServices:
     """`services` is a `core.services.CoreServices`; `queue` a `core.ports.TaskQueue` (None:
     callers run `ingestion.index_source` themselves, as the CLI does). Opens the collection and
     raises `EmbeddingModelMismatch` when it was built by another embedding model."""
@@ -41,7 +42,7 @@ async def build_knowledge(services, *, queue=None, vector_store: VectorStore | N
     sparse = SparseEncoder()
     threshold = settings.knowledge.relevance_threshold or DEFAULT_MIN_DENSE_SCORE
     retriever = HybridRetriever(services.storage, store, emb, sparse,
-                                RetrievalConfig(min_dense_score=threshold))
+                                RetrievalConfig(min_dense_score=threshold), translator=translator)
     ingestion = IngestionService(services.storage, store, emb, settings.knowledge, queue, sparse=sparse,
                                  batch_size=max(settings.embeddings.batch_size, 1) * 2)
     return KnowledgeServices(store, emb, retriever, ingestion)

@@ -74,13 +74,17 @@ class LLMClient:
         self.meter = meter
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self._closed = False
         key = settings.api_key.get_secret_value() if settings.api_key else ""
         self._client = client or AsyncOpenAI(
             base_url=settings.base_url, api_key=key or "unset", timeout=settings.timeout_s, max_retries=0,
         )
 
     async def close(self) -> None:
-        await self._client.close()
+        # Shared by the runtime and query translation: whichever closes first closes it.
+        if not self._closed:
+            self._closed = True
+            await self._client.close()
 
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(multiplier=self.backoff_base_s, jitter=self.backoff_base_s,

@@ -21,6 +21,7 @@ from core.ai.metering import UsageContext, llm_usage_key
 from core.ai.phrases import phrase
 from core.ai.planned import PlannedAction
 from core.ai.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
+from core.ai.query_translation import translation_usage
 from core.ai.tools import ToolValidator, tool_specs
 from core.ai.turn import TurnResult
 from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
@@ -60,7 +61,8 @@ class AgentRuntime:
                        lead_facts: dict[str, Any], dry_run: bool, turn_id: str) -> TurnResult:
         language = reply_language(agent, customer_text)
         started = time.perf_counter()
-        retrieval = await self._retrieve(org_id, agent, customer_text)
+        retrieval = await self._retrieve(org_id, agent, customer_text, turn_id=turn_id, dry_run=dry_run,
+                                         conversation_id=conversation.id if conversation else None)
         retrieve_s = time.perf_counter() - started
         if not self.llm_enabled:
             result = self._extractive(agent, customer_text, retrieval, language, dry_run, turn_id)
@@ -94,9 +96,13 @@ class AgentRuntime:
             return self._handoff(result, "llm", "the model produced no reply", "handoff", dry_run)
         return result
 
-    async def _retrieve(self, org_id: str, agent: Agent, text: str) -> RetrievalResult:
+    async def _retrieve(self, org_id: str, agent: Agent, text: str, *, turn_id: str, dry_run: bool,
+                        conversation_id: str | None) -> RetrievalResult:
+        # Billed with the turn (test chat apart from replies), once per turn even if it is retried.
+        usage = translation_usage(org_id, agent.id, turn_id=turn_id, conversation_id=conversation_id,
+                                  purpose="test_chat" if dry_run else "query_translation")
         try:
-            return await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit)
+            return await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit, usage=usage)
         except Exception:  # noqa: BLE001 - no knowledge is better than no answer; the LLM is told so
             log.exception("retrieval_failed", org_id=org_id, agent_id=agent.id)
             return RetrievalResult(chunks=[], nothing_relevant=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from core.ai.metering import UsageContext
 
 
 @dataclass
@@ -44,4 +47,6 @@ class RetrievalResult:
 
 
 class Retriever(Protocol):
-    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5) -> RetrievalResult: ...
+    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5, *,
+                       usage: UsageContext | None = None) -> RetrievalResult:
+        """`usage`: who pays for an LLM call retrieval may make (query translation)."""

@@ -85,10 +85,20 @@ def tool_names(body: dict[str, Any]) -> list[str]:
     return [t["function"]["name"] for t in body.get("tools") or []]
 
 
+def is_translation_request(body: dict[str, Any]) -> bool:
+    """A query-translation call (`core.ai.query_translation`), told apart by its system rules."""
+    messages = body.get("messages") or [{}]
+    return "You translate a customer's message" in _text_of(messages[0].get("content"))
+
+
 def default_script(body: dict[str, Any]) -> Response:
     """Echo the customer, or call a tool when the text carries a marker:
-    `#handoff` -> handoff_to_human, `#move:<pipeline>:<status>` -> move_lead_stage."""
+    `#handoff` -> handoff_to_human, `#move:<pipeline>:<status>` -> move_lead_stage. A query
+    translation gets the text back unchanged (this fake cannot translate), which the product
+    treats as "no translation"."""
     text = last_user_text(body)
+    if is_translation_request(body):
+        return Reply(content=text)
     offered = tool_names(body)
     if "#handoff" in text and "handoff_to_human" in offered:
         return Reply(content=None, tool_calls=[ToolCall("handoff_to_human", {"reason": "customer asked"})])

@@ -30,7 +30,8 @@ class StaticRetriever:
     def __init__(self, chunks: list[RetrievedChunk], nothing_relevant: bool = False) -> None:
         self.chunks, self.nothing_relevant, self.queries = chunks, nothing_relevant, []
 
-    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5) -> RetrievalResult:
+    async def retrieve(self, org_id: str, agent_id: str, query: str, limit: int = 5, *,
+                       usage=None) -> RetrievalResult:
         self.queries.append((org_id, agent_id, query))
         return RetrievalResult(chunks=self.chunks[:limit], nothing_relevant=self.nothing_relevant)
 
