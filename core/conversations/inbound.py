@@ -120,6 +120,8 @@ def _same_text(a: str, b: str) -> bool:
 async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:
     """Route one stored webhook event. Returns a short outcome for logs and tests."""
     payload = event.payload or {}
+    if event.source == "kommo" and payload.get("subdomain"):
+        await _follow_rename(deps, org_id, str(payload["subdomain"]))
     data = event_data(event) if event.kind in ("message.add", "outgoing_message.add") else {}
     if event.kind == "message.add":
         outcome = await accept_customer_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
@@ -133,6 +135,15 @@ async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> st
         outcome = "no_action"
     await deps.storage.events.set_status(org_id, event.id, EventStatus.DONE)
     return outcome
+
+
+async def _follow_rename(deps: EngineDeps, org_id: str, subdomain: str) -> None:
+    # Webhooks carry the account's current subdomain: a renamed account is followed here, on a
+    # long-lived token too (the refresh path can only follow it with a refresh token).
+    try:
+        await deps.kommo.follow_reported_subdomain(org_id, subdomain)
+    except Exception as exc:  # noqa: BLE001 - the event itself must still be handled
+        log.warning("following a reported subdomain failed", org_id=org_id, error=str(exc)[:200])
 
 
 async def _salesbot_request(deps: EngineDeps, org_id: str, event: WebhookEvent) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.kommo.actions import KommoActions
 from core.kommo.api import KommoApi
-from core.kommo.errors import KommoNotFound, KommoValidationError
+from core.kommo.errors import KommoNotConnected, KommoNotFound, KommoValidationError
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord, ActionState
 
@@ -24,6 +24,17 @@ class ActionsGateway:
     def __init__(self, actions: KommoActions, api: KommoApi) -> None:
         self.actions = actions
         self.api = api
+
+    async def follow_reported_subdomain(self, org_id: str, subdomain: str) -> bool:
+        """See `KommoClient.follow_reported_subdomain`; the usual case (the stored name) costs
+        no call: the account is the one this process remembers for a moment anyway."""
+        try:
+            account = await self.actions.account(org_id)
+        except KommoNotConnected:
+            return False
+        if account.subdomain.lower() == subdomain.strip().lower():
+            return False
+        return await self.api.client.follow_reported_subdomain(account, subdomain)
 
     async def lead(self, org_id: str, lead_id: int) -> dict[str, Any] | None:
         account = await self.actions.account(org_id)

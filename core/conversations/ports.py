@@ -9,6 +9,9 @@ from core.models.agent import DeliveryMode
 
 
 class KommoGateway(Protocol):
+    async def follow_reported_subdomain(self, org_id: str, subdomain: str) -> bool:
+        """A webhook named this subdomain for the account: follow a rename (True if moved)."""
+
     async def lead(self, org_id: str, lead_id: int) -> dict[str, Any] | None:
         """The lead as Kommo has it now (re-read before acting), or None if it is gone."""
 

@@ -88,6 +88,33 @@ class KommoClient:
             token = await self.tokens.handle_unauthorized(account, token)
             return await self._retrying(account, method, path, params, json_body, token, idempotent, forbidden_ok)
 
+    async def follow_reported_subdomain(self, account: KommoAccount, subdomain: str | None) -> bool:
+        """A webhook names its account's subdomain (`account[subdomain]`). When that is not the
+        stored one, the account may have been renamed in Kommo: if our own token answers at the
+        reported host for the same account id, calls move there and the admins are told. This is
+        how a connection on a long-lived token, which has no refresh token to ask Kommo with,
+        follows a rename; a connection a call at the old host already marked "needs re-auth" is
+        active again. The check is one GET paced by the shared rate limit, with no refresh and no
+        re-auth on a 401 (that host may be nobody's); a name nothing answers for changes nothing.
+        Each name is checked once per `SUBDOMAIN_PROBE_TTL_S` per account."""
+        reported = self.tokens.claim_subdomain_probe(account, subdomain)
+        if reported is None or not await self.tokens.first_probe(account, reported):
+            return False
+        candidate = account.model_copy(update={"subdomain": reported})
+        token = self.tokens.secret(account, "access_token")
+        try:
+            found = await self._retrying(candidate, "GET", "/api/v4/account", None, None, token, True, False)
+        except KommoError as exc:
+            log.warning("kommo reported subdomain did not open with our token", org_id=account.org_id,
+                        host=candidate.host, error=exc.code)
+            return False
+        if not isinstance(found, dict) or str(found.get("id")) != str(account.account_id):
+            log.warning("kommo reported subdomain is another account", org_id=account.org_id, host=candidate.host)
+            return False
+        await self.tokens.move_host(account, reported, account.base_domain,
+                                    reactivate=account.status == ConnectionStatus.NEEDS_REAUTH)
+        return True
+
     async def get_all(self, account: KommoAccount, path: str, key: str,
                       params: dict[str, Any] | None = None, max_pages: int = 200) -> list[dict[str, Any]]:
         """Follow `_links.next` with limit=250; 204 (nothing found) is an empty list."""

@@ -110,17 +110,19 @@ class WebhookIntake:
                 and parsed.account_subdomain.lower() != account.subdomain.lower()):
             raise InvalidWebhook("webhook is for another Kommo account")
         raw = body.decode("ascii")
-        docs = [self._doc(account, ev, i, raw, content_type, parsed.account_id) for i, ev in enumerate(parsed.events)]
+        docs = [self._doc(account, ev, i, raw, content_type, parsed.account_id, parsed.account_subdomain)
+                for i, ev in enumerate(parsed.events)]
         return await self._store(account.org_id, docs)
 
     def _doc(self, account: KommoAccount, ev: KommoEvent, item: int, raw: str, ctype: str,
-             acc_id: int | None) -> IntakeEvent:
+             acc_id: int | None, subdomain: str | None) -> IntakeEvent:
         if is_own_write(ev, account.bot_user_id):
             status = EventStatus.IGNORED
         else:
             status = EventStatus.RECEIVED if ev.actionable else EventStatus.UNHANDLED
         payload = {"entity": ev.entity, "action": ev.action, "entity_id": ev.entity_id, "lead_id": ev.lead_id,
-                   "author_user_id": ev.author_user_id, "account_id": acc_id, "item": item}
+                   "author_user_id": ev.author_user_id, "account_id": acc_id, "item": item,
+                   "subdomain": subdomain}
         return IntakeEvent.build(id=new_id("evt"), org_id=account.org_id, source="kommo", kind=ev.kind,
                                  dedupe_key=ev.dedupe_key, raw_body=raw, content_type=ctype, payload=payload,
                                  status=status,

@@ -12,6 +12,7 @@ Kommo says (`/oauth2/account/current/subdomain`) that the account was renamed.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,15 +224,37 @@ class TokenManager:
             else account.base_domain
         if (found["subdomain"], base_domain) == (account.subdomain, account.base_domain):
             return False
+        await self.move_host(account, found["subdomain"], base_domain)
+        return True
+
+    async def move_host(self, account: KommoAccount, subdomain: str, base_domain: str, *,
+                         reactivate: bool = False) -> None:
         old_host = account.host
-        await self.accounts.update(account.org_id, account.id, {"subdomain": found["subdomain"],
-                                                                "base_domain": base_domain})
-        account.subdomain, account.base_domain = found["subdomain"], base_domain
+        changes: dict[str, Any] = {"subdomain": subdomain, "base_domain": base_domain}
+        if reactivate:
+            changes.update(status=ConnectionStatus.ACTIVE, status_reason=None)
+            account.status, account.status_reason = ConnectionStatus.ACTIVE, None
+        await self.accounts.update(account.org_id, account.id, changes)
+        account.subdomain, account.base_domain = subdomain, base_domain
         log.warning("kommo account renamed", org_id=account.org_id, old=old_host, new=account.host)
         await self.notifications.publish(account.org_id, "kommo_subdomain_changed", old_host=old_host,
                                          new_host=account.host,
                                          dedupe_key=f"kommo_subdomain_changed:{account.id}:{account.host}")
-        return True
+
+    def claim_subdomain_probe(self, account: KommoAccount, subdomain: str | None) -> str | None:
+        """The reported subdomain, normalised, when it is worth checking whether `account` now
+        lives there (see `KommoClient.follow_reported_subdomain`); None otherwise."""
+        reported = (subdomain or "").strip().lower()
+        if (not _SUBDOMAIN.fullmatch(reported) or reported == account.subdomain.lower() or not account.account_id
+                or account.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.NEEDS_REAUTH)):
+            return None
+        return reported
+
+    async def first_probe(self, account: KommoAccount, subdomain: str) -> bool:
+        """True for the first check of this name for this account in `SUBDOMAIN_PROBE_TTL_S`
+        (across processes), so a stream of webhooks naming it costs one call."""
+        return bool(await self.redis.set(f"kommo:subdomain_probe:{account.id}:{subdomain}", 1, nx=True,
+                                         ex=SUBDOMAIN_PROBE_TTL_S))
 
     async def mark_needs_reauth(self, account: KommoAccount, reason: str) -> None:
         log.warning("kommo needs re-auth", org_id=account.org_id, reason=reason)
@@ -255,6 +278,10 @@ class TokenManager:
             except KommoError as exc:
                 outcomes[account.org_id] = f"failed: {exc.code}"
         return outcomes
+
+
+_SUBDOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+SUBDOMAIN_PROBE_TTL_S = 600
 
 
 def _adopt(target: KommoAccount, fresh: KommoAccount) -> None:

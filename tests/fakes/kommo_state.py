@@ -68,8 +68,9 @@ class FakeAccount:
         self.subdomain = subdomain
 
     def gone_host(self, host: str | None) -> bool:
-        """A request addressed (X-Forwarded-Host) to a subdomain this account was renamed from."""
-        return bool(host) and host.split(".", 1)[0] in self.former_subdomains
+        """A request addressed (X-Forwarded-Host) to another host than this account's: one it was
+        renamed from, or one that is not its own at all (Kommo answers 401 there as well)."""
+        return bool(host) and host.split(".", 1)[0].lower() != self.subdomain.lower()
 
     def stage_ids(self, pipeline_id: int) -> set[int]:
         for p in self.pipelines:

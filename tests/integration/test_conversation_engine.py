@@ -302,3 +302,18 @@ async def test_sweeper_requeues_a_turn_left_unfinished(shop, redis_client):
     assert report.turns_requeued == 1
     assert await shop.engine.run_turn(shop.org_id, conv.id, None) == "replied"
     assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 0  # finished: nothing left
+
+
+async def test_webhook_from_a_renamed_account_moves_the_connection(shop):
+    """The account was renamed in Kommo: its webhooks name the new subdomain, and the worker
+    follows it before acting (the shop is on a long-lived token, so no refresh could)."""
+    storage = shop.services.storage
+    before = await storage.kommo_accounts.for_org(shop.org_id)
+    shop.fake_acc.rename(f"{shop.fake_acc.subdomain}-new")
+    await shop.customer_says("Hello, is the sofa in stock?")
+    after = await storage.kommo_accounts.for_org(shop.org_id)
+    assert after.host == f"{shop.fake_acc.subdomain}.kommo.com" != before.host
+    alerts = await storage.notifications.pending(shop.org_id)
+    assert [a["params"]["new_host"] for a in alerts if a["kind"] == "kommo_subdomain_changed"] == [after.host]
+    conversation = await shop.conversation()
+    assert conversation is not None and conversation.lead_id == shop.lead_id

@@ -124,6 +124,34 @@ async def test_refresh_refused_at_an_unrenamed_host_still_needs_reauth(kommo, co
     assert fake_kommo.subdomain_lookups == 0  # the lookup refused the dead refresh token: nothing moved
 
 
+async def test_rename_reported_by_a_webhook_is_followed_on_a_long_lived_token(kommo, connected, core_services,
+                                                                           fake_kommo):
+    """A long-lived token has no refresh token to ask Kommo with; webhooks name the account's
+    current subdomain, and our token answering there for the same account id is the proof."""
+    storage = core_services.storage
+    org, account, fake_acc = connected
+    old_host = account.host
+    fake_acc.rename("shop-renamed")
+    with pytest.raises(KommoTokenRevoked):  # a call before any webhook: 401 at the old host
+        await kommo.api.account(account)
+    assert (await storage.kommo_accounts.get(org.id, account.id)).status == ConnectionStatus.NEEDS_REAUTH
+    acc = await storage.kommo_accounts.get(org.id, account.id)
+    probes = len(fake_kommo.requests)
+    assert not await kommo.client.follow_reported_subdomain(acc, "someone-else")  # not our account's host
+    assert not await kommo.client.follow_reported_subdomain(acc, "../evil")  # not a subdomain: no call
+    assert len(fake_kommo.requests) == probes + 1
+    assert await kommo.client.follow_reported_subdomain(acc, "Shop-Renamed")
+    stored = await storage.kommo_accounts.get(org.id, account.id)
+    assert stored.host == "shop-renamed.kommo.com" and stored.status == ConnectionStatus.ACTIVE
+    assert (await kommo.api.account(stored))["id"] == fake_acc.id  # calls work again, at the new host
+    kinds = [(a["kind"], a["params"].get("new_host")) for a in await storage.notifications.pending(org.id)]
+    assert ("kommo_subdomain_changed", "shop-renamed.kommo.com") in kinds and old_host != stored.host
+    probes = len(fake_kommo.requests)
+    assert not await kommo.client.follow_reported_subdomain(stored, "someone-else")  # checked once per 10 min
+    assert not await kommo.client.follow_reported_subdomain(stored, "shop-renamed")  # the stored name: no call
+    assert len(fake_kommo.requests) == probes
+
+
 async def test_long_lived_token_rejected_needs_reauth(kommo, connected, core_services, fake_kommo):
     org, account, fake_acc = connected
     fake_kommo.book.tokens.clear()  # revoked in Kommo's Authorization tab

@@ -206,10 +206,12 @@ def test_intake_event_to_mongo_equals_the_model_dump(name, body, pairs):
                            auth_kind=AuthKind.LONG_LIVED, secrets={}, hook_token_hash="h", account_id=1, bot_user_id=5)
     parsed = parse_webhook(body, FORM)
     for i, ev in enumerate(parsed.events):
-        doc = WebhookIntake._doc(None, account, ev, i, body.decode(), FORM, parsed.account_id)
+        doc = WebhookIntake._doc(None, account, ev, i, body.decode(), FORM, parsed.account_id,
+                                 parsed.account_subdomain)
         assert isinstance(doc, IntakeEvent)
         assert doc.to_mongo() == WebhookEvent.to_mongo(doc)
         assert list(doc.to_mongo()) == list(WebhookEvent.to_mongo(doc))
         # What the worker reads back: a validated document whose item is parsed from the raw body.
         stored = WebhookEvent.model_validate(doc.to_mongo())
         assert stored.dedupe_key == ev.dedupe_key and event_data(stored) == ev.data
+        assert stored.payload["subdomain"] == parsed.account_subdomain  # the worker follows a rename by it
