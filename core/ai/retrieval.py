@@ -13,7 +13,7 @@ lists only ranks exactly as it would without them.
 The store filters every search by org and agent itself; this module adds the live-generation
 filter (so a source being re-indexed is served from its previous generation until the flip) and
 decides "nothing relevant" from the best whole-chunk dense similarity, which, unlike fused
-scores, is comparable across queries (with a lower bar across languages, where e5 scores lower).
+scores, is comparable across queries (a translated question passes on either similarity).
 
 Query translation (only when a `QueryTranslator` is given, i.e. an LLM is configured): a
 question in another language than the passages it finds is translated into their language and
@@ -40,12 +40,12 @@ log = get_logger(__name__)
 
 # Cosine of (query, passage) below which nothing is treated as relevant: e5 similarities
 # bunch up; unrelated text scores about 0.70-0.78, answering passages mostly above 0.80.
-DEFAULT_MIN_DENSE_SCORE = 0.78
 # Across languages e5 scores lower and no bar separates well: on XQuAD, 0.78 turns away 40% of
 # answerable Russian questions over English passages (0.2% of English ones), yet "recipe for
 # borscht" over Super Bowl passages outscores a real question. Without an LLM the bar stays (a
 # handoff is safer than a wrong extract); with one, the translated query is held to it in the
 # passages' language, which keeps 99.9% of them (see `retrieve`).
+DEFAULT_MIN_DENSE_SCORE = 0.78
 CROSS_LANGUAGE_KEYWORD_FACTOR = 0.1
 # Share of the best-sentence z-score in the dense side, the keyword weight (`core.ai.fusion`)
 # and the weight of the names/numbers overlap (a count of matched numbers and names): tuned
