@@ -18,3 +18,8 @@ def day_key(ts: datetime) -> str:
 
 def month_key(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m")
+
+
+def aware(ts: datetime) -> datetime:
+    """Datetimes read back without tzinfo are UTC (we only ever store UTC)."""
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

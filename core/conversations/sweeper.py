@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import chain, zip_longest
 
+from core.clock import aware
 from core.conversations.context import EngineDeps
 from core.locks import renewable_lock
 from core.models.events import EventStatus
@@ -54,10 +55,14 @@ async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
                                                 sort=[("received_at", 1)], limit=1000)
     stale.sort(key=lambda e: e.received_at)
     for event in stale[:1000]:
+        if event.claimed_at is not None and aware(event.claimed_at) > cutoff:
+            # A worker claimed it within the window: its task is alive (e.g. retrying while an
+            # uncertain reply becomes safe to check), not lost. Its own retries end it.
+            continue
         if event.attempts >= max_attempts:
             await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
             await deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event.id}",
-                                                     event_id=event.id, kind=event.kind)
+                                                     event_id=event.id, event_kind=event.kind)
             report.events_failed += 1
         else:
             found.events.append((org_id, event.id))

@@ -60,7 +60,7 @@ class IntakeEvent(WebhookEvent):
                 "dedupe_key": self.dedupe_key, "raw_body": self.raw_body, "content_type": self.content_type,
                 "payload": self.payload, "status": self.status, "error": self.error,
                 "received_at": iso(self.received_at) if self.received_at is not self.created_at else at,
-                "attempts": self.attempts}
+                "attempts": self.attempts, "claimed_at": None}
 
 
 @dataclass

@@ -22,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.clock import utcnow
+from core.clock import aware, utcnow
 from core.ids import new_id
 from core.errors import KommoAgentError
-from core.kommo.tokens import aware
 from core.kommo.errors import ActionInProgress, KommoServerError, KommoUnavailable
 from core.models.events import ActionRecord, ActionState
 from core.storage.repositories.events import ActionJournal

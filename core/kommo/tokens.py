@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -23,7 +23,7 @@ import structlog
 from redis.exceptions import LockError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from core.clock import utcnow
+from core.clock import aware, utcnow
 from core.config import KommoSettings
 from core.kommo.errors import (
     KommoAuthError, KommoError, KommoNotConnected, KommoNotFound, KommoServerError, KommoTokenRevoked,
@@ -47,11 +47,6 @@ class TokenPair:
 
     def __repr__(self) -> str:  # never log token material
         return f"TokenPair(expires_in={self.expires_in})"
-
-
-def aware(ts: datetime) -> datetime:
-    """Datetimes read back without tzinfo are UTC (we only ever store UTC)."""
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def seal(keyring: Keyring, org_id: str, values: dict[str, str | None]) -> dict[str, str]:

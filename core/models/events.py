@@ -31,6 +31,7 @@ class WebhookEvent(OrgDocument):
     error: str | None = None
     received_at: datetime = Field(default_factory=utcnow)
     attempts: int = 0
+    claimed_at: datetime | None = None  # last time a worker claimed it (the sweep leaves it alone a while)
 
 
 class ActionState(StrEnum):

@@ -10,7 +10,7 @@ from datetime import timedelta
 from core.clock import utcnow
 from core.models.agent import WorkingHours
 from core.models.conversation import ConversationState
-from core.models.events import ActionState
+from core.models.events import ActionState, EventStatus
 from tests.fakes.llm import Fail, Reply
 from tests.fixtures.engine import *  # noqa: F403 - fixtures
 from tests.fixtures.engine import message_body
@@ -200,6 +200,28 @@ async def test_sweeper_requeues_lost_work(shop, redis_client):
     report = await shop.engine.sweep(stale_after_s=60)
     assert report.turns_requeued == 1
     assert await redis_client.llen("inbound") == 1
+
+
+async def test_sweeper_fails_a_poison_event_with_an_alert_but_leaves_one_being_worked_on(shop, redis_client):
+    """An event whose task keeps dying is failed and the admins told; one a worker claimed a
+    moment ago (its task retrying while an uncertain reply becomes safe to check) is alive."""
+    from tests.fixtures.engine import message_body
+    storage = shop.services.storage
+    [event_id] = await shop.event(message_body(shop.fake_acc, "m-poison", "Hello?", chat_id="c-p",
+                                               lead_id=shop.lead_id))
+    await redis_client.delete("inbound")
+    old = utcnow() - timedelta(minutes=10)
+    await storage.events.collection.update_one({"_id": event_id}, {"$set": {
+        "status": "processing", "attempts": 12, "received_at": old, "claimed_at": utcnow()}})
+    report = await shop.engine.sweep(stale_after_s=60)
+    assert report.events_failed == 0 and report.events_requeued == 0
+    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.PROCESSING
+    await storage.events.collection.update_one({"_id": event_id}, {"$set": {"claimed_at": old}})
+    report = await shop.engine.sweep(stale_after_s=60)  # it used to crash here (a `kind` clash)
+    assert report.events_failed == 1
+    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.FAILED
+    alerts = [a for a in await storage.notifications.pending(shop.org_id) if a["kind"] == "event_failed"]
+    assert [(a["params"]["event_id"], a["params"]["event_kind"]) for a in alerts] == [(event_id, "message.add")]
 
 
 async def test_follow_up_after_silence_respects_whatsapp_window(shop):

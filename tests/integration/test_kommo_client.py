@@ -8,11 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.clock import utcnow
+from core.clock import aware, utcnow
 from core.kommo.errors import KommoBlocked, KommoNotConnected, KommoTokenRevoked
 from core.kommo.ratelimit import RateLimiter
 from core.kommo.service import build_kommo
-from core.kommo.tokens import aware
 from core.models.kommo import AuthKind, ConnectionStatus
 from tests.fixtures.kommo import *  # noqa: F403 - fixtures
 

@@ -57,7 +57,7 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
         doc = await self.collection.find_one_and_update(
             scope(org_id, {"_id": event_id, "status": {"$in": [EventStatus.RECEIVED, EventStatus.QUEUED,
                                                                EventStatus.PROCESSING]}}),
-            {"$set": {"status": EventStatus.PROCESSING}, "$inc": {"attempts": 1}},
+            {"$set": {"status": EventStatus.PROCESSING, "claimed_at": utcnow()}, "$inc": {"attempts": 1}},
             return_document=ReturnDocument.AFTER,
         )
         return WebhookEvent.from_mongo(doc)
