@@ -151,6 +151,17 @@ async def test_rename_reported_by_a_webhook_is_followed_on_a_long_lived_token(ko
     assert len(fake_kommo.requests) == probes
 
 
+async def test_a_403_at_a_reported_host_does_not_block_the_connection(kommo, connected, core_services, fake_kommo):
+    storage = core_services.storage
+    org, account, fake_acc = connected
+    fake_acc.rename("shop-forbidden")
+    fake_acc.blocked = True  # Kommo answers 403 there
+    assert not await kommo.client.follow_reported_subdomain(account, "shop-forbidden")
+    stored = await storage.kommo_accounts.get(org.id, account.id)
+    assert stored.status == ConnectionStatus.ACTIVE and stored.host == account.host
+    assert [a["kind"] for a in await storage.notifications.pending(org.id)] == []
+
+
 async def test_long_lived_token_rejected_needs_reauth(kommo, connected, core_services, fake_kommo):
     org, account, fake_acc = connected
     fake_kommo.book.tokens.clear()  # revoked in Kommo's Authorization tab
