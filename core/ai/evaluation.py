@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.ai.retrieval import MODES, SHIPPED as SHIPPED_RANKING, Ranking, fuse_translated
+from core.ai.retrieval import MODES, SHIPPED as SHIPPED_RANKING, Ranking
 from core.ids import new_id
 
 # (label, ranking): single signals and the dense side first, then the steps from the ranking
@@ -146,12 +146,11 @@ async def evaluate_retrieval(ingestion, retriever, questions: list[dict], passag
                 methods[label].ranks.append(_passage_rank(ranked, payloads, q["passage_id"]))
             if translating:
                 ranked = retriever.rank(found, q["question"])
-                other = await retriever.translation(org_id, agent_id, q["question"], found)
-                if other is not None:
+                both = await retriever.with_translation(org_id, agent_id, q["question"], found, ranked, live, 30)
+                if both is not None:
                     translated += 1
-                    again = await retriever.candidates(org_id, agent_id, other, live, 30)
+                    ranked, again = both
                     payloads.update({pid: p.payload for pid, p in again.by_id().items()})
-                    ranked = fuse_translated(ranked, retriever.rank(again, other))
                 methods[TRANSLATED].ranks.append(_passage_rank([pid for pid, _ in ranked], payloads,
                                                                q["passage_id"]))
             if n % 100 == 0:

@@ -134,15 +134,29 @@ class HybridRetriever:
         by_id = found.by_id()
         threshold = self.config.min_dense_score
         relevant = max((p.score for p in found.dense), default=0.0) >= threshold
-        translated = await self.translation(org_id, agent_id, query, found, usage=usage)
+        translated = await self.with_translation(org_id, agent_id, query, found, ranked, live, n, ranking=ranking,
+                                                 usage=usage, keyword=keyword, parts=parts)
         if translated is not None:
-            other = await self.candidates(org_id, agent_id, translated, live, n, keyword=keyword, parts=parts)
-            ranked = fuse_translated(ranked, self.rank(other, translated, ranking))
+            ranked, other = translated
             by_id = {**other.by_id(), **by_id}
             relevant = relevant or max((p.score for p in other.dense), default=0.0) >= threshold
         chunks = [_chunk(by_id[pid], score) for pid, score in ranked[:limit]]
         relevant = relevant and bool(chunks)
         return RetrievalResult(chunks if relevant else [], nothing_relevant=not relevant)
+
+    async def with_translation(self, org_id: str, agent_id: str, query: str, found: Candidates,
+                               ranked: list[tuple[str, float]], live: list[str], n: int, *,
+                               ranking: Ranking | None = None, usage: UsageContext | None = None,
+                               keyword: bool = True, parts: bool = True,
+                               ) -> tuple[list[tuple[str, float]], Candidates] | None:
+        """`ranked` (the original query's ranking of `found`) fused with the ranking of the query
+        translated into the passages' language, and the translation's candidates; None when
+        there is no translation (same language, no translator, or it failed)."""
+        translated = await self.translation(org_id, agent_id, query, found, usage=usage)
+        if translated is None:
+            return None
+        other = await self.candidates(org_id, agent_id, translated, live, n, keyword=keyword, parts=parts)
+        return fuse_translated(ranked, self.rank(other, translated, ranking)), other
 
     async def translation(self, org_id: str, agent_id: str, query: str, found: Candidates, *,
                           usage: UsageContext | None = None) -> str | None:

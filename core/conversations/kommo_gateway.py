@@ -27,12 +27,10 @@ class ActionsGateway:
 
     async def follow_reported_subdomain(self, org_id: str, subdomain: str) -> bool:
         """See `KommoClient.follow_reported_subdomain`; the usual case (the stored name) costs
-        no call: the account is the one this process remembers for a moment anyway."""
+        no call, and the account is the one this process remembers for a moment anyway."""
         try:
             account = await self.actions.account(org_id)
         except KommoNotConnected:
-            return False
-        if account.subdomain.lower() == subdomain.strip().lower():
             return False
         return await self.api.client.follow_reported_subdomain(account, subdomain)
 

@@ -94,8 +94,9 @@ class KommoClient:
         reported host for the same account id, calls move there and the admins are told. This is
         how a connection on a long-lived token, which has no refresh token to ask Kommo with,
         follows a rename; a connection a call at the old host already marked "needs re-auth" is
-        active again. The check is one GET paced by the shared rate limit, with no refresh and no
-        re-auth on a 401 (that host may be nobody's); a name nothing answers for changes nothing.
+        active again. The check is one GET paced by the shared rate limit, with no refresh, and a 401
+        or 403 there neither re-auths nor blocks the real connection (that host may be nobody's);
+        a name nothing answers for changes nothing.
         Each name is checked once per `SUBDOMAIN_PROBE_TTL_S` per account."""
         reported = self.tokens.claim_subdomain_probe(account, subdomain)
         if reported is None or not await self.tokens.first_probe(account, reported):
