@@ -275,7 +275,11 @@ async def main(args) -> None:
                 await services.close()
         finally:
             mongo.terminate()
-            mongo.wait(10)
+            try:
+                mongo.wait(10)
+            except subprocess.TimeoutExpired:  # never leave a server behind
+                mongo.kill()
+                mongo.wait(10)
     print(f"load generator: {args.client}, {args.connections} keep-alive connections, {args.duration:g} s "
           f"(+{args.warmup:g} s warm-up); load average {load_before:.2f} -> {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} CPUs")

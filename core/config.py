@@ -113,8 +113,11 @@ class KommoSettings(BaseSettings):
     chats_channel_id: str | None = None
     chats_channel_secret: SecretStr | None = None
     chats_bot_id: str | None = None  # sender ref_id of our channel bot (from channel registration)
-    intake_batch_max: int = 256
-    intake_batch_delay_ms: float = 1.0
+    intake_batch_max: int = Field(default=16, ge=1, description="Most events one webhook group commit writes")
+    intake_batch_delay_ms: float = Field(default=0.0, ge=0, description="How long a commit waits for more "
+                                         "requests before it starts (0: it starts when a slot is free)")
+    intake_commits_in_flight: int = Field(default=2, ge=1, le=16, description="Webhook group commits "
+                                          "written at once")
 
 
 class SecretsSettings(BaseSettings):

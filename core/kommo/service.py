@@ -83,7 +83,8 @@ def build_kommo(services: CoreServices, queue: TaskQueue | None = None) -> Kommo
     intake = None
     if queue is not None:
         committer = GroupCommitter(storage.events, queue, max_batch=settings.intake_batch_max,
-                                   max_delay_s=settings.intake_batch_delay_ms / 1000)
+                                   max_delay_s=settings.intake_batch_delay_ms / 1000,
+                                   max_inflight=settings.intake_commits_in_flight)
         intake = WebhookIntake(settings=settings, accounts=storage.kommo_accounts, keyring=services.keyring,
                                committer=committer)
     return KommoService(http=http, limiter=limiter, tokens=tokens, client=client, api=api, sync=sync,
