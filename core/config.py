@@ -41,6 +41,9 @@ class QdrantSettings(BaseSettings):
     url: str | None = Field(default=None, description="Unset: embedded Qdrant Edge on a data folder")
     api_key: SecretStr | None = None
     collection: str = "knowledge"
+    edge_payload_in_ram: bool = Field(default=True, description="Embedded store (no QDRANT_URL): keep chunk "
+                                      "payloads in RAM (fast filtered search from the first queries); false: "
+                                      "read from disk. Applies to stores created afterwards")
 
 
 class LLMSettings(BaseSettings):

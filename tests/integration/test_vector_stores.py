@@ -203,3 +203,22 @@ async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
     assert [h.payload["text"] for h in await s.search_parts("o", "a", _vec(5), 5)] == ["new"]
     await s.ensure_collection("m", DIM)  # idempotent
     await s.close()
+
+
+@pytest.mark.parametrize("in_ram", [True, False])
+async def test_edge_payload_placement_follows_the_setting(tmp_path, monkeypatch, in_ram):
+    import json
+
+    from core.config import Settings
+    from core.storage.vectors.factory import build_vector_store
+
+    monkeypatch.setenv("QDRANT_EDGE_PAYLOAD_IN_RAM", "true" if in_ram else "false")
+    settings = Settings(data_dir=tmp_path)
+    s = build_vector_store(settings)
+    await s.ensure_collection("m", DIM)
+    await s.upsert("o", "a", [_point(1, text="kept")])
+    assert [h.payload["text"] for h in await s.search_dense("o", "a", _vec(1), 3)] == ["kept"]
+    await s.close()
+    config = json.loads((s.path / "shard" / "edge_config.json").read_text())  # what the engine persisted
+    assert (config.get("payload_memory"), config.get("id_tracker_memory")) == (
+        ("cached", "pinned") if in_ram else (None, None))

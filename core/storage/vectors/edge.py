@@ -53,13 +53,25 @@ def _to_point(point_id: Any, vector: Any, payload: Any) -> VectorPoint:
 class EdgeVectorStore:
     """`VectorStore` over Qdrant Edge. Only one process may open the folder at a time."""
 
-    def __init__(self, path: Path, *, optimize_after: int = 2000) -> None:
+    def __init__(self, path: Path, *, optimize_after: int = 2000, payload_in_ram: bool = True) -> None:
         self.path = Path(path)
         self.optimize_after = optimize_after  # unindexed points tolerated before HNSW rebuild
+        self.payload_in_ram = payload_in_ram
         self._shard: qe.EdgeShard | None = None
         self._info: CollectionInfo | None = None
         self._write_lock = threading.Lock()
         self._pending = 0
+
+    def _placement(self) -> dict[str, Any]:
+        """Where the shard keeps its payload and point ids. Every filtered search reads the
+        tenant fields of each point it visits: from the default on-disk payload storage, a
+        freshly opened 100k-point shard needed ~800 queries before its p50 settled (1.3 ms
+        down to 0.4 ms); with the payload cached in RAM and the id tracker pinned, ~200 queries
+        (to 0.3 ms; bench/retrieval.py). Fixed when a shard is created: a shard made by an
+        earlier version keeps its placement until it is rebuilt."""
+        if not self.payload_in_ram:
+            return {}
+        return {"payload_memory": qe.Memory.Cached, "id_tracker_memory": qe.Memory.Pinned}
 
     @property
     def _meta_file(self) -> Path:
@@ -89,6 +101,7 @@ class EdgeVectorStore:
                              PARTS: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
                                                         multivector_config=_PARTS_CONFIG)},
                     sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                    **self._placement(),
                 )
                 self._shard = qe.EdgeShard.create(str(self.path / "shard"), config)
                 for name in INDEXED_FIELDS:

@@ -17,4 +17,5 @@ def build_vector_store(settings: Settings) -> VectorStore:
         return QdrantServerVectorStore(client, settings.qdrant.collection)
     from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415
 
-    return EdgeVectorStore(settings.vectors_dir / settings.qdrant.collection)
+    return EdgeVectorStore(settings.vectors_dir / settings.qdrant.collection,
+                           payload_in_ram=settings.qdrant.edge_payload_in_ram)
