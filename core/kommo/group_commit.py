@@ -89,7 +89,7 @@ class GroupCommitter:
     async def _insert(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]]) -> list[WebhookEvent] | None:
         docs = [d for group, _ in batch for d in group]
         self.batches += 1
-        # Events we enqueue are written as QUEUED right away: a separate `mark_queued` update after
+        # Events we enqueue are written as QUEUED right away: a separate status update after
         # the publish cost nx-27017 as much as the insert itself (it rewrites each document).
         # RECEIVED and QUEUED mean the same to the worker's claim and to the recovery sweep (both
         # pending), so a crash between insert and publish still loses nothing; a failed publish

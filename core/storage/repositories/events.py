@@ -45,13 +45,6 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
             scope(org_id, {"_id": event_id}), {"$set": {"status": status, "error": error}}
         )
 
-    async def mark_queued(self, org_id: str, event_ids: list[str]) -> None:
-        """After one enqueue of a batch; events a worker already claimed are left alone."""
-        await self.collection.update_many(
-            scope(org_id, {"_id": {"$in": event_ids}, "status": EventStatus.RECEIVED}),
-            {"$set": {"status": EventStatus.QUEUED}},
-        )
-
     async def claim(self, org_id: str, event_id: str) -> WebhookEvent | None:
         """Mark an event as being processed and count the attempt."""
         doc = await self.collection.find_one_and_update(
@@ -61,14 +54,6 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
             return_document=ReturnDocument.AFTER,
         )
         return WebhookEvent.from_mongo(doc)
-
-    async def pending(self, org_id: str, older_than_s: float = 0, limit: int = 500) -> list[WebhookEvent]:
-        """Events accepted but not finished, for the re-enqueue sweep after an outage."""
-        cutoff = utcnow().timestamp() - older_than_s
-        items = await self.list(org_id, {"status": {"$in": [EventStatus.RECEIVED, EventStatus.QUEUED,
-                                                            EventStatus.PROCESSING]}},
-                                sort=[("received_at", 1)], limit=limit)
-        return [e for e in items if e.received_at.timestamp() <= cutoff]
 
 
 class ActionJournal(OrgScopedRepository[ActionRecord]):
