@@ -113,7 +113,9 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
             await db[collection].create_indexes(keep)
         # Made by an earlier version: dropped, so writes stop paying for them. nx-27017 names
         # indexes its own way (and ignores a drop by the MongoDB name), so match them by key.
-        unused = {tuple(m.document["key"].items()) for m in models if not useful_on_embedded(m)}
+        unused = {tuple(m.document["key"].items()) for m in models if m not in keep}
+        if not unused:
+            continue  # most collections: no extra round trip at start-up
         for index in await (await db[collection].list_indexes()).to_list():
             if tuple(index["key"].items()) in unused:
                 await db[collection].drop_index(index["name"])
