@@ -155,6 +155,37 @@ async def test_parts_score_a_chunk_by_its_best_part_inside_tenant(store):
         await store.search_parts("", "a", _vec(11), 10)
 
 
+def _xl(seed: int) -> list[float]:
+    from core.storage.vectors.common import XL_DIM
+
+    v = np.random.default_rng(1000 + seed).normal(size=XL_DIM)
+    return (v / np.linalg.norm(v)).tolist()
+
+
+async def test_crosslingual_vectors_are_searched_inside_tenant_and_fetched(store):
+    with_xl = _point(1, text="has xl")
+    with_xl.xl = _xl(1)
+    other = _point(2, text="has another xl")
+    other.xl = _xl(2)
+    plain = _point(3, text="no xl")  # indexed before cross-lingual vectors: never returned
+    forged = _point(4, text="other tenant")
+    forged.xl = _xl(1)
+    await store.upsert("o", "a", [with_xl, other, plain])
+    await store.upsert("o2", "a", [forged])
+    hits = await store.search_crosslingual("o", "a", _xl(1), 10)
+    assert [h.payload["text"] for h in hits] == ["has xl", "has another xl"]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4) and hits[0].payload["org_id"] == "o"
+    assert [h.payload["text"] for h in await store.search_crosslingual("o", "a", _xl(1), 10,
+                                                                        where={"text": "has another xl"})] == [
+        "has another xl"]
+    got = {p.payload["text"]: p for p in await store.fetch("o", "a", where={"text": ["has xl", "no xl"]})}
+    assert got["has xl"].xl == pytest.approx(with_xl.xl, abs=1e-5) and got["no xl"].xl is None
+    await store.delete("o", "a", ids=[with_xl.id])
+    assert [h.payload["text"] for h in await store.search_crosslingual("o", "a", _xl(1), 10)] == ["has another xl"]
+    with pytest.raises(InvalidInput):
+        await store.search_crosslingual("", "a", _xl(1), 10)
+
+
 async def test_edge_old_shard_gets_parts_added_on_open(tmp_path):
     import json
 
@@ -174,14 +205,44 @@ async def test_edge_old_shard_gets_parts_added_on_open(tmp_path):
     s = EdgeVectorStore(folder)
     await s.ensure_collection("m", DIM)
     p = _point(4, text="new")
-    p.parts = _parts(4, 5)
+    p.parts, p.xl = _parts(4, 5), _xl(4)
     await s.upsert("o", "a", [p, _point(6, text="old style")])
     assert [h.payload["text"] for h in await s.search_parts("o", "a", _vec(5), 5)] == ["new"]
+    assert [h.payload["text"] for h in await s.search_crosslingual("o", "a", _xl(4), 5)] == ["new"]
     await s.close()
-    s = EdgeVectorStore(folder)  # reopened: the vector is there, nothing is added twice
+    s = EdgeVectorStore(folder)  # reopened: the vectors are there, nothing is added twice
     await s.ensure_collection("m", DIM)
     assert len(await s.search_parts("o", "a", _vec(5), 5)) == 1
+    assert len(await s.search_crosslingual("o", "a", _xl(4), 5)) == 1
     await s.close()
+
+
+async def test_edge_shard_with_parts_gets_crosslingual_vector_added_on_open(tmp_path):
+    """A shard as the version before cross-lingual vectors made it: `parts`, no `xl`."""
+    import json
+
+    import qdrant_edge as qe
+
+    from core.storage.vectors.common import DENSE, PARTS, SPARSE, XL
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shard = qe.EdgeShard.create(str(folder / "shard"), qe.EdgeConfig(
+        vectors={DENSE: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine),
+                 PARTS: qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine, multivector_config=qe.MultiVectorConfig(
+                     qe.MultiVectorComparator.MaxSim))},
+        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)}))
+    shard.flush()
+    shard.close()
+    (folder / "collection.json").write_text(json.dumps({"model": "m", "dim": DIM, "vectors": [DENSE, SPARSE, PARTS]}))
+    s = EdgeVectorStore(folder)
+    await s.ensure_collection("m", DIM)
+    p = _point(2, text="new")
+    p.xl = _xl(2)
+    await s.upsert("o", "a", [p])
+    assert [h.payload["text"] for h in await s.search_crosslingual("o", "a", _xl(2), 5)] == ["new"]
+    await s.close()
+    assert XL in json.loads((folder / "collection.json").read_text())["vectors"]
 
 
 async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
@@ -198,9 +259,10 @@ async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
     s = QdrantServerVectorStore(client, "knowledge")
     await s.ensure_collection("m", DIM)
     p = _point(4, text="new")
-    p.parts = _parts(4, 5)
+    p.parts, p.xl = _parts(4, 5), _xl(4)
     await s.upsert("o", "a", [p, _point(6, text="old style")])
     assert [h.payload["text"] for h in await s.search_parts("o", "a", _vec(5), 5)] == ["new"]
+    assert [h.payload["text"] for h in await s.search_crosslingual("o", "a", _xl(4), 5)] == ["new"]
     await s.ensure_collection("m", DIM)  # idempotent
     await s.close()
 

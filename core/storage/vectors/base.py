@@ -7,7 +7,9 @@ Callers pass extra payload conditions only as `where` (exact-match key -> value 
 A point is one chunk: a dense vector of the whole chunk, a sparse (BM25) vector, and optionally
 `parts`, one dense vector per sentence of the chunk, stored on the same point as a multivector
 (Qdrant's MaxSim), so `search_parts` scores a chunk by its best sentence and returns the chunk
-itself; deletes and tenant filters cover the parts with no extra bookkeeping.
+itself; deletes and tenant filters cover the parts with no extra bookkeeping. A point may also
+carry `xl`, the chunk's vector from the cross-lingual encoder (`core.ai.crosslingual`), searched
+with `search_crosslingual`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class VectorPoint:
     sparse: SparseVec | None = None
     payload: dict[str, Any] = field(default_factory=dict)
     parts: list[list[float]] | None = None  # sentence vectors of a multi-sentence chunk
+    xl: list[float] | None = None  # the cross-lingual encoder's vector of the chunk
 
 
 @dataclass
@@ -63,6 +66,11 @@ class VectorStore(Protocol):
     async def search_parts(self, org_id: str, agent_id: str, vector: list[float], limit: int,
                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
         """Points that have `parts`, scored by their best part's cosine with `vector`."""
+        ...
+
+    async def search_crosslingual(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                                  where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        """Points that have `xl`, by its cosine with `vector` (a cross-lingual encoder vector)."""
         ...
 
     async def delete(self, org_id: str, agent_id: str, *, ids: list[str] | None = None,

@@ -12,6 +12,10 @@ SPARSE = "bm25"
 # Sentence vectors of a chunk: a multivector compared by MaxSim (the best sentence's cosine).
 # Collections made before it existed get it added on open (`ensure_collection`).
 PARTS = "parts"
+# The chunk's vector from the cross-lingual encoder (`core.ai.crosslingual`), whose size is fixed
+# by that model, not by the embedding model. Added on open to collections made before it existed.
+XL = "xl"
+XL_DIM = 512
 # Payload fields with a keyword index: the tenant pair (filtered on every call), the source
 # (deletes and re-index), and the source generation key (readers see live generations only).
 INDEXED_FIELDS = ("org_id", "agent_id", "source_id", "gen_key", "chunk_hash")

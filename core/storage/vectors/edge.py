@@ -4,7 +4,8 @@ The shard API is synchronous: searches (about a millisecond) run inline, everyth
 worker thread; writes (upserts, deletes, optimisation) are serialised with one lock because a
 shard has a single writer. A small
 `collection.json` beside the shard records which embedding model and dimension built it, and
-which named vectors the shard has (a shard made before sentence vectors gets `parts` added).
+which named vectors the shard has (a shard made before sentence vectors or cross-lingual vectors
+gets `parts` / `xl` added).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import qdrant_edge as qe
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, PARTS, SPARSE, check_model, stamped, tenant_pairs, where_items,
+    DENSE, INDEXED_FIELDS, PARTS, SPARSE, XL, XL_DIM, check_model, stamped, tenant_pairs, where_items,
 )
 
 _PARTS_CONFIG = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)
@@ -44,10 +45,12 @@ def _to_point(point_id: Any, vector: Any, payload: Any) -> VectorPoint:
     vector = vector or {}
     sparse = vector.get(SPARSE)
     parts = vector.get(PARTS)
+    xl = vector.get(XL)
     return VectorPoint(
         id=str(point_id), dense=list(vector.get(DENSE) or []),
         sparse=SparseVec(list(sparse.indices), list(sparse.values)) if sparse is not None else None,
-        payload=dict(payload or {}), parts=[list(p) for p in parts] if parts else None)
+        payload=dict(payload or {}), parts=[list(p) for p in parts] if parts else None,
+        xl=list(xl) if xl else None)
 
 
 class EdgeVectorStore:
@@ -87,11 +90,15 @@ class EdgeVectorStore:
                 info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
                 if self._shard is None:
                     self._shard = qe.EdgeShard.load(str(self.path / "shard"))
-                if PARTS not in meta.get("vectors", []):
-                    # Made before sentence vectors: add the named vector; existing points simply
-                    # have no parts until their source is re-indexed.
+                # Made before sentence or cross-lingual vectors: add the named vector; existing
+                # points simply have none until their source is re-indexed.
+                added = {PARTS: (dim, _PARTS_CONFIG), XL: (XL_DIM, None)}
+                missing = [name for name in added if name not in meta.get("vectors", [])]
+                for name in missing:
+                    size, multivector = added[name]
                     self._shard.update(qe.UpdateOperation.create_dense_vector(
-                        PARTS, dim, qe.Distance.Cosine, _PARTS_CONFIG))
+                        name, size, qe.Distance.Cosine, multivector))
+                if missing:
                     self._shard.flush()
                     self._write_meta(model, dim)
             else:
@@ -99,7 +106,8 @@ class EdgeVectorStore:
                 config = qe.EdgeConfig(
                     vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
                              PARTS: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
-                                                        multivector_config=_PARTS_CONFIG)},
+                                                        multivector_config=_PARTS_CONFIG),
+                             XL: qe.EdgeVectorParams(size=XL_DIM, distance=qe.Distance.Cosine)},
                     sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                     **self._placement(),
                 )
@@ -115,7 +123,7 @@ class EdgeVectorStore:
             return info
 
     def _write_meta(self, model: str, dim: int) -> None:
-        self._meta_file.write_text(json.dumps({"model": model, "dim": dim, "vectors": [DENSE, SPARSE, PARTS]}))
+        self._meta_file.write_text(json.dumps({"model": model, "dim": dim, "vectors": [DENSE, SPARSE, PARTS, XL]}))
 
     def _require(self) -> qe.EdgeShard:
         if self._shard is None:
@@ -133,6 +141,8 @@ class EdgeVectorStore:
                 vector[SPARSE] = qe.SparseVector(list(p.sparse.indices), list(p.sparse.values))
             if p.parts:
                 vector[PARTS] = [[float(x) for x in part] for part in p.parts]
+            if p.xl:
+                vector[XL] = [float(x) for x in p.xl]
             edge_points.append(qe.Point(id=p.id, vector=vector, payload=stamped(p.payload, org_id, agent_id)))
         await asyncio.to_thread(self._write, qe.UpdateOperation.upsert_points(edge_points), len(points))
 
@@ -161,6 +171,11 @@ class EdgeVectorStore:
                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
         # A one-vector multivector query: MaxSim is then the best part's cosine.
         query = qe.Query.Nearest([[float(x) for x in vector]], using=PARTS)
+        return await self._query(query, _filter(org_id, agent_id, where), limit)
+
+    async def search_crosslingual(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                                  where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        query = qe.Query.Nearest([float(x) for x in vector], using=XL)
         return await self._query(query, _filter(org_id, agent_id, where), limit)
 
     async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,

@@ -3,7 +3,8 @@
 The client is passed in (a server URL in production; qdrant-client's local mode on a folder in
 tests). The embedding model and dimension that built the collection live in a one-point side
 collection `<name>__meta`, which works the same on a server and in local mode. A collection made
-before sentence vectors gets the `parts` named vector added when it is opened.
+before sentence or cross-lingual vectors gets the `parts` / `xl` named vector added when it is
+opened.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from qdrant_client import models as qm
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, PARTS, SPARSE, check_model, stamped, tenant_pairs, where_items,
+    DENSE, INDEXED_FIELDS, PARTS, SPARSE, XL, XL_DIM, check_model, stamped, tenant_pairs, where_items,
 )
 
 _PARTS_CONFIG = qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM)
@@ -50,16 +51,17 @@ class QdrantServerVectorStore:
             if points:
                 meta = points[0].payload or {}
                 info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
-                await self._ensure_parts(dim)
+                await self._ensure_named_vectors(dim)
                 return info
         if await self.client.collection_exists(self.collection):
-            await self._ensure_parts(dim)
+            await self._ensure_named_vectors(dim)
         else:
             await self.client.create_collection(
                 self.collection,
                 vectors_config={DENSE: qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
                                 PARTS: qm.VectorParams(size=dim, distance=qm.Distance.COSINE,
-                                                       multivector_config=_PARTS_CONFIG)},
+                                                       multivector_config=_PARTS_CONFIG),
+                                XL: qm.VectorParams(size=XL_DIM, distance=qm.Distance.COSINE)},
                 sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
             )
             for name in INDEXED_FIELDS:
@@ -72,15 +74,18 @@ class QdrantServerVectorStore:
             qm.PointStruct(id=1, vector=[1.0], payload={"model": model, "dim": dim})])
         return CollectionInfo(model, dim)
 
-    async def _ensure_parts(self, dim: int) -> None:
-        """Add the sentence-vector multivector to a collection made before it existed."""
+    async def _ensure_named_vectors(self, dim: int) -> None:
+        """Add the sentence-vector multivector and the cross-lingual vector to a collection made
+        before they existed."""
         if not await self.client.collection_exists(self.collection):
             return
         vectors = (await self.client.get_collection(self.collection)).config.params.vectors
-        if isinstance(vectors, dict) and PARTS in vectors:
-            return
-        await self.client.create_vector_name(self.collection, PARTS, qm.DenseVectorNameConfig(
-            dense=qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE, multivector_config=_PARTS_CONFIG)))
+        have = vectors if isinstance(vectors, dict) else {}
+        added = {PARTS: qm.DenseVectorConfig(size=dim, distance=qm.Distance.COSINE, multivector_config=_PARTS_CONFIG),
+                 XL: qm.DenseVectorConfig(size=XL_DIM, distance=qm.Distance.COSINE)}
+        for name, config in added.items():
+            if name not in have:
+                await self.client.create_vector_name(self.collection, name, qm.DenseVectorNameConfig(dense=config))
 
     async def upsert(self, org_id: str, agent_id: str, points: list[VectorPoint]) -> None:
         tenant_pairs(org_id, agent_id)
@@ -93,6 +98,8 @@ class QdrantServerVectorStore:
                 vector[SPARSE] = qm.SparseVector(indices=list(p.sparse.indices), values=list(p.sparse.values))
             if p.parts:
                 vector[PARTS] = [[float(x) for x in part] for part in p.parts]
+            if p.xl:
+                vector[XL] = [float(x) for x in p.xl]
             structs.append(qm.PointStruct(id=p.id, vector=vector, payload=stamped(p.payload, org_id, agent_id)))
         await self.client.upsert(self.collection, points=structs, wait=True)
 
@@ -104,6 +111,10 @@ class QdrantServerVectorStore:
                            where: dict[str, Any] | None = None) -> list[ScoredPoint]:
         # A one-vector multivector query: MaxSim is then the best part's cosine.
         return await self._query([[float(x) for x in vector]], PARTS, _filter(org_id, agent_id, where), limit)
+
+    async def search_crosslingual(self, org_id: str, agent_id: str, vector: list[float], limit: int,
+                                  where: dict[str, Any] | None = None) -> list[ScoredPoint]:
+        return await self._query([float(x) for x in vector], XL, _filter(org_id, agent_id, where), limit)
 
     async def search_sparse(self, org_id: str, agent_id: str, vector: SparseVec, limit: int,
                             where: dict[str, Any] | None = None) -> list[ScoredPoint]:
@@ -142,10 +153,12 @@ class QdrantServerVectorStore:
                 vec = r.vector if isinstance(r.vector, dict) else {}
                 sp = vec.get(SPARSE)
                 parts = vec.get(PARTS)
+                xl = vec.get(XL)
                 out.append(VectorPoint(
                     id=str(r.id), dense=list(vec.get(DENSE) or []),
                     sparse=SparseVec(list(sp.indices), list(sp.values)) if sp is not None else None,
-                    payload=dict(r.payload or {}), parts=[list(p) for p in parts] if parts else None))
+                    payload=dict(r.payload or {}), parts=[list(p) for p in parts] if parts else None,
+                    xl=list(xl) if xl else None))
             if offset is None or not records:
                 break
         return out
