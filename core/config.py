@@ -84,6 +84,11 @@ class KnowledgeSettings(BaseSettings):
         "With an LLM configured, a question in another language than the knowledge is also searched "
         "translated (one short metered LLM call)"))  # see core/ai/query_translation
     translation_timeout_s: float = 8.0
+    cross_lingual: bool = Field(default=True, description=(
+        "Rank a question asked in another language than the knowledge with the bundled cross-lingual "
+        "encoder too (chunk vectors and word alignment; no download, ~150 MB of RAM in the worker)"))
+    word_cache_size: int = Field(default=50_000, ge=1_000, description=(
+        "Words whose cross-lingual vectors a process keeps (about 1 KB each)"))
 
 
 class TelegramSettings(BaseSettings):

@@ -8,7 +8,9 @@ change is not re-embedded at all.
 
 A chunk of several sentences is stored with one extra vector per sentence (`parts`, on the same
 point, see `core.storage.vectors.base`), embedded in the same call as the chunks; table rows
-have none (`core.ai.split.chunk_parts`). The payload's `parts` says how many a chunk has.
+have none (`core.ai.split.chunk_parts`). The payload's `parts` says how many a chunk has. With
+a cross-lingual encoder (`core.ai.crosslingual`), every chunk also gets its vector `xl`; a
+reused chunk stored without one gets it added, without embedding the chunk again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core.ai.crosslingual import CrossLingualEncoder
 from core.ai.extract import Section, extract_file
 from core.ai.extract.base import ExtractionError
 from core.ai.extract.faq import extract_faq
@@ -34,9 +37,11 @@ from core.models.knowledge import KnowledgeSource, SourceKind, SourceStatus
 from core.storage.vectors.base import VectorPoint
 
 _POINT_NS = uuid.UUID("6f1c9a52-0d7e-4b8a-9a43-2a1f3c5e7d90")
-# Part of every source's content hash: sources indexed before sentence vectors existed are not
-# "unchanged", so re-indexing them adds the parts (chunk vectors are still reused by hash).
+# Part of every source's content hash: sources indexed before sentence vectors (or cross-lingual
+# vectors) existed are not "unchanged", so re-indexing them adds what is missing (chunk vectors
+# are still reused by hash).
 PARTS_LAYOUT = "parts:v1"
+XL_LAYOUT = "xl:v1"
 Progress = Callable[[KnowledgeSource], Awaitable[None]]
 
 
@@ -48,12 +53,14 @@ class IngestionService(SourceIntake):
     """Indexes knowledge sources of an agent into the vector store (see the module docstring)."""
 
     def __init__(self, storage, store, embedder, settings: KnowledgeSettings, queue=None, *,
-                 sparse: SparseEncoder | None = None, batch_size: int = 64) -> None:
+                 sparse: SparseEncoder | None = None, batch_size: int = 64,
+                 crosslingual: CrossLingualEncoder | None = None) -> None:
         super().__init__(storage, settings, queue)
         self.store = store
         self.embedder = embedder
         self.sparse = sparse or SparseEncoder()
         self.batch_size = batch_size
+        self.crosslingual = crosslingual
 
     async def _sections(self, source: KnowledgeSource) -> list[Section]:
         if source.kind == SourceKind.FILE:
@@ -94,7 +101,8 @@ class IngestionService(SourceIntake):
                 raise ExtractionError("no text was found to index")
             texts = [embedding_text(c, source.title) for c in chunks]
             parts = [part_texts(c, source.title) for c in chunks]
-            content_hash = _hash(self.embedder.model_name + "\n" + PARTS_LAYOUT + "\n" + "\n\x00".join(texts))
+            layout = PARTS_LAYOUT + (f" {XL_LAYOUT}" if self.crosslingual else "")
+            content_hash = _hash(self.embedder.model_name + "\n" + layout + "\n" + "\n\x00".join(texts))
             live = source.generation > 0 and source.status == SourceStatus.READY
             if not force and live and content_hash == source.content_hash:
                 await repo.set_status(org_id, source_id, SourceStatus.READY, chunks_done=len(chunks),
@@ -136,8 +144,10 @@ class IngestionService(SourceIntake):
         for start in range(0, len(chunks), self.batch_size):
             idx = range(start, min(start + self.batch_size, len(chunks)))
             # Embed each distinct new text once per batch; the rest reuse stored vectors.
-            missing = list(dict.fromkeys(hashes[i] for i in idx if hashes[i] not in reuse))
-            first = {h: next(i for i in idx if hashes[i] == h) for h in missing}
+            first: dict[str, int] = {}
+            for i in idx:
+                first.setdefault(hashes[i], i)
+            missing = [h for h in first if h not in reuse]
             if missing:
                 batch_texts = [texts[first[h]] for h in missing]
                 # Chunks and their sentences in one call: the embedder batches them together.
@@ -150,6 +160,13 @@ class IngestionService(SourceIntake):
                     part_vectors = [v.tolist() for v in vectors[offset:offset + len(ps)]]
                     offset += len(ps)
                     reuse[h] = VectorPoint(id="", dense=d.tolist(), sparse=s, parts=part_vectors or None)
+            if self.crosslingual is not None:
+                # New chunks, and reused ones stored before cross-lingual vectors existed.
+                lacking = [h for h in first if not reuse[h].xl]
+                if lacking:
+                    xl = await self.crosslingual.embed([texts[first[h]] for h in lacking])
+                    for h, v in zip(lacking, xl):
+                        reuse[h].xl = v.tolist()
             points = [self._point(source, gen, chunks[i], hashes[i], reuse[hashes[i]]) for i in idx]
             await self.store.upsert(org_id, agent_id, points)
             done += len(points)
@@ -167,4 +184,4 @@ class IngestionService(SourceIntake):
         }
         pid = str(uuid.uuid5(_POINT_NS, f"{source.org_id}:{source.agent_id}:{source.id}:{gen}:{chunk.index}"))
         return VectorPoint(id=pid, dense=vectors.dense, sparse=vectors.sparse, payload=payload,
-                           parts=vectors.parts)
+                           parts=vectors.parts, xl=vectors.xl)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.ai.crosslingual import CrossLingualEncoder
 from core.ai.embeddings import Embedder, build_embedder
 from core.ai.ingest import IngestionService
 from core.ai.query_translation import QueryTranslator
@@ -40,9 +41,12 @@ async def build_knowledge(services, *, queue=None, vector_store: VectorStore | N
         await emb.probe()  # an OpenAI-compatible model of unknown size: ask once
     await store.ensure_collection(emb.model_name, emb.dim)
     sparse = SparseEncoder()
+    crosslingual = (CrossLingualEncoder(word_cache_size=settings.knowledge.word_cache_size)
+                    if settings.knowledge.cross_lingual else None)
     threshold = settings.knowledge.relevance_threshold or DEFAULT_MIN_DENSE_SCORE
     retriever = HybridRetriever(services.storage, store, emb, sparse,
-                                RetrievalConfig(min_dense_score=threshold), translator=translator)
+                                RetrievalConfig(min_dense_score=threshold), translator=translator,
+                                crosslingual=crosslingual)
     ingestion = IngestionService(services.storage, store, emb, settings.knowledge, queue, sparse=sparse,
-                                 batch_size=max(settings.embeddings.batch_size, 1) * 2)
+                                 batch_size=max(settings.embeddings.batch_size, 1) * 2, crosslingual=crosslingual)
     return KnowledgeServices(store, emb, retriever, ingestion)

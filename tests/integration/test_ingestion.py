@@ -169,3 +169,37 @@ async def test_source_indexed_before_sentence_vectors_gets_them_on_reindex(stora
     assert embedder.passages - before == 1 + 2
     points = await store.fetch("o", "a", where={"source_id": src.id})
     assert sorted(p.payload["parts"] for p in points) == [0, 2] and len(points) == again.chunks_total
+
+
+DELIVERY_EN = ("# Delivery\n\nDelivery within Moscow is free for orders over 3000 rubles. "
+               "The courier brings the order the next day.\n\n# Payment\n\nPay by card or in cash to the courier.")
+
+
+async def test_source_indexed_without_crosslingual_vectors_gets_them_on_reindex(storage, tmp_path):
+    """Turning the cross-lingual encoder on (or upgrading to the version that has it): a re-index
+    adds each chunk's `xl` vector without embedding anything with e5 again."""
+    ingestion, _, embedder, store = await knowledge_stack(storage, tmp_path, cross_lingual=False)
+    try:
+        src = await ingestion.add_text("o", "a", "Terms", DELIVERY_EN)
+        first = await ingestion.index_source("o", src.id)
+        assert all(p.xl is None for p in await store.fetch("o", "a", where={"source_id": src.id}))
+        with_xl, retriever, _, _ = await knowledge_stack(storage, tmp_path, store=store)
+        with_xl.embedder = embedder  # count e5 passages across both
+        before = embedder.passages
+        again = await with_xl.index_source("o", src.id)  # not forced: the layout changed
+        assert again.generation == first.generation + 1 and embedder.passages == before
+        points = await store.fetch("o", "a", where={"source_id": src.id})
+        assert len(points) == again.chunks_total and all(p.xl and len(p.xl) == 512 for p in points)
+        # A Russian question over the English chunks now has the cross-lingual signals.
+        found = await retriever.candidates("o", "a", "Когда курьер привезёт заказ?",
+                                           await retriever.live_generations("o", "a"), 5)
+        assert found.crosslingual and found.alignment
+        assert {p.id for p in found.alignment} == set(found.by_id())
+        best = (await retriever.retrieve("o", "a", "Когда курьер привезёт заказ?")).best
+        assert "next day" in best.text
+        # Same-language questions do not pay for them.
+        same = await retriever.candidates("o", "a", "When does the courier bring the order?",
+                                          await retriever.live_generations("o", "a"), 5)
+        assert same.crosslingual == [] and same.alignment == []
+    finally:
+        await store.close()
