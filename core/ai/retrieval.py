@@ -216,11 +216,17 @@ class HybridRetriever:
 
     async def _add_crosslingual(self, org_id: str, agent_id: str, query: str, found: Candidates, n: int,
                                 where: dict) -> None:
-        """The cross-lingual encoder's own candidates, then word alignment of every candidate."""
-        vector = (await self.crosslingual.embed([query]))[0]
-        found.crosslingual = await self.store.search_crosslingual(org_id, agent_id, vector.tolist(), n, where=where)
-        points = list(found.by_id().values())
-        scores = await self.crosslingual.align(query, [p.payload.get("text", "") for p in points])
+        """The cross-lingual encoder's own candidates, then word alignment of every candidate. A
+        failure leaves both out: the question is still answered from the other signals."""
+        try:
+            vector = (await self.crosslingual.embed([query]))[0]
+            hits = await self.store.search_crosslingual(org_id, agent_id, vector.tolist(), n, where=where)
+            points = list({p.id: p for p in [*hits, *found.by_id().values()]}.values())
+            scores = await self.crosslingual.align(query, [p.payload.get("text", "") for p in points])
+        except Exception:  # noqa: BLE001 - an extra signal; retrieval must still answer
+            log.exception("crosslingual_signals_error", org_id=org_id, agent_id=agent_id)
+            return
+        found.crosslingual = hits
         found.alignment = [ScoredPoint(p.id, score, p.payload) for p, score in zip(points, scores)]
 
     def rank(self, found: Candidates, query: str = "", ranking: Ranking | None = None) -> list[tuple[str, float]]:

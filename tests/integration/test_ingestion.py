@@ -203,3 +203,27 @@ async def test_source_indexed_without_crosslingual_vectors_gets_them_on_reindex(
         assert same.crosslingual == [] and same.alignment == []
     finally:
         await store.close()
+
+
+class _BrokenEncoder:
+    """A cross-lingual encoder whose model cannot run (say, a damaged install)."""
+
+    async def embed(self, texts):
+        raise RuntimeError("model weights unreadable")
+
+    async def align(self, question, passages):
+        raise RuntimeError("model weights unreadable")
+
+
+async def test_a_failing_crosslingual_encoder_leaves_retrieval_working(storage, tmp_path):
+    ingestion, retriever, _, store = await knowledge_stack(storage, tmp_path)
+    try:
+        src = await ingestion.add_text("o", "a", "Terms", DELIVERY_EN)
+        await ingestion.index_source("o", src.id)
+        retriever.crosslingual = _BrokenEncoder()
+        found = await retriever.candidates("o", "a", "Когда курьер привезёт заказ?",
+                                           await retriever.live_generations("o", "a"), 5)
+        assert found.dense and found.crosslingual == [] and found.alignment == []
+        assert "next day" in (await retriever.retrieve("o", "a", "Когда курьер привезёт заказ?")).best.text
+    finally:
+        await store.close()
