@@ -65,7 +65,7 @@ class WordVectors:
         unique = list(dict.fromkeys(batch))
         if len(unique) > self.capacity:  # more than the cache holds: encode, keep nothing
             fresh = dict(zip(unique, self._encode(unique)))
-            return np.stack([fresh[w] for w in batch]) if batch else np.zeros((0, DIM), np.float32)
+            return np.stack([fresh[w] for w in batch])
         missing = [w for w in unique if w not in self._rows]
         if len(self._rows) + len(missing) > self.capacity:
             self._rows, missing = {}, unique

@@ -33,9 +33,11 @@ from core.ai.split import embedding_text, part_texts, split_sections
 from core.ai.types import Chunk
 from core.config import KnowledgeSettings
 from core.errors import KommoAgentError, NotFound
+from core.logging import get_logger
 from core.models.knowledge import KnowledgeSource, SourceKind, SourceStatus
 from core.storage.vectors.base import VectorPoint
 
+log = get_logger(__name__)
 _POINT_NS = uuid.UUID("6f1c9a52-0d7e-4b8a-9a43-2a1f3c5e7d90")
 # Part of every source's content hash: sources indexed before sentence vectors (or cross-lingual
 # vectors) existed are not "unchanged", so re-indexing them adds what is missing (chunk vectors
@@ -115,9 +117,16 @@ class IngestionService(SourceIntake):
             await repo.set_status(org_id, source_id, SourceStatus.READY, generation=new_gen,
                                   content_hash=content_hash, chunks_done=len(chunks),
                                   chunks_total=len(chunks), error=None)
-        except (KommoAgentError, OSError, ValueError) as exc:
+        except Exception as exc:
+            # Any failure (a model that cannot run included, not only bad input) must end in
+            # `failed` with a reason; otherwise the source would look busy forever.
+            if isinstance(exc, (KommoAgentError, OSError, ValueError)):
+                reason = str(exc)
+            else:
+                log.exception("ingest_unexpected_error", org_id=org_id, source_id=source_id)
+                reason = f"indexing failed unexpectedly ({type(exc).__name__}); try again later"
             await self.store.delete(org_id, source.agent_id, where={"gen_key": gen_key(source_id, new_gen)})
-            await repo.set_status(org_id, source_id, SourceStatus.FAILED, error=str(exc))
+            await repo.set_status(org_id, source_id, SourceStatus.FAILED, error=reason)
             raise
         old = [gen_key(source_id, g) for g in range(0, new_gen)]
         await self.store.delete(org_id, source.agent_id, where={"source_id": source_id, "gen_key": old})

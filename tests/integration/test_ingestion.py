@@ -227,3 +227,24 @@ async def test_a_failing_crosslingual_encoder_leaves_retrieval_working(storage, 
         assert "next day" in (await retriever.retrieve("o", "a", "Когда курьер привезёт заказ?")).best.text
     finally:
         await store.close()
+
+
+async def test_a_failing_crosslingual_encoder_fails_the_source_with_a_reason(storage, tmp_path):
+    """An unexpected error while indexing ends in `failed` with a reason, the half-written
+    generation is removed and the previous one stays live."""
+    ingestion, retriever, _, store = await knowledge_stack(storage, tmp_path)
+    try:
+        src = await ingestion.add_text("o", "a", "Terms", DELIVERY_EN)
+        first = await ingestion.index_source("o", src.id)
+        ingestion.crosslingual = _BrokenEncoder()
+        await storage.knowledge.update("o", src.id, {"options": {"text": DELIVERY_EN.replace("3000", "5000")}})
+        with pytest.raises(RuntimeError):
+            await ingestion.index_source("o", src.id)
+        failed = await storage.knowledge.get("o", src.id)
+        assert failed.status == SourceStatus.FAILED and "RuntimeError" in failed.error
+        assert failed.generation == first.generation
+        points = await store.fetch("o", "a", where={"source_id": src.id})
+        assert {p.payload["gen_key"] for p in points} == {f"{src.id}:{first.generation}"}
+        assert "next day" in (await retriever.retrieve("o", "a", "When does the courier bring the order?")).best.text
+    finally:
+        await store.close()
