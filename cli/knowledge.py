@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from cli.common import run_with_services
-from core.ai.evaluation import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
+from core.ai.eval.retrieval import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
 from core.ai.factory import build_translator
 from core.ai.knowledge import build_knowledge
 from core.errors import KommoAgentError, NotFound
@@ -168,7 +168,7 @@ def eval_retrieval(dataset: str, passages: str, limit: int, embedding_cache: str
             raise click.UsageError(f"--translations: {exc}") from None
 
     async def job(services):
-        from core.ai.embeddings import CachedEmbedder, build_embedder  # noqa: PLC0415
+        from core.ai.encoders.dense import CachedEmbedder, build_embedder  # noqa: PLC0415
         from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415
 
         cache = None

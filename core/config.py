@@ -79,10 +79,10 @@ class KnowledgeSettings(BaseSettings):
     url_timeout_s: float = 15.0
     url_max_bytes: int = 5 * 1024 * 1024
     crawl_max_pages: int = 20
-    relevance_threshold: float = 0.0  # tuned by the retrieval evaluation; see core/ai/retrieval
+    relevance_threshold: float = 0.0  # tuned by the retrieval evaluation; see core/ai/retrieval/hybrid
     translate_queries: bool = Field(default=True, description=(
         "With an LLM configured, a question in another language than the knowledge is also searched "
-        "translated (one short metered LLM call)"))  # see core/ai/query_translation
+        "translated (one short metered LLM call)"))  # see core/ai/retrieval/translation
     translation_timeout_s: float = 8.0
     cross_lingual: bool = Field(default=True, description=(
         "Rank a question asked in another language than the knowledge with the bundled cross-lingual "

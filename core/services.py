@@ -22,7 +22,7 @@ from core.storage.mongo import create_mongo_client
 if TYPE_CHECKING:
     from core.ai.knowledge import KnowledgeServices
     from core.ai.llm import LLMClient
-    from core.ai.runtime import AgentRuntime
+    from core.ai.answer.runtime import AgentRuntime
     from core.conversations.engine import ConversationEngine
     from core.ports import TaskQueue
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.ai.llm import LLMClient
-from core.ai.metering import UsageMeter
-from core.ai.query_translation import LLMQueryTranslator
-from core.ai.runtime import AgentRuntime
+from core.usage.metering import UsageMeter
+from core.ai.retrieval.translation import LLMQueryTranslator
+from core.ai.answer.runtime import AgentRuntime
 from core.ai.types import Retriever
 
 if TYPE_CHECKING:  # core.services imports this module; a runtime import would be circular

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.ai.crosslingual import CrossLingualEncoder
-from core.ai.embeddings import Embedder, build_embedder
-from core.ai.ingest import IngestionService
-from core.ai.query_translation import QueryTranslator
-from core.ai.retrieval import DEFAULT_MIN_DENSE_SCORE, HybridRetriever, RetrievalConfig
-from core.ai.sparse import SparseEncoder
+from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.encoders.dense import Embedder, build_embedder
+from core.ai.ingest.indexing import IngestionService
+from core.ai.retrieval.translation import QueryTranslator
+from core.ai.retrieval.hybrid import DEFAULT_MIN_DENSE_SCORE, HybridRetriever, RetrievalConfig
+from core.ai.encoders.sparse import SparseEncoder
 from core.storage.vectors.base import VectorStore
 from core.storage.vectors.factory import build_vector_store
 

@@ -20,7 +20,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from core.ai.errors import LLMRejected, LLMUnavailable
-from core.ai.metering import UsageContext, UsageMeter
+from core.usage.metering import UsageContext, UsageMeter
 from core.config import LLMSettings
 from core.errors import ConfigurationError
 from core.logging import get_logger

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from core.ai.metering import UsageContext
+    from core.usage.metering import UsageContext
 
 
 @dataclass
@@ -17,7 +17,7 @@ class Chunk:
     index: int
     heading_path: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
-    sentence_vectors: bool = True  # see `core.ai.extract.base.Section`
+    sentence_vectors: bool = True  # see `core.ai.ingest.extract.base.Section`
 
     @property
     def heading(self) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.ai.errors import LLMError
 from core.ai.llm import LLMClient
-from core.ai.metering import UsageContext
+from core.usage.metering import UsageContext
 from core.errors import ConfigurationError
 from core.logging import get_logger
 from core.models.agent import Agent

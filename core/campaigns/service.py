@@ -152,7 +152,7 @@ async def build_campaigns(services: CoreServices) -> CampaignService:
     """Over the process's Kommo area; an LLM client of its own (metered through the same usage
     meter) only when an LLM is configured, so a campaign never loads the knowledge stack."""
     from core.ai.llm import LLMClient  # noqa: PLC0415
-    from core.ai.metering import UsageMeter  # noqa: PLC0415
+    from core.usage.metering import UsageMeter  # noqa: PLC0415
 
     settings = services.settings
     llm = LLMClient(settings.llm, meter=UsageMeter(services.storage.usage)) if settings.llm.enabled else None

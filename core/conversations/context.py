@@ -8,7 +8,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
-from core.ai.runtime import AgentRuntime
+from core.ai.answer.runtime import AgentRuntime
 from core.clock import utcnow
 from core.conversations.ports import KommoGateway
 from core.ports import TaskQueue

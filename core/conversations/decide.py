@@ -12,8 +12,8 @@ import time
 from typing import Any
 
 from core.ai.errors import LLMError
-from core.ai.phrases import phrase
-from core.ai.turn import TurnResult
+from core.ai.answer.phrases import phrase
+from core.ai.answer.turn import TurnResult
 from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.errors import RetryLater

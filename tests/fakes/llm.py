@@ -86,7 +86,7 @@ def tool_names(body: dict[str, Any]) -> list[str]:
 
 
 def is_translation_request(body: dict[str, Any]) -> bool:
-    """A query-translation call (`core.ai.query_translation`), told apart by its system rules."""
+    """A query-translation call (`core.ai.retrieval.translation`), told apart by its system rules."""
     messages = body.get("messages") or [{}]
     return "You translate a customer's message" in _text_of(messages[0].get("content"))
 

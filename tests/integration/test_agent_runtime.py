@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from core.ai.llm import LLMClient
-from core.ai.metering import UsageMeter
-from core.ai.runtime import AgentRuntime
+from core.usage.metering import UsageMeter
+from core.ai.answer.runtime import AgentRuntime
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.config import LLMSettings
 from core.models.agent import Agent, AgentAction, StageRule

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from core.ai.extract import extract_file
-from core.ai.extract.base import ExtractionError
-from core.ai.extract.html import extract_url
-from core.ai.split import split_sections
+from core.ai.ingest.extract import extract_file
+from core.ai.ingest.extract.base import ExtractionError
+from core.ai.ingest.extract.html import extract_url
+from core.ai.ingest.split import split_sections
 from core.ai.tokens import count_tokens
 from core.config import KnowledgeSettings
 from core.models.knowledge import SourceStatus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.ai.extract.base import ExtractionError
+from core.ai.ingest.extract.base import ExtractionError
 from core.models.knowledge import SourceStatus
 from core.errors import NotFound
 from tests.integration.knowledge_helpers import knowledge_stack

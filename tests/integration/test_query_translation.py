@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from core.ai.evaluation import SHIPPED, TRANSLATED, evaluate_retrieval, format_report, load_jsonl
+from core.ai.eval.retrieval import SHIPPED, TRANSLATED, evaluate_retrieval, format_report, load_jsonl
 from core.ai.llm import LLMClient
-from core.ai.metering import UsageMeter
-from core.ai.query_translation import LLMQueryTranslator, clean_translation, translation_usage
-from core.ai.retrieval import HybridRetriever, RetrievalConfig
+from core.usage.metering import UsageMeter
+from core.ai.retrieval.translation import LLMQueryTranslator, clean_translation, translation_usage
+from core.ai.retrieval.hybrid import HybridRetriever, RetrievalConfig
 from core.config import LLMSettings
 from tests.conftest import shared_path
 from tests.fakes.llm import Fail, FakeLLMServer, Hang, Reply, is_translation_request, last_user_text

@@ -14,7 +14,7 @@ Full-set figures: `kommo-agent eval retrieval`.
 
 from __future__ import annotations
 
-from core.ai.evaluation import DENSE, PREVIOUS, SHIPPED, STEP2, STEP3, evaluate_retrieval, format_report, load_jsonl
+from core.ai.eval.retrieval import DENSE, PREVIOUS, SHIPPED, STEP2, STEP3, evaluate_retrieval, format_report, load_jsonl
 from tests.conftest import shared_path
 from tests.integration.knowledge_helpers import knowledge_stack
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from core.ai.llm import LLMClient
-from core.ai.runtime import AgentRuntime
+from core.ai.answer.runtime import AgentRuntime
 from core.config import LLMSettings
 from core.models.agent import Agent
 from tests.fakes.llm import FakeLLMServer, Reply

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.ai.extractive import excerpt, extractive_answer
+from core.ai.answer.extractive import excerpt, extractive_answer
 from core.ai.language import detect_language, reply_language
-from core.ai.memory import roll_summary
+from core.ai.answer.memory import roll_summary
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.models.agent import Agent, LanguagePolicy
 from core.models.conversation import Message

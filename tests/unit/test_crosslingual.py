@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from core.ai.crosslingual import DIM, CrossLingualEncoder, WordVectors, question_words, words
+from core.ai.encoders.crosslingual import DIM, CrossLingualEncoder, WordVectors, question_words, words
 
 
 @pytest.fixture(scope="module")

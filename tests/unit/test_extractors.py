@@ -10,10 +10,10 @@ import openpyxl
 import pytest
 from fpdf import FPDF
 
-from core.ai.extract import extract_file
-from core.ai.extract.base import ExtractionError
-from core.ai.extract.faq import extract_faq
-from core.ai.extract.html import extract_html
+from core.ai.ingest.extract import extract_file
+from core.ai.ingest.extract.base import ExtractionError
+from core.ai.ingest.extract.faq import extract_faq
+from core.ai.ingest.extract.html import extract_html
 from core.config import KnowledgeSettings
 
 SETTINGS = KnowledgeSettings(max_file_bytes=200_000, max_pages=3)

@@ -1,6 +1,6 @@
-from core.ai.clean import clean_text
-from core.ai.extract.base import Section
-from core.ai.split import embedding_text, split_sections, split_text
+from core.ai.ingest.clean import clean_text
+from core.ai.ingest.extract.base import Section
+from core.ai.ingest.split import embedding_text, split_sections, split_text
 from core.ai.tokens import count_tokens
 
 
@@ -47,7 +47,7 @@ def test_sections_carry_headings_and_atomic_rows():
 
 
 def test_chunk_parts_are_prose_sentences_of_multi_sentence_chunks():
-    from core.ai.split import chunk_parts, part_texts
+    from core.ai.ingest.split import chunk_parts, part_texts
     from core.ai.types import Chunk
 
     text = ("Доставка по Москве бесплатная при заказе от 3000 рублей. Да. Курьер привозит заказ "
@@ -69,7 +69,7 @@ def test_chunk_parts_are_prose_sentences_of_multi_sentence_chunks():
 
 
 def test_table_rows_opt_out_of_sentence_vectors():
-    from core.ai.extract.tabular import extract_csv
+    from core.ai.ingest.extract.tabular import extract_csv
 
     sections = extract_csv("Товар,Цена\nЖурнал учёта. Формат А4,70 руб.\n".encode(), "prices.csv", 100)
     chunks = split_sections(sections, 120, 20)

@@ -8,7 +8,7 @@ A point is one chunk: a dense vector of the whole chunk, a sparse (BM25) vector,
 `parts`, one dense vector per sentence of the chunk, stored on the same point as a multivector
 (Qdrant's MaxSim), so `search_parts` scores a chunk by its best sentence and returns the chunk
 itself; deletes and tenant filters cover the parts with no extra bookkeeping. A point may also
-carry `xl`, the chunk's vector from the cross-lingual encoder (`core.ai.crosslingual`), searched
+carry `xl`, the chunk's vector from the cross-lingual encoder (`core.ai.encoders.crosslingual`), searched
 with `search_crosslingual`.
 """
 

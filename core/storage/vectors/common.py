@@ -12,7 +12,7 @@ SPARSE = "bm25"
 # Sentence vectors of a chunk: a multivector compared by MaxSim (the best sentence's cosine).
 # Collections made before it existed get it added on open (`ensure_collection`).
 PARTS = "parts"
-# The chunk's vector from the cross-lingual encoder (`core.ai.crosslingual`), whose size is fixed
+# The chunk's vector from the cross-lingual encoder (`core.ai.encoders.crosslingual`), whose size is fixed
 # by that model, not by the embedding model. Added on open to collections made before it existed.
 XL = "xl"
 XL_DIM = 512

@@ -1,6 +1,6 @@
 """Hybrid retrieval: dense (e5) candidates by whole chunk and by best sentence, keyword (BM25 with
 stemming) candidates, fused by z-scores, plus a names, numbers and borrowed-words overlap bonus
-(`core.ai.entities`) that works across languages.
+(`core.ai.retrieval.entities`) that works across languages.
 
 Sentence vectors: a factoid question usually targets one sentence of a chunk, and that
 sentence's own vector matches it better than the vector of the whole chunk, which averages every
@@ -16,7 +16,7 @@ decides "nothing relevant" from the best whole-chunk dense similarity, which, un
 scores, is comparable across queries (a translated question passes on either similarity).
 
 A question in another language than the passages it finds (a Russian question over English
-documents) gets two more signals from the cross-lingual encoder (`core.ai.crosslingual`), when
+documents) gets two more signals from the cross-lingual encoder (`core.ai.encoders.crosslingual`), when
 one is given: the chunks nearest to the question's own vector from that encoder (which also
 adds candidates), and word alignment, the cross-language stand-in for keyword search. Both are
 z-scored and fused like the others; on same-language questions they are not computed.
@@ -32,13 +32,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from core.ai.crosslingual import CrossLingualEncoder
-from core.ai.entities import entity_overlap
-from core.ai.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
-from core.ai.metering import UsageContext
-from core.ai.query_translation import QueryTranslator, translation_usage
-from core.ai.sources import gen_key
-from core.ai.sparse import SparseEncoder, detect_language
+from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.retrieval.entities import entity_overlap
+from core.ai.retrieval.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
+from core.usage.metering import UsageContext
+from core.ai.retrieval.translation import QueryTranslator, translation_usage
+from core.ai.ingest.sources import gen_key
+from core.ai.encoders.sparse import SparseEncoder, detect_language
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.logging import get_logger
 from core.storage.vectors.base import ScoredPoint
@@ -54,7 +54,7 @@ log = get_logger(__name__)
 # passages' language, which keeps 99.9% of them (see `retrieve`).
 DEFAULT_MIN_DENSE_SCORE = 0.78
 CROSS_LANGUAGE_KEYWORD_FACTOR = 0.1
-# Share of the best-sentence z-score in the dense side, the keyword weight (`core.ai.fusion`)
+# Share of the best-sentence z-score in the dense side, the keyword weight (`core.ai.retrieval.fusion`)
 # and the weight of the names/numbers overlap (a count of matched numbers and names): tuned
 # together on the even-numbered XQuAD questions (ru, en, ru over en) and COVID FAQ questions,
 # reported on the odd ones as well (`kommo-agent eval retrieval`).
@@ -67,7 +67,7 @@ CROSS_LANGUAGE_ENTITY_WEIGHT = 2.0
 # a translation that went wrong.
 TRANSLATED_WEIGHT = 2.0
 # Cross-language only: weights of the cross-lingual encoder's chunk similarity and of word
-# alignment (`core.ai.crosslingual`), tuned with the names/numbers weight on the even-numbered
+# alignment (`core.ai.encoders.crosslingual`), tuned with the names/numbers weight on the even-numbered
 # XQuAD questions (ru over en: recall@1/@5 0.916/0.992) and checked on the odd ones (0.921/0.995);
 # the landscape is flat around them (`kommo-agent eval retrieval`).
 CROSSLINGUAL_WEIGHT = 0.5

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from core.ai.phrases import phrase
+from core.ai.answer.phrases import phrase
 from core.ai.types import RetrievalResult, RetrievedChunk
 
 MAX_CHARS = 700

@@ -15,7 +15,7 @@ wheel, pure numpy, ~1 ms a sentence, 512-d), trained on translation pairs in 16 
   keyword search, which finds nothing when the two texts share no words.
 
 On the same-language sets both signals cost a little accuracy (e5 and BM25 already do better
-there), so the retriever uses them only across languages (`core.ai.retrieval`). Word vectors are
+there), so the retriever uses them only across languages (`core.ai.retrieval.hybrid`). Word vectors are
 computed on first sight and kept in a bounded per-process cache.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 MODEL_NAME = "use-multilingual-v3"
 DIM = 512
-# Letters only (no digits or underscores: numbers are `core.ai.entities`' business), three or more.
+# Letters only (no digits or underscores: numbers are `core.ai.retrieval.entities`' business), three or more.
 _WORD = re.compile(r"[^\W\d_]{3,}")
 # Question words shorter than this are mostly function words ("что", "как", "the").
 MIN_QUESTION_WORD = 4

@@ -13,8 +13,8 @@ import io
 import zipfile
 from collections.abc import Iterable
 
-from core.ai.extract.base import ExtractionError, Section
-from core.ai.extract.text import decode_text
+from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.ingest.extract.text import decode_text
 
 
 def _cell(value: object) -> str:

@@ -8,8 +8,8 @@ change is not re-embedded at all.
 
 A chunk of several sentences is stored with one extra vector per sentence (`parts`, on the same
 point, see `core.storage.vectors.base`), embedded in the same call as the chunks; table rows
-have none (`core.ai.split.chunk_parts`). The payload's `parts` says how many a chunk has. With
-a cross-lingual encoder (`core.ai.crosslingual`), every chunk also gets its vector `xl`; a
+have none (`core.ai.ingest.split.chunk_parts`). The payload's `parts` says how many a chunk has. With
+a cross-lingual encoder (`core.ai.encoders.crosslingual`), every chunk also gets its vector `xl`; a
 reused chunk stored without one gets it added, without embedding the chunk again.
 """
 
@@ -21,15 +21,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.ai.crosslingual import CrossLingualEncoder
-from core.ai.extract import Section, extract_file
-from core.ai.extract.base import ExtractionError
-from core.ai.extract.faq import extract_faq
-from core.ai.extract.html import extract_url
-from core.ai.extract.text import parse_markdown
-from core.ai.sources import SourceIntake, gen_key
-from core.ai.sparse import SparseEncoder
-from core.ai.split import embedding_text, part_texts, split_sections
+from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.ingest.extract import Section, extract_file
+from core.ai.ingest.extract.base import ExtractionError
+from core.ai.ingest.extract.faq import extract_faq
+from core.ai.ingest.extract.html import extract_url
+from core.ai.ingest.extract.text import parse_markdown
+from core.ai.ingest.sources import SourceIntake, gen_key
+from core.ai.encoders.sparse import SparseEncoder
+from core.ai.ingest.split import embedding_text, part_texts, split_sections
 from core.ai.types import Chunk
 from core.config import KnowledgeSettings
 from core.errors import KommoAgentError, NotFound

@@ -13,8 +13,8 @@ import aiohttp
 import lxml.html
 import trafilatura
 
-from core.ai.extract.base import ExtractionError, Section
-from core.ai.extract.text import decode_text, parse_markdown
+from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.ingest.extract.text import decode_text, parse_markdown
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 

@@ -5,7 +5,7 @@ Why: e5-small carries meaning across languages, but a Russian question over Engl
 still ranks the right passage first only ~0.88 of the time (XQuAD), against ~0.97 for the same
 question asked in English, because keyword search and the names bonus only half work across
 scripts. One short LLM call translating the question closes most of that gap; the retriever then
-fuses the original and the translated ranking (`core.ai.retrieval`), so a poor translation costs
+fuses the original and the translated ranking (`core.ai.retrieval.hybrid`), so a poor translation costs
 little. Without an LLM (the embedded default) nothing changes.
 
 The customer's text is untrusted: it goes to the model fenced, as data to translate, and what
@@ -20,9 +20,9 @@ from collections import OrderedDict
 from typing import Protocol
 
 from core.ai.errors import LLMError
-from core.ai.fencing import fence, new_nonce
+from core.ai.answer.fencing import fence, new_nonce
 from core.ai.llm import LLMClient
-from core.ai.metering import UsageContext
+from core.usage.metering import UsageContext
 from core.ids import new_id
 from core.logging import get_logger
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from core.ai.planned import PlannedAction
+from core.ai.answer.planned import PlannedAction
 
 EXECUTED_KINDS = ("move_lead_stage", "create_task", "update_lead_field")
 

@@ -10,8 +10,8 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from core.ai.clean import clean_heading, clean_text
-from core.ai.extract.base import ExtractionError, Section, SectionBuilder
+from core.ai.ingest.clean import clean_heading, clean_text
+from core.ai.ingest.extract.base import ExtractionError, Section, SectionBuilder
 
 _LEVEL = re.compile(r"(\d+)")
 _HEADING_STYLES = ("heading", "заголовок", "title", "название")

@@ -1,6 +1,6 @@
 """Fusing dense and keyword candidate lists.
 
-Reciprocal rank fusion throws the scores away; on the evaluation sets (see `core.ai.evaluation`)
+Reciprocal rank fusion throws the scores away; on the evaluation sets (see `core.ai.eval.retrieval`)
 fusing *normalised scores* does better: each list's scores become z-scores over that query's
 candidates (how far above the crowd a hit stands), a hit missing from one list gets that list's
 lowest z, and the lists are summed with weights (`weighted_zscore_fusion`: whole-chunk dense,
@@ -15,7 +15,7 @@ from statistics import fmean, pstdev
 
 from core.storage.vectors.base import ScoredPoint
 
-DEFAULT_KEYWORD_WEIGHT = 0.4  # tuned with sentence vectors (core.ai.retrieval)
+DEFAULT_KEYWORD_WEIGHT = 0.4  # tuned with sentence vectors (core.ai.retrieval.hybrid)
 
 
 def _z(points: Sequence[ScoredPoint]) -> dict[str, float]:

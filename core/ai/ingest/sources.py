@@ -1,12 +1,12 @@
-"""Adding and removing knowledge sources (the Mongo side); indexing lives in `core.ai.ingest`."""
+"""Adding and removing knowledge sources (the Mongo side); indexing lives in `core.ai.ingest.indexing`."""
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
 
-from core.ai.extract import check_upload
-from core.ai.extract.base import ExtractionError
+from core.ai.ingest.extract import check_upload
+from core.ai.ingest.extract.base import ExtractionError
 from core.clock import utcnow
 from core.config import KnowledgeSettings
 from core.errors import NotFound

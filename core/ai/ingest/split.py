@@ -7,14 +7,14 @@ pair) become exactly one chunk unless they are longer than the limit.
 
 A chunk of several sentences also gets one vector per sentence (`part_texts`): a factoid
 question usually targets one sentence, whose own vector matches it better than the vector of
-the whole chunk does (see `core.ai.retrieval`).
+the whole chunk does (see `core.ai.retrieval.hybrid`).
 """
 
 from __future__ import annotations
 
 import re
 
-from core.ai.extract.base import Section
+from core.ai.ingest.extract.base import Section
 from core.ai.tokens import count_tokens, decode, encode
 from core.ai.types import Chunk
 

@@ -13,17 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.ai.errors import LLMError
-from core.ai.extractive import extractive_answer
-from core.ai.fencing import redact_secrets
+from core.ai.answer.extractive import extractive_answer
+from core.ai.answer.fencing import redact_secrets
 from core.ai.language import reply_language
 from core.ai.llm import LLMClient, LLMResponse
-from core.ai.metering import UsageContext, llm_usage_key
-from core.ai.phrases import phrase
-from core.ai.planned import PlannedAction
-from core.ai.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
-from core.ai.query_translation import translation_usage
-from core.ai.tools import ToolValidator, tool_specs
-from core.ai.turn import TurnResult
+from core.usage.metering import UsageContext, llm_usage_key
+from core.ai.answer.phrases import phrase
+from core.ai.answer.planned import PlannedAction
+from core.ai.answer.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
+from core.ai.retrieval.translation import translation_usage
+from core.ai.answer.tools import ToolValidator, tool_specs
+from core.ai.answer.turn import TurnResult
 from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction

@@ -7,8 +7,8 @@ import io
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError, PyPdfError
 
-from core.ai.clean import clean_text
-from core.ai.extract.base import ExtractionError, Section
+from core.ai.ingest.clean import clean_text
+from core.ai.ingest.extract.base import ExtractionError, Section
 
 
 def extract_pdf(data: bytes, max_pages: int) -> list[Section]:

@@ -16,7 +16,7 @@ class Section:
     atomic: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
     # sentence_vectors: whether each sentence of its chunks also gets a vector of its own
-    # (`core.ai.split.chunk_parts`). False for table rows: a row is one fact, its fields are not
+    # (`core.ai.ingest.split.chunk_parts`). False for table rows: a row is one fact, its fields are not
     # sentences, and a price list would pay for thousands of vectors nobody needs.
     sentence_vectors: bool = True
 

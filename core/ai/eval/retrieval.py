@@ -6,7 +6,7 @@ Dataset files are JSONL: passages `{"passage_id", "text", "title"? | "faq_questi
 questions `{"question", "passage_id", "id"?}` (the format of ../shared/datasets/qa). A passage's
 title (or FAQ question) becomes its heading, i.e. the chunk context the product gives every chunk.
 
-Query translation (`core.ai.query_translation`) adds one line: with an LLM configured the
+Query translation (`core.ai.retrieval.translation`) adds one line: with an LLM configured the
 evaluation asks it, as the product would; `ReferenceTranslations` instead takes each question's
 human translation from a parallel file (XQuAD's English questions share the Russian ones' ids),
 which measures what the step gives with a perfect translator: an upper bound, labelled as such.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.ai.retrieval import MODES, SHIPPED as SHIPPED_RANKING, Ranking
+from core.ai.retrieval.hybrid import MODES, SHIPPED as SHIPPED_RANKING, Ranking
 from core.ids import new_id
 
 # (label, ranking): single signals and the dense side first, then the steps from the ranking

@@ -1,0 +1,1 @@
+"""Evaluation: a question set and passages in -> recall@k and MRR per ranking step out."""
