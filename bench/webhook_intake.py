@@ -200,7 +200,7 @@ async def bare_app() -> web.Application:
 async def main(args) -> None:
     from core.config import MongoSettings, RedisSettings, Settings
     from core.ids import new_id, new_token
-    from core.kommo.tokens import seal
+    from core.kommo.auth.tokens import seal
     from core.logging import configure_logging
     from core.models.kommo import AuthKind, KommoAccount
     from core.security.keyring import Keyring

@@ -13,7 +13,7 @@ from core.conversations.context import EngineDeps
 from core.conversations.handoff import hand_off
 from core.conversations.turns import run_turn
 from core.ids import new_id
-from core.kommo.webhook_parser import event_data
+from core.kommo.intake.parser import event_data
 from core.logging import get_logger
 from core.models.conversation import Conversation, ConversationState, Message
 from core.models.events import EventStatus, WebhookEvent

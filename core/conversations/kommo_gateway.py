@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.kommo.actions import KommoActions
-from core.kommo.api import KommoApi
+from core.kommo.actions.lead_actions import KommoActions
+from core.kommo.http.api import KommoApi
 from core.kommo.errors import KommoNotConnected, KommoNotFound, KommoValidationError
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord, ActionState

@@ -10,20 +10,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigurationError
-from core.kommo.actions import KommoActions
-from core.kommo.api import KommoApi
-from core.kommo.chats import ChatsClient
-from core.kommo.client import KommoClient
-from core.kommo.connections import KommoConnections
+from core.kommo.actions.lead_actions import KommoActions
+from core.kommo.http.api import KommoApi
+from core.kommo.delivery.chats import ChatsClient
+from core.kommo.http.client import KommoClient
+from core.kommo.auth.connections import KommoConnections
 from core.kommo.errors import KommoNotConnected
-from core.kommo.group_commit import GroupCommitter
-from core.kommo.intake import WebhookIntake
-from core.kommo.oauth import KommoOAuth
-from core.kommo.ratelimit import RateLimiter
-from core.kommo.replies import ReplySender
-from core.kommo.session import SessionProvider
-from core.kommo.sync import KommoSync, SyncReport
-from core.kommo.tokens import TokenManager
+from core.kommo.intake.group_commit import GroupCommitter
+from core.kommo.intake.webhooks import WebhookIntake
+from core.kommo.auth.oauth import KommoOAuth
+from core.kommo.http.ratelimit import RateLimiter
+from core.kommo.delivery.replies import ReplySender
+from core.kommo.http.session import SessionProvider
+from core.kommo.sync.catalog import KommoSync, SyncReport
+from core.kommo.auth.tokens import TokenManager
 from core.ports import TaskQueue
 
 if TYPE_CHECKING:

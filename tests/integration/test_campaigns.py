@@ -16,7 +16,7 @@ from core.errors import InvalidInput, NotFound
 from core.models.agent import DeliveryMode
 from core.models.campaign import CampaignStatus, TargetState
 from core.models.events import ActionState
-from core.kommo.replies import DRAFT_PREFIX
+from core.kommo.delivery.replies import DRAFT_PREFIX
 from tests.fakes.llm import Reply, last_user_text
 from tests.fixtures.campaigns import PROPOSAL, add_conversation, add_lead, campaign_service, drafts
 from tests.fixtures.engine import *  # noqa: F403 - fixtures

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from core.ids import new_id
-from core.kommo.group_commit import GroupCommitter
+from core.kommo.intake.group_commit import GroupCommitter
 from core.models.events import EventStatus, WebhookEvent
 from tests.fixtures.kommo import celery_queue, inbound_queue_length  # noqa: F401 - fixture
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.clock import utcnow
 from core.kommo.errors import ActionInProgress, KommoValidationError
-from core.kommo.replies import DRAFT_PREFIX
+from core.kommo.delivery.replies import DRAFT_PREFIX
 from core.models.agent import DeliveryMode
 from core.models.events import ActionState
 from core.models.kommo import KommoStage

@@ -10,7 +10,7 @@ import pytest
 
 from core.clock import aware, utcnow
 from core.kommo.errors import KommoBlocked, KommoNotConnected, KommoTokenRevoked
-from core.kommo.ratelimit import RateLimiter
+from core.kommo.http.ratelimit import RateLimiter
 from core.kommo.service import build_kommo
 from core.models.kommo import AuthKind, ConnectionStatus
 from tests.fixtures.kommo import *  # noqa: F403 - fixtures

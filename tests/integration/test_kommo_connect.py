@@ -51,7 +51,7 @@ async def test_long_lived_connect_syncs_and_stores_no_plaintext(kommo, core_serv
 
 
 async def test_connect_registers_our_webhook_for_the_events_we_handle(kommo, core_services, fake_kommo):
-    from core.kommo.webhook_parser import SUBSCRIBED_EVENTS
+    from core.kommo.intake.parser import SUBSCRIBED_EVENTS
     org = await core_services.storage.orgs.create("Acme")
     fake_acc = fake_kommo.add_account("acme")
     result = await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))

@@ -12,8 +12,8 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from core.kommo.signatures import chats_body_signature, verify_chats_signature
-from core.kommo.webhook_parser import event_data
+from core.kommo.intake.signatures import chats_body_signature, verify_chats_signature
+from core.kommo.intake.parser import event_data
 from core.kommo.errors import InvalidWebhook
 from core.models.events import EventStatus
 from tests.conftest import shared_path

@@ -6,7 +6,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from core.errors import AlreadyExists, InvalidInput, KommoAgentError
-from core.kommo.journal import run_journaled
+from core.kommo.actions.journal import run_journaled
 from core.models.agent import Agent
 from core.models.events import ActionRecord, ActionState, WebhookEvent
 from core.models.org import Role

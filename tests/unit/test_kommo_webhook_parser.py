@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 
 from core.kommo.errors import InvalidWebhook
-from core.kommo.form import parse_form
-from core.kommo.webhook_parser import is_own_write, parse_webhook
+from core.kommo.intake.form import parse_form
+from core.kommo.intake.parser import is_own_write, parse_webhook
 from tests.conftest import shared_path
 
 FORM = "application/x-www-form-urlencoded"
@@ -133,7 +133,7 @@ def test_form_lists_and_sparse_indexes():
 
 
 def _qsl_outcome(body: bytes):
-    from core.kommo.form import _decode_pairs_qsl
+    from core.kommo.intake.form import _decode_pairs_qsl
 
     try:
         text = body.decode("ascii")
@@ -147,7 +147,7 @@ def _qsl_outcome(body: bytes):
 
 
 def _fast_outcome(body: bytes):
-    from core.kommo.form import decode_pairs
+    from core.kommo.intake.form import decode_pairs
 
     try:
         return decode_pairs(body)
@@ -197,8 +197,8 @@ def test_form_odd_indexes_stay_dicts():
 
 @pytest.mark.parametrize("name,body,pairs", fixture_bodies(), ids=lambda v: v if isinstance(v, str) else "")
 def test_intake_event_to_mongo_equals_the_model_dump(name, body, pairs):
-    from core.kommo.intake import IntakeEvent, WebhookIntake
-    from core.kommo.webhook_parser import event_data
+    from core.kommo.intake.webhooks import IntakeEvent, WebhookIntake
+    from core.kommo.intake.parser import event_data
     from core.models.events import WebhookEvent
     from core.models.kommo import AuthKind, KommoAccount
 

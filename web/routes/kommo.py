@@ -17,7 +17,7 @@ from aiohttp import web
 
 from core.errors import InvalidInput, KommoAgentError
 from core.kommo.errors import InvalidOAuthState, InvalidWebhook
-from core.kommo.intake import UnknownHook
+from core.kommo.intake.webhooks import UnknownHook
 from core.kommo.service import KommoService, build_kommo
 from web.keys import QUEUE, SERVICES
 

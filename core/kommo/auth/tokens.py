@@ -29,8 +29,8 @@ from core.kommo.errors import (
     KommoAuthError, KommoError, KommoNotConnected, KommoNotFound, KommoServerError, KommoTokenRevoked,
     KommoUnavailable, KommoValidationError,
 )
-from core.kommo.hosts import api_domain, host_base, host_headers
-from core.kommo.session import SessionProvider
+from core.kommo.auth.hosts import api_domain, host_base, host_headers
+from core.kommo.http.session import SessionProvider
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
 from core.storage.notifications import NotificationOutbox

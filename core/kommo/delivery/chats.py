@@ -12,9 +12,9 @@ import aiohttp
 from core.config import KommoSettings
 from core.errors import ConfigurationError
 from core.kommo.errors import KommoAuthError, KommoError, KommoNotFound, KommoServerError, KommoUnavailable
-from core.kommo.ratelimit import RateLimiter
-from core.kommo.session import SessionProvider
-from core.kommo.signatures import amojo_headers
+from core.kommo.http.ratelimit import RateLimiter
+from core.kommo.http.session import SessionProvider
+from core.kommo.intake.signatures import amojo_headers
 from core.models.kommo import KommoAccount
 
 

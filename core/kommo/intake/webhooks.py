@@ -21,10 +21,10 @@ from core.config import KommoSettings
 from core.errors import NotFound
 from core.ids import new_id
 from core.kommo.errors import InvalidWebhook
-from core.kommo.form import parse_form
-from core.kommo.group_commit import GroupCommitter
-from core.kommo.signatures import verify_chats_signature, verify_salesbot_token
-from core.kommo.webhook_parser import KommoEvent, is_own_write, parse_webhook
+from core.kommo.intake.form import parse_form
+from core.kommo.intake.group_commit import GroupCommitter
+from core.kommo.intake.signatures import verify_chats_signature, verify_salesbot_token
+from core.kommo.intake.parser import KommoEvent, is_own_write, parse_webhook
 from core.models.events import EventStatus, WebhookEvent
 from core.models.kommo import KommoAccount
 from core.security.keyring import Keyring

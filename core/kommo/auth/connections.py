@@ -21,14 +21,14 @@ from core.clock import utcnow
 from core.config import KommoSettings
 from core.errors import InvalidInput
 from core.ids import new_id, new_token
-from core.kommo.api import KommoApi
+from core.kommo.http.api import KommoApi
 from core.kommo.errors import KommoError, KommoUnavailable
-from core.kommo.ratelimit import RateLimiter
-from core.kommo.session import SessionProvider
-from core.kommo.sync import KommoSync, SyncReport
-from core.kommo.hosts import host_base, host_headers
-from core.kommo.tokens import TokenPair, seal
-from core.kommo.webhook_parser import SUBSCRIBED_EVENTS
+from core.kommo.http.ratelimit import RateLimiter
+from core.kommo.http.session import SessionProvider
+from core.kommo.sync.catalog import KommoSync, SyncReport
+from core.kommo.auth.hosts import host_base, host_headers
+from core.kommo.auth.tokens import TokenPair, seal
+from core.kommo.intake.parser import SUBSCRIBED_EVENTS
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
 from core.storage import Storage

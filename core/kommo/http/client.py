@@ -28,9 +28,9 @@ from core.kommo.errors import (
     TRANSIENT, KommoAuthError, KommoBlocked, KommoError, KommoNotConnected, KommoNotFound,
     KommoRateLimited, KommoServerError, KommoUnavailable, KommoValidationError,
 )
-from core.kommo.hosts import host_base, host_headers
-from core.kommo.session import SessionProvider
-from core.kommo.ratelimit import RateLimiter
+from core.kommo.auth.hosts import host_base, host_headers
+from core.kommo.http.session import SessionProvider
+from core.kommo.http.ratelimit import RateLimiter
 from core.models.kommo import ConnectionStatus, KommoAccount
 from core.storage.notifications import NotificationOutbox
 from core.storage.repositories.kommo_accounts import KommoAccountRepository

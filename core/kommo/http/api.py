@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.kommo.client import KommoClient
+from core.kommo.http.client import KommoClient
 from core.models.kommo import KommoAccount
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.kommo.errors import InvalidWebhook
-from core.kommo.form import parse_form
+from core.kommo.intake.form import parse_form
 from core.models.events import WebhookEvent
 
 # entity key in the body -> our entity name (companies arrive under `contacts` with type=company)
