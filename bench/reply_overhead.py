@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import eventloop  # noqa: E402
-from tests.e2e.stack import Stack  # noqa: E402
+from core import eventloop
+from tests.e2e.stack import Stack
 
 
 class TimedNotes(list):

@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import eventloop  # noqa: E402
-from tests.e2e.stack import Stack  # noqa: E402
+from core import eventloop
+from tests.e2e.stack import Stack
 
 DEADLINE_S = 540  # the whole benchmark must stay under 10 minutes
 

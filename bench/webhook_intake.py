@@ -26,7 +26,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aiohttp import web  # noqa: E402
+import cProfile
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+from core.config import MongoSettings, RedisSettings, Settings
+from core.ids import new_id, new_token
+from core.kommo.auth.tokens import seal
+from core.logging import configure_logging
+from core.models.kommo import AuthKind, KommoAccount
+from core.security.keyring import Keyring
+from core.services import build_services
+from core.storage.embedded import free_port, mongo_command, wait_for_port
+from core.storage.repositories.kommo_accounts import hook_token_hash
+from tasks.app import create_celery
+from tasks.queue import CeleryTaskQueue
+from web.app import create_app
+from web.routes.kommo import KOMMO
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "shared/fixtures/kommo/webhooks_form/kommo2026_message_add_waba_text.pairs.json"
 
@@ -58,7 +77,6 @@ def _summary(latencies: list[float], statuses: dict, acked: int, duration: float
 async def load_aiohttp(url: str, duration: float, connections: int, warmup: float) -> dict:
     """The first load generator: aiohttp's client. It costs several hundred microseconds of CPU
     per request, so on a 2-core box it, not the server, caps the bare handler."""
-    import aiohttp
 
     template = body_template()
     latencies: list[float] = []
@@ -153,7 +171,6 @@ async def load_raw(url: str, duration: float, connections: int, warmup: float) -
     """The default load generator: N raw keep-alive connections, each one request in flight at a
     time (closed loop, as wrk), costing a few tens of microseconds per request, so the servers
     are what is measured. Same bodies and headers as the aiohttp client."""
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
@@ -198,18 +215,6 @@ async def bare_app() -> web.Application:
 
 
 async def main(args) -> None:
-    from core.config import MongoSettings, RedisSettings, Settings
-    from core.ids import new_id, new_token
-    from core.kommo.auth.tokens import seal
-    from core.logging import configure_logging
-    from core.models.kommo import AuthKind, KommoAccount
-    from core.security.keyring import Keyring
-    from core.services import build_services
-    from core.storage.embedded import free_port, mongo_command, wait_for_port
-    from core.storage.repositories.kommo_accounts import hook_token_hash
-    from tasks.app import create_celery
-    from tasks.queue import CeleryTaskQueue
-    from web.app import create_app
 
     configure_logging("WARNING", json=True)
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0] + "/15"
@@ -235,9 +240,9 @@ async def main(args) -> None:
                         await services.redis.rpush("inbound", *[f"{o}:{e}" for o, e in refs])
                 queue = _NullQueue()
             bare_runner, bare_url = await serve(await bare_app())
-            ours_app = create_app(services, queue)
+            services.queue = queue
+            ours_app = create_app(services)
             ours_runner, ours_url = await serve(ours_app)
-            import psutil  # noqa: PLC0415
 
             me, db = psutil.Process(), psutil.Process(mongo.pid)
 
@@ -254,7 +259,6 @@ async def main(args) -> None:
                 bare = await phase(f"{bare_url}/webhooks/kommo/{hook}")
                 profiler = None
                 if args.profile:  # diagnosis only: cProfile of the server's event loop thread
-                    import cProfile  # noqa: PLC0415
 
                     profiler = cProfile.Profile()
                     profiler.enable()
@@ -264,7 +268,6 @@ async def main(args) -> None:
                     profiler.dump_stats(args.profile)
                 await asyncio.sleep(0.5)  # QUEUED bookkeeping after the last answers
                 stored = await services.storage.events.count(org.id)
-                from web.routes.kommo import KOMMO  # noqa: PLC0415
 
                 batches = ours_app[KOMMO].intake.committer.batches
                 enqueued = await services.redis.llen("inbound")

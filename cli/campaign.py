@@ -1,13 +1,12 @@
 """`kommo-agent campaign ...`: start, follow, cancel and list campaigns (рассылки).
 
-`start` stores the campaign and hands it to a worker (task `kommo.run_campaign`); with `--wait`
+`start` stores the campaign and hands it to a worker (task `campaigns.run`); with `--wait`
 it runs it right here, printing a progress line and the final report, so it works without a
 worker. Errors are one line and exit 1.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,29 +14,17 @@ from typing import Any
 import click
 
 from cli.common import run_with_services
+from core.errors import ServiceUnavailable
 
 
 async def _service(services):
-    from core.campaigns.service import build_campaigns  # noqa: PLC0415
-
-    return await build_campaigns(services)
+    return await services.campaigns()
 
 
 async def _enqueue(services, org_id: str, campaign_id: str) -> None:
-    """Hand the campaign to a worker (task `kommo.run_campaign`) over this process's broker."""
-    from core.errors import ServiceUnavailable  # noqa: PLC0415
-    from core.services import effective_redis_url  # noqa: PLC0415
-    from tasks.app import create_celery  # noqa: PLC0415 - only when handing over to a worker
-
-    def send() -> None:
-        app = create_celery(effective_redis_url(services.settings))
-        try:
-            app.send_task("kommo.run_campaign", args=(org_id, campaign_id))
-        finally:
-            app.close()
-
+    """Hand the campaign to a worker (task `campaigns.run`) over this process's broker."""
     try:
-        await asyncio.to_thread(send)
+        await services.queue.run_campaign(org_id, campaign_id)
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; the operator needs one line
         raise ServiceUnavailable(
             f"campaign {campaign_id} is stored but could not be handed to a worker ({type(exc).__name__}: {exc}); "
@@ -115,16 +102,13 @@ def start(org_id: str, agent: str, pipeline: str, stage: str, tag: str | None, t
 
     async def job(services):
         service = await _service(services)
-        try:
-            created = await service.start(org_id, agent=agent, pipeline=pipeline, stage=stage, template=text or "",
-                                          tag=tag, personalise=personalise)
-            click.echo(created.id)
-            if not wait:
-                await _enqueue(services, org_id, created.id)
-                return None
-            return await _run_inline(service, org_id, created.id)
-        finally:
-            await service.close()
+        created = await service.start(org_id, agent=agent, pipeline=pipeline, stage=stage, template=text or "",
+                                      tag=tag, personalise=personalise)
+        click.echo(created.id)
+        if not wait:
+            await _enqueue(services, org_id, created.id)
+            return None
+        return await _run_inline(service, org_id, created.id)
 
     finished = run_with_services(job)
     if finished is not None:
@@ -139,10 +123,7 @@ def status(org_id: str, campaign_id: str) -> None:
 
     async def job(services):
         service = await _service(services)
-        try:
-            return await service.status(org_id, campaign_id)
-        finally:
-            await service.close()
+        return await service.status(org_id, campaign_id)
 
     _print_report(*run_with_services(job))
 
@@ -155,10 +136,7 @@ def cancel(org_id: str, campaign_id: str) -> None:
 
     async def job(services):
         service = await _service(services)
-        try:
-            return await service.cancel(org_id, campaign_id)
-        finally:
-            await service.close()
+        return await service.cancel(org_id, campaign_id)
 
     done = run_with_services(job)
     click.echo(f"cancelled: {done.id} after {done.sent} sent, {done.skipped} skipped, {done.failed} failed "
@@ -174,15 +152,12 @@ def resume(org_id: str, campaign_id: str, wait: bool) -> None:
 
     async def job(services):
         service = await _service(services)
-        try:
-            resumed = await service.resume(org_id, campaign_id)
-            if not wait:
-                await _enqueue(services, org_id, resumed.id)
-                click.echo(f"resumed: {resumed.id}")
-                return None
-            return await _run_inline(service, org_id, resumed.id)
-        finally:
-            await service.close()
+        resumed = await service.resume(org_id, campaign_id)
+        if not wait:
+            await _enqueue(services, org_id, resumed.id)
+            click.echo(f"resumed: {resumed.id}")
+            return None
+        return await _run_inline(service, org_id, resumed.id)
 
     finished = run_with_services(job)
     if finished is not None:
@@ -197,10 +172,7 @@ def list_(org_id: str, limit: int) -> None:
 
     async def job(services):
         service = await _service(services)
-        try:
-            return await service.list(org_id, limit)
-        finally:
-            await service.close()
+        return await service.list(org_id, limit)
 
     items = run_with_services(job)
     if not items:

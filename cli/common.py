@@ -20,6 +20,8 @@ from core.config import Settings, load_settings
 from core.errors import KommoAgentError
 from core.services import CoreServices, build_services
 from core.storage.embedded import port_is_open, running_mongo
+from tasks.app import create_celery
+from tasks.queue import CeleryTaskQueue
 
 T = TypeVar("T")
 
@@ -39,7 +41,9 @@ def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Set
     settings = settings or load_settings()
 
     async def _main() -> T:
-        services = await build_services(settings, create_key_file=settings.mongo.url is None)
+        # The queue connects only when a command hands work to a worker.
+        services = await build_services(settings, queue=CeleryTaskQueue(create_celery(settings=settings)),
+                                        create_key_file=settings.mongo.url is None)
         try:
             return await job(services)
         finally:

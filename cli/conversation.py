@@ -6,15 +6,16 @@ from __future__ import annotations
 import click
 
 from cli.common import run_with_services
+from core.conversations import handoff
+from core.conversations.context import EngineDeps
 from core.errors import NotFound
 from core.models.conversation import ConversationState
+from core.orgs import require_org
 
 
 def _deps(services):
     # handoff.resume/pause only touch storage: a minimal EngineDeps avoids building the agent
     # runtime (embedding model, vector store) for a one-line state change.
-    from core.conversations.context import EngineDeps  # noqa: PLC0415
-
     return EngineDeps(storage=services.storage, redis=services.redis, queue=None, runtime=None,  # type: ignore[arg-type]
                       kommo=None)  # type: ignore[arg-type]
 
@@ -30,8 +31,6 @@ def conversation() -> None:
 @click.option("--limit", default=50, show_default=True)
 def list_(org_id: str, state: str | None, limit: int) -> None:
     """Conversations, most recent customer message first."""
-    from core.orgs import require_org  # noqa: PLC0415
-
     async def job(services):
         await require_org(services.storage, org_id)
         query = {"state": state} if state else {}
@@ -48,8 +47,6 @@ def list_(org_id: str, state: str | None, limit: int) -> None:
 
 
 def _set_state(org_id: str, conversation_id: str, action: str) -> None:
-    from core.conversations import handoff  # noqa: PLC0415
-
     async def job(services):
         existing = await services.storage.conversations.get(org_id, conversation_id)
         if existing is None:

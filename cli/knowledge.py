@@ -30,7 +30,8 @@ async def _progress(source: KnowledgeSource) -> None:
 
 
 async def _with_knowledge(services, job):
-    knowledge = await build_knowledge(services)
+    # No task queue: this command indexes inline instead of handing sources to a worker.
+    knowledge = await build_knowledge(services.settings, services.storage, meter=services.meter)
     try:
         return await job(knowledge)
     finally:
@@ -168,18 +169,20 @@ def eval_retrieval(dataset: str, passages: str, limit: int, embedding_cache: str
             raise click.UsageError(f"--translations: {exc}") from None
 
     async def job(services):
-        from core.ai.encoders.dense import CachedEmbedder, build_embedder  # noqa: PLC0415
-        from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415
+        from core.ai.encoders.dense import CachedEmbedder, build_embedder  # noqa: PLC0415 - loads numpy/models
+        from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415 - as above
 
         cache = None
         if embedding_cache:
-            cache = CachedEmbedder(build_embedder(services.settings, services.storage), embedding_cache)
+            cache = CachedEmbedder(build_embedder(services.settings, services.meter), embedding_cache)
         with tempfile.TemporaryDirectory(prefix="kommo-eval-") as folder:
             # A private store: the evaluation never touches (or locks) the product's vectors.
             translator, label = reference, REFERENCE
             if translator is None:
-                translator, label = build_translator(services, await services.llm()), services.settings.llm.model
-            k = await build_knowledge(services, vector_store=EdgeVectorStore(Path(folder)), embedder=cache,
+                translator = build_translator(services.settings.knowledge, await services.llm())
+                label = services.settings.llm.model
+            k = await build_knowledge(services.settings, services.storage, meter=services.meter,
+                                      vector_store=EdgeVectorStore(Path(folder)), embedder=cache,
                                       translator=translator)
             try:
                 report = await evaluate_retrieval(

@@ -10,10 +10,8 @@ from cli.common import run_with_services
 from core.errors import InvalidInput
 
 
-def _service(services):
-    from tasks.kommo import kommo_service  # noqa: PLC0415 - same lookup the worker uses
-
-    return kommo_service(services)
+async def _service(services):
+    return await services.kommo()
 
 
 @click.group()

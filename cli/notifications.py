@@ -9,6 +9,7 @@ import click
 
 from cli.common import run_with_services
 from core.errors import NotFound
+from core.orgs import require_org
 
 
 @click.group()
@@ -22,8 +23,6 @@ def notifications() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line, with every parameter")
 def list_(org_id: str, limit: int, as_json: bool) -> None:
     """Pending notifications, oldest first."""
-    from core.orgs import require_org  # noqa: PLC0415
-
     async def job(services):
         await require_org(services.storage, org_id)
         return await services.storage.notifications.pending(org_id, limit=limit)

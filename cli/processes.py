@@ -9,6 +9,7 @@ import click
 
 from core.config import load_settings
 from core.logging import configure_logging
+from tasks.routing import QUEUES
 
 
 def _logging() -> None:
@@ -20,7 +21,7 @@ def _logging() -> None:
 @click.option("--ready-timeout", default=60.0, show_default=True, help="Seconds to wait for /readyz")
 def up(ready_timeout: float) -> None:
     """Start every service and process; Ctrl-C stops them all."""
-    from cli.supervisor import Supervisor  # noqa: PLC0415
+    from cli.supervisor import Supervisor  # noqa: PLC0415 - each process command loads only its process
 
     sys.exit(Supervisor(load_settings(), ready_timeout=ready_timeout).run())
 
@@ -28,8 +29,8 @@ def up(ready_timeout: float) -> None:
 @click.command()
 def web() -> None:
     """The aiohttp app: Kommo webhooks, OAuth callback, health and metrics."""
-    from core.eventloop import run  # noqa: PLC0415
-    from web.server import serve  # noqa: PLC0415
+    from core.eventloop import run  # noqa: PLC0415 - as above
+    from web.server import serve  # noqa: PLC0415 - as above
 
     _logging()
     run(serve(load_settings()))
@@ -38,10 +39,10 @@ def web() -> None:
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--pool", default=None, help="Celery pool (threads in embedded mode)")
 @click.option("--concurrency", "-c", default=None, type=int)
-@click.option("--queues", "-Q", default="inbound,kommo,ingest,reports", show_default=True)
+@click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True)
 def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
-    """A Celery worker for the inbound, kommo, ingest and reports queues."""
-    from tasks.app import celery_app  # noqa: PLC0415
+    """A Celery worker for the inbound, kommo and ingest queues."""
+    from tasks.app import celery_app  # noqa: PLC0415 - as above
 
     _logging()
     settings = load_settings()
@@ -56,7 +57,7 @@ def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
 @click.command()
 def beat() -> None:
     """Celery beat: token refresh, periodic sync, follow-ups."""
-    from tasks.app import celery_app  # noqa: PLC0415
+    from tasks.app import celery_app  # noqa: PLC0415 - as above
 
     _logging()
     settings = load_settings()
@@ -68,7 +69,7 @@ def beat() -> None:
 @click.command()
 def bot() -> None:
     """The Telegram admin bot (long polling)."""
-    from bot.main import run_polling  # noqa: PLC0415
+    from bot.main import run_polling  # noqa: PLC0415 - as above
 
     _logging()
     asyncio.run(run_polling(load_settings()))

@@ -16,12 +16,10 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from core.config import Settings
 from core.security.keyring import load_keyring
-from core.storage.embedded import (mongo_command, mongo_url, port_is_open, redis_command,
-                                   redis_url, wait_for_port)
+from core.storage.embedded import mongo_command, mongo_url, port_is_open, redis_command, redis_url, wait_for_port
 
 
 @dataclass
@@ -96,7 +94,7 @@ class Supervisor:
 
     @staticmethod
     def _redis_reachable(url: str) -> bool:
-        import redis  # noqa: PLC0415
+        import redis  # noqa: PLC0415 - only while probing for a running Redis
 
         try:
             redis.Redis.from_url(url, socket_connect_timeout=1).ping()

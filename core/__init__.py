@@ -1,0 +1,1 @@
+"""The product core: domain services, storage and integrations; no Telegram, web server or Celery (see docs/ARCHITECTURE.md)."""

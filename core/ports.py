@@ -15,6 +15,9 @@ class TaskQueue(Protocol):
 
     async def sync_account(self, org_id: str) -> None: ...
 
+    async def run_campaign(self, org_id: str, campaign_id: str) -> None:
+        """Hand a stored campaign to a worker (its batches re-enqueue themselves)."""
+
     async def backlog(self) -> int:
         """Inbound tasks waiting in the broker (the recovery sweep holds off while work waits)."""
 

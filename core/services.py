@@ -1,30 +1,40 @@
-"""The core composition root: every client and service a process needs, built once.
+"""The composition root: every client and service a process needs, built once and wired here.
 
-Adapters (web, bot, worker, CLI) call `build_services(settings)` on their event loop and pass
-the result down; nothing in core reads module-level clients.
+Adapters (web, bot, worker, CLI) call `build_services(settings, queue=...)` on their event loop
+and pass the result down. Each area's builder takes the explicit dependencies it needs and
+returns its service; nothing below this module imports it (an import-linter contract in
+pyproject.toml keeps it so). Areas are built on first use, so a one-off CLI command does not
+load models or open the vector store.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
 
 from core.config import Settings
+from core.ports import TaskQueue
 from core.security.keyring import Keyring, load_keyring
 from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
+from core.usage.metering import UsageMeter
+from core.usage.repository import UsageRepository
 
 if TYPE_CHECKING:
+    from core.ai.answer.runtime import AgentRuntime
     from core.ai.knowledge import KnowledgeServices
     from core.ai.llm import LLMClient
-    from core.ai.answer.runtime import AgentRuntime
+    from core.campaigns.service import CampaignService
     from core.conversations.engine import ConversationEngine
-    from core.ports import TaskQueue
+    from core.kommo.service import KommoService
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,81 +44,106 @@ class CoreServices:
     storage: Storage
     redis: aioredis.Redis
     keyring: Keyring
-    # Areas built on first use, so a one-off CLI command does not load models or open stores.
+    usage: UsageRepository
+    meter: UsageMeter
+    # Background work; None in a process that never enqueues (a one-off CLI command).
+    queue: TaskQueue | None = None
     _areas: dict[str, Any] = field(default_factory=dict, repr=False)
     _area_locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
 
-    async def _area(self, name: str, build) -> Any:
+    @classmethod
+    def over(cls, settings: Settings, *, mongo_client: AsyncMongoClient, storage: Storage, redis: aioredis.Redis,
+             keyring: Keyring, queue: TaskQueue | None = None) -> CoreServices:
+        """Services over clients the caller already holds (tests, benchmarks)."""
+        usage = UsageRepository(storage.db)
+        return cls(settings=settings, mongo_client=mongo_client, storage=storage, redis=redis, keyring=keyring,
+                   usage=usage, meter=UsageMeter(usage), queue=queue)
+
+    async def _area(self, name: str, build: Callable[[], Awaitable[T]]) -> T:
         lock = self._area_locks.setdefault(name, asyncio.Lock())
         async with lock:
             if name not in self._areas:
                 self._areas[name] = await build()
             return self._areas[name]
 
-    async def kommo(self):
-        """The Kommo integration (client, tokens, sync, intake, actions)."""
-        from core.kommo.service import build_kommo  # noqa: PLC0415
+    async def kommo(self) -> KommoService:
+        """The Kommo integration (client, tokens, sync, intake when there is a queue, actions)."""
+        from core.kommo.service import build_kommo  # noqa: PLC0415 - areas load on first use
 
-        async def build():
-            return build_kommo(self)
+        async def build() -> KommoService:
+            return build_kommo(self.settings.kommo, storage=self.storage, redis=self.redis, keyring=self.keyring,
+                               queue=self.queue)
 
         return await self._area("kommo", build)
 
     async def llm(self) -> LLMClient | None:
-        """The process's LLM client (shared by replies and query translation); None without a key."""
-        from core.ai.factory import build_llm  # noqa: PLC0415
+        """The process's one LLM client (replies, translation, campaigns); None without a key."""
+        from core.ai.factory import build_llm  # noqa: PLC0415 - areas load on first use
 
-        async def build():
-            return build_llm(self)
+        async def build() -> LLMClient | None:
+            return build_llm(self.settings.llm, self.meter)
 
         return await self._area("llm", build)
 
-    async def knowledge(self, queue: TaskQueue | None = None) -> KnowledgeServices:
-        from core.ai.factory import build_translator  # noqa: PLC0415
-        from core.ai.knowledge import build_knowledge  # noqa: PLC0415
+    async def knowledge(self) -> KnowledgeServices:
+        """Vector store, embedder, retriever and ingestion. In the embedded default only the
+        process that owns the vector store may call this."""
+        from core.ai.factory import build_translator  # noqa: PLC0415 - areas load on first use
+        from core.ai.knowledge import build_knowledge  # noqa: PLC0415 - as above
 
-        async def build():
-            return await build_knowledge(self, queue=queue, translator=build_translator(self, await self.llm()))
+        async def build() -> KnowledgeServices:
+            return await build_knowledge(self.settings, self.storage, meter=self.meter, queue=self.queue,
+                                         translator=build_translator(self.settings.knowledge, await self.llm()))
 
         return await self._area("knowledge", build)
 
     async def runtime(self) -> AgentRuntime:
-        from core.ai.factory import build_runtime  # noqa: PLC0415
+        from core.ai.factory import build_runtime, known_secrets  # noqa: PLC0415 - areas load on first use
 
-        async def build():
-            return build_runtime(self, (await self.knowledge()).retriever, llm=await self.llm())
+        async def build() -> AgentRuntime:
+            return build_runtime((await self.knowledge()).retriever, catalog=self.storage.kommo_catalog,
+                                 llm=await self.llm(), secrets=known_secrets(self.settings))
 
         return await self._area("runtime", build)
 
-    async def campaigns(self):
-        """Campaigns over the Kommo area (no knowledge stack needed)."""
-        from core.campaigns.service import build_campaigns  # noqa: PLC0415
+    async def campaigns(self) -> CampaignService:
+        """Campaigns over the Kommo area and the shared LLM client (no knowledge stack needed)."""
+        from core.campaigns.service import build_campaigns  # noqa: PLC0415 - areas load on first use
 
-        return await self._area("campaigns", lambda: build_campaigns(self))
+        async def build() -> CampaignService:
+            return build_campaigns(storage=self.storage, redis=self.redis, kommo=await self.kommo(),
+                                   llm=await self.llm())
 
-    async def engine(self, queue: TaskQueue) -> ConversationEngine:
-        from core.conversations.context import EngineDeps  # noqa: PLC0415
-        from core.conversations.engine import ConversationEngine  # noqa: PLC0415
-        from core.conversations.kommo_gateway import ActionsGateway  # noqa: PLC0415
+        return await self._area("campaigns", build)
 
-        async def build():
+    async def engine(self) -> ConversationEngine:
+        from core.conversations.context import EngineDeps  # noqa: PLC0415 - areas load on first use
+        from core.conversations.engine import ConversationEngine  # noqa: PLC0415 - as above
+        from core.conversations.kommo_gateway import ActionsGateway  # noqa: PLC0415 - as above
+
+        async def build() -> ConversationEngine:
+            if self.queue is None:
+                raise RuntimeError("the conversation engine needs the task queue: build_services(..., queue=...)")
             kommo = await self.kommo()
-            deps = EngineDeps(storage=self.storage, redis=self.redis, queue=queue, runtime=await self.runtime(),
-                              kommo=ActionsGateway(kommo.actions, kommo.api),
-                              debounce_s=self.settings.worker.debounce_s)
-            return ConversationEngine(deps)
+            return ConversationEngine(EngineDeps(
+                storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
+                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s))
 
         return await self._area("engine", build)
 
     async def close_areas(self) -> None:
-        for name in ("campaigns", "runtime", "knowledge", "kommo", "llm"):
+        # Campaigns and the runtime hold nothing of their own; the LLM client closes once.
+        for name in ("knowledge", "kommo", "llm"):
             area = self._areas.pop(name, None)
-            if area is not None and hasattr(area, "close"):
+            if area is not None:
                 await area.close()
         self._areas.clear()
 
     async def close(self) -> None:
-        await self.close_areas()
+        await self.close_areas()  # drains intake's group commits through the queue first
+        close_queue = getattr(self.queue, "close", None)  # the Celery queue holds a broker connection
+        if close_queue is not None:
+            await close_queue()
         await self.redis.aclose()
         await self.mongo_client.close()
 
@@ -128,7 +163,7 @@ def redis_client(url: str) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-async def build_services(settings: Settings, *, keyring: Keyring | None = None,
+async def build_services(settings: Settings, *, queue: TaskQueue | None = None, keyring: Keyring | None = None,
                          bootstrap_indexes: bool = True, create_key_file: bool = False) -> CoreServices:
     client = create_mongo_client(effective_mongo_url(settings), settings.mongo)
     db = client[settings.mongo.database]
@@ -139,10 +174,5 @@ async def build_services(settings: Settings, *, keyring: Keyring | None = None,
         settings.key_file,
         create=create_key_file,
     )
-    return CoreServices(
-        settings=settings,
-        mongo_client=client,
-        storage=Storage.from_db(db),
-        redis=redis_client(effective_redis_url(settings)),
-        keyring=ring,
-    )
+    return CoreServices.over(settings, mongo_client=client, storage=Storage.from_db(db),
+                             redis=redis_client(effective_redis_url(settings)), keyring=ring, queue=queue)

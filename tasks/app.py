@@ -1,41 +1,42 @@
-"""The one Celery app: Redis broker and result backend, queues and routes.
+"""The one Celery app: Redis broker and result backend, queues and explicit routes.
 
-Tasks live in `tasks/<area>.py`, take ids, and call one core service through `tasks.runtime`.
+Tasks live in `tasks/<area>.py`, are named `<area>.<verb>`, derive from `tasks.base.CoreTask`,
+take ids, and call one core service. Settings are read once, when the app is created.
 """
 
 from __future__ import annotations
-
-import os
 
 from celery import Celery
 from kombu import Queue
 
 from core.config import Settings, load_settings
 from core.services import effective_redis_url
+from tasks.routing import QUEUES, ROUTES
 
-QUEUES = ("inbound", "kommo", "ingest", "reports")
 TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns")
 
 
-def create_celery(broker_url: str | None = None) -> Celery:
-    # The launcher exports the effective REDIS_URL (embedded or external) to every child.
-    settings = load_settings()
+def create_celery(broker_url: str | None = None, settings: Settings | None = None) -> Celery:
+    """The app; its configuration (settings, hence the environment) is read lazily, once, when
+    Celery first needs it, so importing a task module reads nothing."""
+    app = Celery("kommo_agent", include=list(TASK_MODULES))
+    app.add_defaults(lambda: celery_config(settings or load_settings(), broker_url))
+    return app
+
+
+def celery_config(settings: Settings, broker_url: str | None = None) -> dict:
     url = broker_url or effective_redis_url(settings)
     worker = settings.worker
     # Every countdown we schedule (debounce, retry backoff) stays below the visibility timeout,
     # or Redis would redeliver a task that is merely waiting (Celery's Redis caveat).
     longest_countdown = max(worker.max_retry_countdown_s, worker.debounce_s)
     visibility = max(worker.visibility_timeout_s, int(longest_countdown) + 30)
-    app = Celery("kommo_agent", broker=url, backend=url, include=list(TASK_MODULES))
-    app.conf.update(
+    return dict(
+        broker_url=url,
+        result_backend=url,
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="inbound",
-        task_routes={
-            "inbound.*": {"queue": "inbound"},
-            "kommo.*": {"queue": "kommo"},
-            "ingest.*": {"queue": "ingest"},
-            "reports.*": {"queue": "reports"},
-        },
+        task_routes=ROUTES,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -52,8 +53,6 @@ def create_celery(broker_url: str | None = None) -> Celery:
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
-    return app
-
 
 
 def beat_schedule(settings: Settings) -> dict:
@@ -66,8 +65,10 @@ def beat_schedule(settings: Settings) -> dict:
         "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
-        "campaigns-resume": {"task": "kommo.resume_campaigns", "schedule": 60.0},
+        "campaigns-resume": {"task": "campaigns.resume_stalled", "schedule": 60.0},
     }
 
 
-celery_app = create_celery(os.environ.get("CELERY_BROKER_URL"))
+# The launcher exports the effective REDIS_URL (embedded or external) to every child; the
+# configuration is read from it on first use.
+celery_app = create_celery()

@@ -10,70 +10,42 @@ from __future__ import annotations
 
 from celery.utils.log import get_task_logger
 
-from core.config import load_settings
 from tasks.app import celery_app
-from tasks.queue import CeleryTaskQueue
-from tasks.retry import TRANSIENT, retry_or_fail
-from tasks.runtime import run
+from tasks.base import CoreTask
+from tasks.retry import TRANSIENT
 
 logger = get_task_logger(__name__)
-_queue = CeleryTaskQueue(celery_app)
-MAX_RETRIES = load_settings().worker.max_retries
 
 
-async def _engine(services):
-    return await services.engine(_queue)
-
-
-@celery_app.task(name="inbound.process_event", bind=True, acks_late=True, reject_on_worker_lost=True,
-                 max_retries=MAX_RETRIES)
-def process_event(self, org_id: str, event_id: str) -> str:
+@celery_app.task(name="inbound.process_event", base=CoreTask, bind=True, acks_late=True,
+                 reject_on_worker_lost=True)
+def process_event(self: CoreTask, org_id: str, event_id: str) -> str:
     try:
-        return run(lambda s: _process_event(s, org_id, event_id))
+        return self.core(lambda s: _engine_call(s, "process_event", org_id, event_id))
     except TRANSIENT as exc:
-        return retry_or_fail(self, exc, lambda: run(lambda s: _fail_event(s, org_id, event_id, str(exc))))
+        error = str(exc)
+        return self.retry_or_fail(exc, lambda s: _engine_call(s, "fail_event", org_id, event_id, error))
 
 
-async def _process_event(services, org_id: str, event_id: str) -> str:
-    return await (await _engine(services)).process_event(org_id, event_id)
-
-
-async def _fail_event(services, org_id: str, event_id: str, error: str) -> None:
-    await (await _engine(services)).fail_event(org_id, event_id, error)
-
-
-@celery_app.task(name="inbound.run_turn", bind=True, acks_late=True, reject_on_worker_lost=True,
-                 max_retries=MAX_RETRIES)
-def run_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None = None) -> str:
+@celery_app.task(name="inbound.run_turn", base=CoreTask, bind=True, acks_late=True, reject_on_worker_lost=True)
+def run_turn(self: CoreTask, org_id: str, conversation_id: str, trigger_message_id: str | None = None) -> str:
     try:
-        return run(lambda s: _run_turn(s, org_id, conversation_id, trigger_message_id))
+        return self.core(lambda s: _engine_call(s, "run_turn", org_id, conversation_id, trigger_message_id))
     except TRANSIENT as exc:
-        return retry_or_fail(self, exc, lambda: run(lambda s: _fail_turn(s, org_id, conversation_id, str(exc))))
+        error = str(exc)
+        return self.retry_or_fail(exc, lambda s: _engine_call(s, "fail_turn", org_id, conversation_id, error))
 
 
-async def _run_turn(services, org_id: str, conversation_id: str, trigger: str | None) -> str:
-    return await (await _engine(services)).run_turn(org_id, conversation_id, trigger)
+@celery_app.task(name="inbound.sweep", base=CoreTask, bind=True)
+def sweep(self: CoreTask) -> dict:
+    stale = self.settings.worker.sweep_stale_s
+    return self.core(lambda s: _engine_call(s, "sweep", stale_after_s=stale)).__dict__
 
 
-async def _fail_turn(services, org_id: str, conversation_id: str, error: str) -> None:
-    await (await _engine(services)).fail_turn(org_id, conversation_id, error)
+@celery_app.task(name="inbound.follow_ups", base=CoreTask, bind=True)
+def follow_ups(self: CoreTask) -> int:
+    return self.core(lambda s: _engine_call(s, "follow_ups"))
 
 
-@celery_app.task(name="inbound.sweep")
-def sweep() -> dict:
-    stale = load_settings().worker.sweep_stale_s
-    report = run(lambda s: _sweep(s, stale))
-    return report.__dict__
-
-
-async def _sweep(services, stale: float):
-    return await (await _engine(services)).sweep(stale_after_s=stale)
-
-
-@celery_app.task(name="inbound.follow_ups")
-def follow_ups() -> int:
-    return run(lambda s: _follow_ups(s))
-
-
-async def _follow_ups(services) -> int:
-    return await (await _engine(services)).follow_ups()
+async def _engine_call(services, method: str, *args, **kwargs):
+    return await getattr(await services.engine(), method)(*args, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery.utils.log import get_task_logger
 
 from tasks.app import celery_app
-from tasks.runtime import run
+from tasks.base import CoreTask
 
 logger = get_task_logger(__name__)
 
@@ -13,16 +13,18 @@ logger = get_task_logger(__name__)
 # Time limit below the broker visibility timeout (tasks/app.py), or Redis redelivers a live task.
 # acks_late is safe because indexing is idempotent: a redelivered task writes the same
 # generation's points under deterministic ids, and an unchanged source is skipped by its hash.
-@celery_app.task(name="ingest.index_source", acks_late=True, soft_time_limit=3000, time_limit=3300)
-def index_source(org_id: str, source_id: str) -> str:
-    async def job(services) -> str:
-        # The process's one knowledge area: Qdrant Edge allows a single opener of its folder.
-        knowledge = await services.knowledge()
-        try:
-            source = await knowledge.ingestion.index_source(org_id, source_id)
-        except Exception as exc:  # the reason is on the source already; do not retry bad input
-            logger.warning("ingest failed org=%s source=%s: %s", org_id, source_id, exc)
-            return "failed"
-        return str(source.status)
+@celery_app.task(name="ingest.index_source", base=CoreTask, bind=True, acks_late=True, soft_time_limit=3000,
+                 time_limit=3300)
+def index_source(self: CoreTask, org_id: str, source_id: str) -> str:
+    return self.core(lambda s: _index_source(s, org_id, source_id))
 
-    return run(job)
+
+async def _index_source(services, org_id: str, source_id: str) -> str:
+    # The process's one knowledge area: Qdrant Edge allows a single opener of its folder.
+    knowledge = await services.knowledge()
+    try:
+        source = await knowledge.ingestion.index_source(org_id, source_id)
+    except Exception as exc:  # noqa: BLE001 - the reason is on the source already; bad input is not retried
+        logger.warning("ingest failed org=%s source=%s: %s", org_id, source_id, exc)
+        return "failed"
+    return str(source.status)

@@ -129,6 +129,9 @@ class CeleryTaskQueue:
     async def sync_account(self, org_id: str) -> None:
         await asyncio.to_thread(self._send_many, "kommo.sync_account", [(org_id,)])
 
+    async def run_campaign(self, org_id: str, campaign_id: str) -> None:
+        await asyncio.to_thread(self._send_many, "campaigns.run", [(org_id, campaign_id)])
+
     async def schedule_turn(self, org_id: str, conversation_id: str, trigger_message_id: str | None,
                             countdown: float) -> None:
         await asyncio.to_thread(self._send_many, "inbound.run_turn",

@@ -13,9 +13,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from core.config import load_settings
+from celery import Celery
+
+from core.config import Settings
 from core.eventloop import new_event_loop
 from core.services import CoreServices, build_services
+from tasks.queue import CeleryTaskQueue
 
 T = TypeVar("T")
 
@@ -34,17 +37,18 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-async def _get_services() -> CoreServices:
+async def _get_services(settings: Settings, app: Celery) -> CoreServices:
     global _services
     if _services is None:
-        _services = asyncio.ensure_future(build_services(load_settings()))
+        _services = asyncio.ensure_future(build_services(settings, queue=CeleryTaskQueue(app)))
     return await asyncio.shield(_services)
 
 
-def run(job: Callable[[CoreServices], Awaitable[T]], timeout: float | None = None) -> T:
+def run(job: Callable[[CoreServices], Awaitable[T]], settings: Settings, app: Celery,
+        timeout: float | None = None) -> T:
     """Run `job(services)` on the process loop and wait for its result."""
 
     async def _call() -> T:
-        return await job(await _get_services())
+        return await job(await _get_services(settings, app))
 
     return asyncio.run_coroutine_threadsafe(_call(), _ensure_loop()).result(timeout)

@@ -16,6 +16,9 @@ from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from tests.fixtures.servers import nx_server, redis_test_url
 
+# Shared fixtures, registered once for the whole suite (not star-imported into test modules).
+pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -71,6 +74,5 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 def keyring() -> Keyring:
-    import os as _os
 
-    return Keyring(keys={"k1": _os.urandom(32)}, primary="k1")
+    return Keyring(keys={"k1": os.urandom(32)}, primary="k1")

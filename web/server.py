@@ -18,11 +18,8 @@ log = get_logger("web")
 
 
 async def serve(settings: Settings) -> None:
-    services = await build_services(settings)
-    from core.services import effective_redis_url  # noqa: PLC0415
-
-    queue = CeleryTaskQueue(create_celery(effective_redis_url(settings)))
-    app = create_app(services, queue)
+    services = await build_services(settings, queue=CeleryTaskQueue(create_celery(settings=settings)))
+    app = create_app(services)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.web.host, settings.web.port, reuse_address=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import KommoAgentError, ServiceUnavailable
+from core.errors import InvalidInput, KommoAgentError, ServiceUnavailable
 
 
 class LLMError(KommoAgentError):
@@ -19,3 +19,9 @@ class LLMRejected(LLMError):
     """The provider refused the request for a reason a retry cannot fix (400, 401, 403, 404)."""
 
     code = "llm_rejected"
+
+
+class ExtractionError(InvalidInput):
+    """The content cannot be turned into text; the message says why, for the manager."""
+
+    code = "extraction_failed"

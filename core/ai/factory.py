@@ -1,20 +1,17 @@
-"""Build the agent runtime from the process's core services (the lead wires it in services)."""
+"""Builders of the AI area's services from explicit dependencies (the composition root calls them)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from core.ai.llm import LLMClient
-from core.usage.metering import UsageMeter
-from core.ai.retrieval.translation import LLMQueryTranslator
 from core.ai.answer.runtime import AgentRuntime
+from core.ai.llm import LLMClient
+from core.ai.retrieval.translation import LLMQueryTranslator
 from core.ai.types import Retriever
+from core.config import KnowledgeSettings, LLMSettings, Settings
+from core.storage.repositories.kommo_catalog import KommoCatalogRepository
+from core.usage.metering import UsageMeter
 
-if TYPE_CHECKING:  # core.services imports this module; a runtime import would be circular
-    from core.services import CoreServices
 
-
-def known_secrets(settings) -> list[str]:
+def known_secrets(settings: Settings) -> list[str]:
     """Every configured secret value, so the runtime can redact them verbatim from prompts and
     replies (pattern-based redaction catches the usual shapes; this catches the rest)."""
     values = [settings.llm.api_key, settings.embeddings.api_key, settings.qdrant.api_key,
@@ -22,24 +19,19 @@ def known_secrets(settings) -> list[str]:
     return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
 
 
-def build_llm(services: CoreServices) -> LLMClient | None:
+def build_llm(settings: LLMSettings, meter: UsageMeter | None) -> LLMClient | None:
     """The metered LLM client, or None when LLM_API_KEY is empty."""
-    settings = services.settings
-    return LLMClient(settings.llm, meter=UsageMeter(services.storage.usage)) if settings.llm.enabled else None
+    return LLMClient(settings, meter=meter) if settings.enabled else None
 
 
-def build_translator(services: CoreServices, llm: LLMClient | None) -> LLMQueryTranslator | None:
+def build_translator(settings: KnowledgeSettings, llm: LLMClient | None) -> LLMQueryTranslator | None:
     """Query translation for retrieval: on when an LLM is configured, unless switched off."""
-    settings = services.settings.knowledge
     if llm is None or not settings.translate_queries:
         return None
     return LLMQueryTranslator(llm, timeout_s=settings.translation_timeout_s)
 
 
-def build_runtime(services: CoreServices, retriever: Retriever, *, llm: LLMClient | None = None) -> AgentRuntime:
-    """The runtime over `services`; no LLM client when LLM_API_KEY is empty (extractive mode)."""
-    settings = services.settings
-    if llm is None:
-        llm = build_llm(services)
-    return AgentRuntime(retriever=retriever, catalog=services.storage.kommo_catalog, llm=llm,
-                        secrets=known_secrets(settings))
+def build_runtime(retriever: Retriever, *, catalog: KommoCatalogRepository, llm: LLMClient | None,
+                  secrets: list[str]) -> AgentRuntime:
+    """The agent runtime; without an LLM client it answers from extracts."""
+    return AgentRuntime(retriever=retriever, catalog=catalog, llm=llm, secrets=secrets)

@@ -20,10 +20,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from core.ai.errors import LLMRejected, LLMUnavailable
-from core.usage.metering import UsageContext, UsageMeter
 from core.config import LLMSettings
 from core.errors import ConfigurationError
 from core.logging import get_logger
+from core.usage.metering import UsageContext, UsageMeter
 
 log = get_logger(__name__)
 
@@ -143,6 +143,6 @@ class LLMClient:
             try:
                 await self.meter.record_llm(usage, model=result.model, prompt_tokens=result.prompt_tokens,
                                             completion_tokens=result.completion_tokens)
-            except Exception:  # noqa: BLE001 - a metering outage must not drop a paid-for reply
+            except Exception:
                 log.exception("usage_record_failed", key=usage.idempotency_key)
         return result

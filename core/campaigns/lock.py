@@ -8,14 +8,10 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 
-from core.errors import KommoAgentError
+from core.campaigns.errors import CampaignBusy
 from core.locks import renewable_lock
 
 HOLD_S = 30.0
-
-
-class CampaignBusy(KommoAgentError):
-    code = "campaign_busy"
 
 
 @asynccontextmanager

@@ -13,10 +13,10 @@ from typing import Any
 
 from core.ai.errors import LLMError
 from core.ai.llm import LLMClient
-from core.usage.metering import UsageContext
 from core.errors import ConfigurationError
 from core.logging import get_logger
 from core.models.agent import Agent
+from core.usage.metering import UsageContext
 
 log = get_logger(__name__)
 MAX_GROWTH = 2.0  # a rewrite more than twice as long as the original is not a rewrite
@@ -37,10 +37,6 @@ class Personaliser:
     @property
     def enabled(self) -> bool:
         return self.llm is not None and self.llm.settings.enabled
-
-    async def close(self) -> None:
-        if self.llm is not None:
-            await self.llm.close()
 
     async def rewrite(self, org_id: str, agent: Agent, *, campaign_id: str, lead_id: int, text: str,
                       facts: dict[str, Any]) -> tuple[str, bool]:

@@ -32,7 +32,12 @@ from core.clock import utcnow
 from core.conversations.errors import RetryLater
 from core.errors import AlreadyExists, NotFound
 from core.kommo.errors import (
-    TRANSIENT, ActionInProgress, KommoAuthError, KommoBlocked, KommoError, KommoNotConnected,
+    TRANSIENT,
+    ActionInProgress,
+    KommoAuthError,
+    KommoBlocked,
+    KommoError,
+    KommoNotConnected,
 )
 from core.kommo.service import KommoService
 from core.logging import get_logger

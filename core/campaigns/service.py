@@ -1,14 +1,17 @@
 """`CampaignService`: start, run, follow, cancel and resume campaigns (the CLI now, the Telegram
-console later). `build_campaigns(services)` wires it over a process's core services."""
+console later). `build_campaigns(...)` wires it from explicit dependencies."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import redis.asyncio as aioredis
+
+from core.ai.llm import LLMClient
 from core.campaigns import runner
+from core.campaigns.errors import CampaignBusy
 from core.campaigns.facts import BASE_KEYS
-from core.campaigns.lock import CampaignBusy
 from core.campaigns.personalise import Personaliser
 from core.campaigns.report import build_report, recount
 from core.campaigns.runner import BatchResult, CampaignDeps, Progress
@@ -17,13 +20,12 @@ from core.campaigns.template import fact_key, validate
 from core.conversations.errors import RetryLater
 from core.errors import InvalidInput, NotFound
 from core.ids import new_id
+from core.kommo.service import KommoService
 from core.models.agent import DeliveryMode
 from core.models.campaign import ACTIVE, FINISHED, Campaign, CampaignStatus
 from core.models.kommo import ConnectionStatus
 from core.orgs import require_org
-
-if TYPE_CHECKING:
-    from core.services import CoreServices
+from core.storage import Storage
 
 BATCH = 25  # leads per batch: a few seconds of sends at Kommo's pace, then the task yields the worker
 
@@ -32,9 +34,6 @@ class CampaignService:
     def __init__(self, deps: CampaignDeps) -> None:
         self.deps = deps
         self.storage = deps.storage
-
-    async def close(self) -> None:
-        await self.deps.personaliser.close()
 
     # -- starting ------------------------------------------------------------------------------
     async def start(self, org_id: str, *, agent: str, pipeline: str, stage: str, template: str,
@@ -148,14 +147,8 @@ class CampaignService:
         return await self.get(org_id, campaign_id)
 
 
-async def build_campaigns(services: CoreServices) -> CampaignService:
-    """Over the process's Kommo area; an LLM client of its own (metered through the same usage
-    meter) only when an LLM is configured, so a campaign never loads the knowledge stack."""
-    from core.ai.llm import LLMClient  # noqa: PLC0415
-    from core.usage.metering import UsageMeter  # noqa: PLC0415
-
-    settings = services.settings
-    llm = LLMClient(settings.llm, meter=UsageMeter(services.storage.usage)) if settings.llm.enabled else None
-    deps = CampaignDeps(storage=services.storage, redis=services.redis, kommo=await services.kommo(),
-                        personaliser=Personaliser(llm))
-    return CampaignService(deps)
+def build_campaigns(*, storage: Storage, redis: aioredis.Redis, kommo: KommoService,
+                    llm: LLMClient | None) -> CampaignService:
+    """Over the process's Kommo area and its one LLM client (None: no personalising), so a
+    campaign never loads the knowledge stack."""
+    return CampaignService(CampaignDeps(storage=storage, redis=redis, kommo=kommo, personaliser=Personaliser(llm)))

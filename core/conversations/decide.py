@@ -11,15 +11,15 @@ import asyncio
 import time
 from typing import Any
 
-from core.ai.errors import LLMError
 from core.ai.answer.phrases import phrase
 from core.ai.answer.turn import TurnResult
+from core.ai.errors import LLMError
 from core.clock import day_key
 from core.conversations.context import EngineDeps
-from core.conversations.errors import RetryLater
+from core.conversations.errors import AgentTie, RetryLater
 from core.conversations.handoff import resume, resume_due
 from core.conversations.hours import is_within_hours
-from core.conversations.routing import AgentTie, needs_lead_stage, pick_agent
+from core.conversations.routing import needs_lead_stage, pick_agent
 from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger

@@ -1,3 +1,6 @@
+"""Errors of the conversation engine. The task layer retries the transient ones; a turn that keeps
+failing ends in a handoff note and an alert, never in silence."""
+
 from __future__ import annotations
 
 from core.errors import KommoAgentError
@@ -14,7 +17,13 @@ class RetryLater(KommoAgentError):
         self.countdown = countdown
 
 
-class TurnFailed(KommoAgentError):
-    """A permanent failure of a turn: ends in a handoff note and an alert, never in silence."""
+class ConversationBusy(KommoAgentError):
+    """Another worker holds this conversation's turn; the caller retries later."""
 
-    code = "turn_failed"
+    code = "conversation_busy"
+
+
+class AgentTie(KommoAgentError):
+    """Two enabled agents are equally specific for one lead's stage: an admin must narrow one."""
+
+    code = "agent_tie"

@@ -113,7 +113,9 @@ async def accept_manager_message(deps: EngineDeps, org_id: str, msg: ChatMessage
 
 
 def _same_text(a: str, b: str) -> bool:
-    norm = lambda s: " ".join(s.split()).casefold()  # noqa: E731
+    def norm(s: str) -> str:
+        return " ".join(s.split()).casefold()
+
     return norm(a) == norm(b)
 
 

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from core.kommo.actions.lead_actions import KommoActions
-from core.kommo.http.api import KommoApi
 from core.kommo.errors import KommoNotConnected, KommoNotFound, KommoValidationError
+from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord, ActionState
 

@@ -7,14 +7,8 @@ from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 
-from core.errors import KommoAgentError
+from core.conversations.errors import ConversationBusy
 from core.locks import renewable_lock
-
-
-class ConversationBusy(KommoAgentError):
-    """Another worker holds this conversation's turn; the caller retries later."""
-
-    code = "conversation_busy"
 
 
 @asynccontextmanager

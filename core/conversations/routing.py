@@ -4,12 +4,8 @@ unscoped one; two equally specific matches are a configuration error shown to th
 
 from __future__ import annotations
 
-from core.errors import KommoAgentError
+from core.conversations.errors import AgentTie
 from core.models.agent import Agent
-
-
-class AgentTie(KommoAgentError):
-    code = "agent_tie"
 
 
 def _in_scope(agent: Agent, pipeline_id: int | None, status_id: int | None) -> bool:

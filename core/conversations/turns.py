@@ -13,14 +13,15 @@ Exactly-once, step by step:
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.decide import HISTORY_LIMIT, decide
-from core.conversations.errors import RetryLater
+from core.conversations.errors import ConversationBusy, RetryLater
 from core.conversations.handoff import hand_off
-from core.conversations.locks import ConversationBusy, conversation_lock
+from core.conversations.locks import conversation_lock
 from core.errors import AlreadyExists
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
@@ -118,7 +119,6 @@ async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: d
         await deps.kommo.move_lead(org_id, lead_id=lead_id, pipeline_id=p["pipeline_id"],
                                    status_id=p["status_id"], idempotency_key=key)
     elif action["kind"] == "create_task":
-        from datetime import datetime  # noqa: PLC0415
 
         await deps.kommo.create_task(org_id, lead_id=lead_id, text=p["text"],
                                      deadline=datetime.fromisoformat(p["due_at"]),

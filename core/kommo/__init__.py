@@ -1,1 +1,3 @@
-"""Kommo CRM: http (paced, retried API calls) <- auth (tokens, OAuth, connections); intake (webhooks in -> stored events); sync (catalog copy); actions and delivery (our side effects out)."""
+"""Kommo CRM: http (paced, retried API calls) <- auth (tokens, OAuth, connections); intake
+(webhooks in -> stored events); sync (catalog copy); actions and delivery (our side effects
+out)."""

@@ -6,7 +6,7 @@ The retry policy keys off the class: `KommoRateLimited`, `KommoServerError` and
 
 from __future__ import annotations
 
-from core.errors import InvalidInput, KommoAgentError
+from core.errors import InvalidInput, KommoAgentError, NotFound
 
 
 class KommoError(KommoAgentError):
@@ -43,6 +43,12 @@ class KommoBlocked(KommoError):
     code = "kommo_blocked"
 
 
+class KommoForbidden(KommoError):
+    """403 on an endpoint the caller marked rights-dependent (e.g. users list for a non-admin)."""
+
+    code = "kommo_forbidden"
+
+
 class KommoNotFound(KommoError):
     code = "kommo_not_found"
 
@@ -77,6 +83,12 @@ class InvalidWebhook(InvalidInput):
     def __init__(self, reason: str) -> None:
         super().__init__(reason, reason=reason)
         self.reason = reason
+
+
+class UnknownHook(NotFound):
+    """A hook URL whose token names no connected account (rotated, disconnected or guessed)."""
+
+    code = "unknown_hook"
 
 
 class InvalidOAuthState(InvalidInput):

@@ -6,6 +6,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.clock import utcnow
+from core.models.stored import to_db
 
 
 class Document(BaseModel):
@@ -19,14 +20,12 @@ class Document(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _utc(cls, value: Any) -> Any:
-        # We only ever store UTC (as ISO strings, see core/storage/codec.py); be lenient on read.
+        # We only ever store UTC (as ISO strings, see core/models/stored.py); be lenient on read.
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
 
     def to_mongo(self) -> dict[str, Any]:
-        from core.storage.codec import to_db  # noqa: PLC0415 - models stay importable without storage
-
         return to_db(self.model_dump(by_alias=True, mode="python"))
 
     @classmethod

@@ -40,18 +40,3 @@ class KnowledgeSource(OrgDocument):
     generation: int = 0  # bumps on re-index; readers see only the live generation
     options: dict[str, Any] = Field(default_factory=dict)
     updated_at: datetime | None = None
-
-
-class UsageEvent(OrgDocument):
-    kind: str  # llm | embedding
-    model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    agent_id: str | None = None
-    conversation_id: str | None = None
-    purpose: str = ""  # reply, test_chat, ingest, eval...
-    day: str  # YYYY-MM-DD (UTC), see core/clock.py
-    month: str
-    idempotency_key: str | None = None
-    cost_usd: float | None = None

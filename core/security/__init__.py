@@ -1,0 +1,1 @@
+"""Secrets: the AES-GCM keyring with key ids, and key rotation."""

@@ -12,7 +12,7 @@ from core.storage.repositories.agents import AgentRepository
 from core.storage.repositories.campaigns import CampaignRepository, CampaignTargetRepository
 from core.storage.repositories.conversations import ConversationRepository, MessageRepository
 from core.storage.repositories.events import ActionJournal, WebhookEventRepository
-from core.storage.repositories.knowledge import KnowledgeSourceRepository, UsageRepository
+from core.storage.repositories.knowledge import KnowledgeSourceRepository
 from core.storage.repositories.kommo_accounts import KommoAccountRepository
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
 from core.storage.repositories.operators import InviteRepository, OperatorRepository
@@ -32,7 +32,6 @@ class Storage:
     kommo_accounts: KommoAccountRepository
     kommo_catalog: KommoCatalogRepository
     knowledge: KnowledgeSourceRepository
-    usage: UsageRepository
     conversations: ConversationRepository
     messages: MessageRepository
     events: WebhookEventRepository
@@ -54,7 +53,6 @@ class Storage:
             kommo_accounts=KommoAccountRepository(db),
             kommo_catalog=KommoCatalogRepository(db),
             knowledge=KnowledgeSourceRepository(db),
-            usage=UsageRepository(db),
             conversations=ConversationRepository(db),
             messages=MessageRepository(db),
             events=WebhookEventRepository(db),

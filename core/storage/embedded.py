@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,7 +69,6 @@ def redis_url(port: int, host: str = "127.0.0.1", db: int = 0) -> str:
 
 def wait_for_port(port: int, timeout: float = 30.0, proc=None, host: str = "127.0.0.1") -> None:
     """Wait until something listens on host:port; fail early if `proc` exits first."""
-    import time  # noqa: PLC0415
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

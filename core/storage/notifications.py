@@ -10,8 +10,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from core.clock import utcnow
 from core.ids import new_id
-from core.storage.repositories.base import scope
 from core.storage.codec import CodecCollection
+from core.storage.repositories.base import scope
 
 
 class NotificationOutbox:

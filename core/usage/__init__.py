@@ -1,1 +1,1 @@
-"""Usage: metering lives in core/ai (usage_events); quotas and plans here."""
+"""Usage: one event per metered provider call (model, repository, metering), and quotas before a reply."""

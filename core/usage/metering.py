@@ -1,20 +1,23 @@
-"""Usage metering of LLM calls: one UsageEvent per provider call, written once per key.
+"""Usage metering: one UsageEvent per provider call (LLM or paid embedding), written once per key.
 
-The idempotency key is derived from the turn id and the call's ordinal within the turn, so a
-turn that is retried (a redelivered Celery task, a re-run test chat with the same turn id)
-finds its events already written and does not count them twice.
+The idempotency key names the call, not the attempt: an LLM call is keyed by its turn id and
+ordinal within the turn, a translation by its turn, an embedding batch by its texts. A turn
+that is retried (a redelivered Celery task, a re-run test chat with the same turn id) or a
+batch embedded again by a redelivered ingestion finds its events already written and is not
+counted twice. `TurnUsage` is the per-turn sum the engine and the test chat show.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from core.clock import day_key, month_key, utcnow
 from core.errors import AlreadyExists
 from core.ids import new_id
 from core.logging import get_logger
-from core.models.knowledge import UsageEvent
-from core.storage.repositories.knowledge import UsageRepository
+from core.usage.model import UsageEvent
+from core.usage.repository import UsageRepository
 
 log = get_logger(__name__)
 
@@ -24,7 +27,7 @@ class UsageContext:
     """Who a call is billed to and why. `idempotency_key` names this one call."""
 
     org_id: str
-    purpose: str  # reply | test_chat | summary ...
+    purpose: str  # reply | test_chat | summary | query_translation | campaign | ingest | query
     idempotency_key: str
     agent_id: str | None = None
     conversation_id: str | None = None
@@ -34,16 +37,64 @@ def llm_usage_key(turn_id: str, call_index: int) -> str:
     return f"llm:{turn_id}:{call_index}"
 
 
+def translation_usage(org_id: str, agent_id: str, *, turn_id: str | None = None,
+                      conversation_id: str | None = None, purpose: str = "query_translation") -> UsageContext:
+    """Usage context of the translation made while answering `turn_id` (one per turn: a retried
+    turn is not billed twice); without a turn (CLI, evaluation) a fresh key."""
+    key = f"llm:{turn_id}:query" if turn_id else f"llm:{new_id('qt')}:query"
+    return UsageContext(org_id=org_id, purpose=purpose, idempotency_key=key, agent_id=agent_id,
+                        conversation_id=conversation_id)
+
+
+def embedding_usage_key(model: str, purpose: str, texts: list[str], call_key: str | None = None) -> str:
+    """A query is keyed by the turn that asked it (`call_key`) or is fresh; a passage batch by
+    its content, so a redelivered ingestion that embeds the same batch again is counted once."""
+    if call_key:
+        return f"emb:{call_key}"
+    if purpose == "query":
+        return f"emb:{new_id('q')}"
+    digest = hashlib.sha256("\x00".join([model, *texts]).encode()).hexdigest()[:32]
+    return f"emb:{purpose}:{digest}"
+
+
+@dataclass
+class TurnUsage:
+    """What one turn spent, summed over its LLM calls."""
+
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def add(self, model: str, prompt: int, completion: int) -> None:
+        self.model = model or self.model
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.calls += 1
+
+
 class UsageMeter:
+    """Writes usage events; injected into the LLM client and the embedder."""
+
     def __init__(self, usage: UsageRepository) -> None:
         self._usage = usage
 
     async def record_llm(self, ctx: UsageContext, *, model: str, prompt_tokens: int,
                          completion_tokens: int) -> bool:
         """Write the event; False when this key was already recorded (a retried turn)."""
+        return await self._record(ctx, kind="llm", model=model, prompt_tokens=prompt_tokens,
+                                  completion_tokens=completion_tokens)
+
+    async def record_embedding(self, ctx: UsageContext, *, model: str, prompt_tokens: int) -> bool:
+        """Write an embedding call's event; False when this key was already recorded."""
+        return await self._record(ctx, kind="embedding", model=model, prompt_tokens=prompt_tokens,
+                                  completion_tokens=0)
+
+    async def _record(self, ctx: UsageContext, *, kind: str, model: str, prompt_tokens: int,
+                      completion_tokens: int) -> bool:
         now = utcnow()
         event = UsageEvent(
-            _id=new_id("use"), org_id=ctx.org_id, kind="llm", model=model,
+            _id=new_id("use"), org_id=ctx.org_id, kind=kind, model=model,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens, agent_id=ctx.agent_id,
             conversation_id=ctx.conversation_id, purpose=ctx.purpose,

@@ -105,10 +105,11 @@ class Stack:
             redis=RedisSettings(url=self.redis_url), kommo=self._kommo_settings(),
             llm=LLMSettings(base_url=self.llm.base_url, api_key=SecretStr("sk-e2e")),
             worker=WorkerSettings(debounce_s=self.debounce_s))
-        self.services: CoreServices = await build_services(self.settings, keyring=parse_keys(self.keys_spec))
         self.queue = CeleryTaskQueue(create_celery(self.redis_url))
+        self.services: CoreServices = await build_services(self.settings, keyring=parse_keys(self.keys_spec),
+                                                           queue=self.queue)
         self.web_port = free_port()
-        self.runner = web.AppRunner(create_app(self.services, self.queue), access_log=None)
+        self.runner = web.AppRunner(create_app(self.services), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.web_port).start()
         await self._tenants()
@@ -204,7 +205,7 @@ class Stack:
                         timeout=aiohttp.ClientTimeout(total=5)) as resp:
                     if 200 <= resp.status < 300:
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"webhook {msg_id} was never accepted")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -103,8 +104,6 @@ def test_up_from_nothing_ready_stop_and_restart(tmp_path: Path):
 
 
 def test_up_names_a_taken_port_and_a_dead_child(tmp_path: Path):
-    import socket
-
     ports = {"mongo": free_port(), "redis": free_port(), "web": free_port()}
     env = _env(tmp_path, ports)
     blocker = socket.socket()

@@ -25,7 +25,6 @@ from aiohttp import web
 
 from tests.fakes.kommo_state import ACC, FakeAccount, TokenBook, next_id, seed_account
 
-
 CHANNEL_ID = "fake-channel"
 CHANNEL_SECRET = "fake-channel-secret"
 
@@ -38,8 +37,8 @@ def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Resp
 class FakeKommo:
     def __init__(self, *, rate_limit: int = 7, retry_after: float = 1, access_ttl: float = 86400,
                  fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "500", "timeout"),
-                 timeout_delay: float = 3.0, client_id: str = "fake-client", client_secret: str = "fake-integration-secret-" + "0" * 40,
-                 seed: int = 1) -> None:
+                 timeout_delay: float = 3.0, client_id: str = "fake-client",
+                 client_secret: str = "fake-integration-secret-" + "0" * 40, seed: int = 1) -> None:
         self.rate_limit, self.retry_after = rate_limit, retry_after
         self.fault_rate, self.fault_kinds, self.timeout_delay = fault_rate, fault_kinds, timeout_delay
         self.client_id, self.client_secret = client_id, client_secret

@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from core.ai.llm import LLMClient
-from core.usage.metering import UsageMeter
 from core.ai.answer.runtime import AgentRuntime
+from core.ai.llm import LLMClient
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.config import LLMSettings
 from core.models.agent import Agent, AgentAction, StageRule
 from core.models.conversation import Conversation
 from core.models.kommo import KommoField, KommoPipeline, KommoStage, KommoUser
-from tests.fakes.llm import Fail, FakeLLMServer, Reply, ToolCall
+from core.usage.metering import UsageMeter
+from core.usage.repository import UsageRepository
+from tests.fakes.llm import Fail, FakeLLMServer, Hang, Reply, ToolCall
 
 ORG = "org_rt"
 API_KEY = "sk-test-" + "k" * 40
@@ -72,7 +73,7 @@ async def runtime(storage, fake_llm):
     await seed_catalog(storage)
     settings = LLMSettings(base_url=fake_llm.base_url, api_key=SecretStr(API_KEY), model="fake-model",
                            timeout_s=2.0, max_retries=2)
-    llm = LLMClient(settings, meter=UsageMeter(storage.usage), backoff_base_s=0.01, backoff_max_s=0.05)
+    llm = LLMClient(settings, meter=UsageMeter(UsageRepository(storage.db)), backoff_base_s=0.01, backoff_max_s=0.05)
     rt = AgentRuntime(retriever=StaticRetriever([PRICE]), catalog=storage.kommo_catalog, llm=llm,
                       secrets=[API_KEY])
     yield rt
@@ -97,7 +98,7 @@ async def test_reply_with_citations_and_usage(runtime, fake_llm, storage):
     sent = fake_llm.requests[0]
     assert [t["function"]["name"] for t in sent["tools"]] == [a.value for a in AgentAction]
     assert "Sofa Oslo costs 500 EUR" in sent["messages"][-1]["content"]
-    events = await storage.usage.list(ORG)
+    events = await UsageRepository(storage.db).list(ORG)
     assert len(events) == 1
     ev = events[0]
     assert (ev.prompt_tokens, ev.completion_tokens, ev.model, ev.purpose) == (321, 12, "fake-model", "reply")
@@ -109,7 +110,7 @@ async def test_retried_turn_is_not_double_counted(runtime, fake_llm, storage):
     await turn(runtime, "Hi", turn_id="t-same")
     await turn(runtime, "Hi", turn_id="t-same")
     await turn(runtime, "Hi", turn_id="t-other")
-    assert sorted(e.idempotency_key for e in await storage.usage.list(ORG)) == ["llm:t-other:1", "llm:t-same:1"]
+    assert sorted(e.idempotency_key for e in await UsageRepository(storage.db).list(ORG)) == ["llm:t-other:1", "llm:t-same:1"]
 
 
 def _move(status_id: int, pipeline_id: int | None = 100) -> ToolCall:
@@ -203,7 +204,7 @@ async def test_retries_then_success(runtime, fake_llm, storage):
     fake_llm.push(Fail(429, retry_after=0.01), Fail(500), Reply(content="Hello!"))
     result = await turn(runtime, "Hi there")
     assert result.reply_text == "Hello!" and result.mode == "llm" and len(fake_llm.requests) == 3
-    assert len(await storage.usage.list(ORG)) == 1
+    assert len(await UsageRepository(storage.db).list(ORG)) == 1
 
 
 async def test_final_failure_hands_off_instead_of_raising(runtime, fake_llm, storage):
@@ -212,11 +213,10 @@ async def test_final_failure_hands_off_instead_of_raising(runtime, fake_llm, sto
     assert result.mode == "handoff_on_error" and result.handoff and result.language == "ru"
     assert result.reply_text.startswith("Спасибо за сообщение") and "llm_error" in result.handoff_reason
     assert result.planned_actions[-1].kind == "handoff_to_human"
-    assert await storage.usage.list(ORG) == []
+    assert await UsageRepository(storage.db).list(ORG) == []
 
 
 async def test_timeout_is_retried(runtime, fake_llm):
-    from tests.fakes.llm import Hang
     fake_llm.push(Hang(5), Reply(content="late but fine"))
     result = await turn(runtime, "hello")
     assert result.reply_text == "late but fine"
@@ -228,7 +228,7 @@ async def test_dry_run_marks_actions_would_do(runtime, fake_llm, storage):
     move = result.planned_actions[0]
     assert move.valid and move.would_do and not move.executable and move.describe().startswith("would do")
     assert result.executable_actions == [] and result.handoff and result.handoff_reason == "vip"
-    assert (await storage.usage.list(ORG))[0].purpose == "test_chat"
+    assert (await UsageRepository(storage.db).list(ORG))[0].purpose == "test_chat"
 
 
 async def test_actions_without_text_get_a_follow_up_reply(runtime, fake_llm, storage):
@@ -236,7 +236,7 @@ async def test_actions_without_text_get_a_follow_up_reply(runtime, fake_llm, sto
     result = await turn(runtime, "book a demo")
     assert result.reply_text == "Your demo is booked." and result.executable_actions[0].kind == "move_lead_stage"
     assert fake_llm.requests[1]["messages"][-2]["role"] == "tool" and "tools" not in fake_llm.requests[1]
-    assert sorted(e.idempotency_key for e in await storage.usage.list(ORG)) == ["llm:turn1:1", "llm:turn1:2"]
+    assert sorted(e.idempotency_key for e in await UsageRepository(storage.db).list(ORG)) == ["llm:turn1:1", "llm:turn1:2"]
 
 
 async def test_no_llm_mode_answers_from_extracts(storage):

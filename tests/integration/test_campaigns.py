@@ -13,22 +13,19 @@ from core.campaigns.runner import idempotency_key
 from core.campaigns.service import CampaignService
 from core.clock import utcnow
 from core.errors import InvalidInput, NotFound
+from core.kommo.delivery.replies import DRAFT_PREFIX
 from core.models.agent import DeliveryMode
 from core.models.campaign import CampaignStatus, TargetState
 from core.models.events import ActionState
-from core.kommo.delivery.replies import DRAFT_PREFIX
-from tests.fakes.llm import Reply, last_user_text
+from tests.fakes.llm import Fail, Reply, last_user_text
 from tests.fixtures.campaigns import PROPOSAL, add_conversation, add_lead, campaign_service, drafts
-from tests.fixtures.engine import *  # noqa: F403 - fixtures
 
 TEXT = "Hello, {first_name|friend}! Our spring prices are live until Friday."
 
 
 @pytest.fixture
 async def campaigns(shop):
-    service = await campaign_service(shop)
-    yield service
-    await service.close()
+    return await campaign_service(shop)
 
 
 async def _start(campaigns, shop, **kw):
@@ -124,10 +121,7 @@ async def test_crash_mid_way_resumes_without_sending_twice(shop, campaigns):
                                    idempotency_key=idempotency_key(campaign.id, target.lead_id))
     # The redelivered task (a fresh service, as in a new worker process) picks up from Mongo.
     fresh = await campaign_service(shop)
-    try:
-        done = await fresh.run_to_end(shop.org_id, campaign.id)
-    finally:
-        await fresh.close()
+    done = await fresh.run_to_end(shop.org_id, campaign.id)
     assert (done.status, done.sent) == (CampaignStatus.DONE, 6)
     assert [len(drafts(shop.fake_acc, x)) for x in leads] == [1] * 6
     assert drafts(shop.fake_acc, target.lead_id) == [DRAFT_PREFIX + "Hello, Client2! crash-time text"]
@@ -185,15 +179,13 @@ async def test_personalised_per_lead_and_metered(shop, campaigns, fake_llm):
     assert drafts(shop.fake_acc, ivan) == [DRAFT_PREFIX + "Dear Ivan Petrov, spring prices are live until Friday - just for you."]
     assert drafts(shop.fake_acc, anna)[0].endswith("Dear Anna Smirnova, spring prices are live until Friday - just for you.")
     assert "Hello, Ivan!" in json.dumps(fake_llm.requests[0]["messages"], ensure_ascii=False)  # filled first
-    usage = await shop.services.storage.usage.list(shop.org_id, {"purpose": "campaign"})
+    usage = await shop.services.usage.list(shop.org_id, {"purpose": "campaign"})
     assert len(usage) == 2
     _, report = await campaigns.status(shop.org_id, campaign.id)
     assert report["personalised"] == 2
 
 
 async def test_llm_failure_falls_back_to_the_filled_template(shop, campaigns, fake_llm):
-    from tests.fakes.llm import Fail
-
     fake_llm.handler = lambda body: Fail(400, "bad request")
     lead = add_lead(shop.fake_acc, "Ivan Petrov")
     done = await campaigns.run_to_end(shop.org_id, (await _start(campaigns, shop, personalise=True)).id)

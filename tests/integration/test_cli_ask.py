@@ -13,6 +13,7 @@ import pytest
 
 from core.models.agent import Agent, AgentAction, StageRule
 from core.models.kommo import KommoPipeline, KommoStage
+from core.usage.repository import UsageRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 ORG = "org_cli"
@@ -66,7 +67,7 @@ async def test_ask_prints_answer_actions_and_usage(storage, mongo_url, redis_url
     out = _ask(env, "--org", ORG, "--agent", "ag1", "--json", "hello")
     data = json.loads(out.stdout)
     assert data["reply_text"] == "OK: hello" and data["dry_run"] is True and data["mode"] == "llm"
-    assert (await storage.usage.list(ORG))[0].purpose == "test_chat"
+    assert (await UsageRepository(storage.db).list(ORG))[0].purpose == "test_chat"
 
 
 async def test_ask_errors_are_one_line(storage, mongo_url, redis_url, tmp_path):

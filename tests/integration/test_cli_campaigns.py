@@ -9,7 +9,11 @@ import asyncio
 import base64
 import json
 import os
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +24,6 @@ from core.config import load_settings
 from core.models.conversation import ConversationState
 from core.security.keyring import Keyring
 from tests.fixtures.campaigns import add_conversation, add_lead, drafts
-from tests.fixtures.engine import *  # noqa: F403 - fixtures
 
 KEY = os.urandom(32)
 
@@ -102,7 +105,7 @@ async def test_start_hands_over_to_a_worker_then_cancel(shop, cli_env, redis_cli
     assert started.exit_code == 0, started.stderr
     campaign_id = started.output.strip()
     queued = [json.loads(raw) for raw in await redis_client.lrange("kommo", 0, -1)]
-    assert any(m["headers"]["task"] == "kommo.run_campaign"
+    assert any(m["headers"]["task"] == "campaigns.run"
                and json.loads(base64.b64decode(m["body"]))[0] == [shop.org_id, campaign_id] for m in queued)
     cancelled = await cli(cli_env, "campaign", "cancel", "--org", shop.org_id, campaign_id)
     assert cancelled.exit_code == 0 and cancelled.output.startswith(f"cancelled: {campaign_id} after 0 sent")
@@ -140,10 +143,6 @@ async def test_conversation_and_notification_commands(shop, cli_env):
 async def test_a_real_worker_runs_the_campaign_in_batches(shop, cli_env, redis_client, tmp_path):
     """`start` without --wait: a real Celery worker (subprocess) runs batch after batch, each
     task re-enqueueing the next, until every lead has exactly one message."""
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
     leads = [add_lead(shop.fake_acc, f"W{i} Client") for i in range(30)]  # two batches of 25
     root = Path(__file__).resolve().parents[2]

@@ -8,11 +8,14 @@ import json
 from datetime import timedelta
 
 from core.clock import utcnow
-from core.models.agent import WorkingHours
+from core.conversations.decide import decide
+from core.conversations.sweeper import MAX_BACKLOG_FOR_SWEEP, SWEEP_LOCK
+from core.conversations.turns import MAX_TURN_ATTEMPTS
+from core.locks import renewable_lock
+from core.models.agent import Agent, WorkingHours
 from core.models.conversation import ConversationState
 from core.models.events import ActionState, EventStatus
-from tests.fakes.llm import Fail, Reply
-from tests.fixtures.engine import *  # noqa: F403 - fixtures
+from tests.fakes.llm import Fail
 from tests.fixtures.engine import message_body
 
 
@@ -66,7 +69,6 @@ async def test_crash_after_plan_resends_the_same_reply_once(shop, fake_llm):
     msg = await shop.customer_says("What are your opening hours?")
     conv = await shop.conversation()
     # A worker decided the turn and died before sending: the plan is saved, nothing was sent.
-    from core.conversations.decide import decide
     turn_id = f"turn_{msg}"
     await shop.services.storage.messages.assign_turn(shop.org_id, [msg], turn_id)
     await shop.services.storage.conversations.update(shop.org_id, conv.id, {"pending_turn_id": turn_id})
@@ -166,7 +168,6 @@ async def test_permanent_delivery_failure_keeps_the_draft_and_alerts(shop):
 
 
 async def test_two_unscoped_agents_tie_is_reported(shop):
-    from core.models.agent import Agent
     await shop.services.storage.agents.insert(shop.org_id, Agent(_id="agt_two", org_id=shop.org_id, name="Second"))
     msg = await shop.customer_says("hello")
     assert await _turn(shop, msg) == "skipped:agent_tie"
@@ -205,7 +206,6 @@ async def test_sweeper_requeues_lost_work(shop, redis_client):
 async def test_sweeper_fails_a_poison_event_with_an_alert_but_leaves_one_being_worked_on(shop, redis_client):
     """An event whose task keeps dying is failed and the admins told; one a worker claimed a
     moment ago (its task retrying while an uncertain reply becomes safe to check) is alive."""
-    from tests.fixtures.engine import message_body
     storage = shop.services.storage
     [event_id] = await shop.event(message_body(shop.fake_acc, "m-poison", "Hello?", chat_id="c-p",
                                                lead_id=shop.lead_id))
@@ -243,7 +243,6 @@ async def test_follow_up_after_silence_respects_whatsapp_window(shop):
 
 
 async def test_a_turn_that_keeps_failing_is_handed_off_not_looped(shop):
-    from core.conversations.turns import MAX_TURN_ATTEMPTS
     msg = await shop.customer_says("hello")
     conv = await shop.conversation()
     # A turn claimed by runs that all crashed (the attempts counter is what they leave behind).
@@ -278,7 +277,6 @@ async def test_crash_between_claiming_and_stamping_a_turn_loses_nothing(shop):
 
 
 async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_client):
-    from core.conversations.sweeper import MAX_BACKLOG_FOR_SWEEP
     await _unanswered_and_lost(shop, redis_client, "Are you open on Sunday?")
     await redis_client.rpush("inbound", *[b"{}"] * (MAX_BACKLOG_FOR_SWEEP + 1))  # workers are behind
     report = await shop.engine.sweep(stale_after_s=60)
@@ -288,8 +286,6 @@ async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_clie
 
 
 async def test_only_one_sweep_runs_at_a_time(shop, redis_client):
-    from core.conversations.sweeper import SWEEP_LOCK
-    from core.locks import renewable_lock
     await _unanswered_and_lost(shop, redis_client, "Anyone?")
     async with renewable_lock(shop.services.redis, SWEEP_LOCK, hold_s=30, wait_s=None) as held:
         assert held  # a slow sweep (another worker) is still running

@@ -9,7 +9,7 @@ import pytest
 from core.ids import new_id
 from core.kommo.intake.group_commit import GroupCommitter
 from core.models.events import EventStatus, WebhookEvent
-from tests.fixtures.kommo import celery_queue, inbound_queue_length  # noqa: F401 - fixture
+from tests.fixtures.kommo import inbound_queue_length
 
 
 class RecordingEvents:
@@ -43,7 +43,7 @@ def event(org_id: str, key: str) -> WebhookEvent:
                         raw_body="x", content_type="application/x-www-form-urlencoded")
 
 
-async def test_commits_are_bounded_whole_requests_and_overlap(storage, celery_queue, redis_client):  # noqa: F811
+async def test_commits_are_bounded_whole_requests_and_overlap(storage, celery_queue, redis_client):
     org = await storage.orgs.create("A")
     events = RecordingEvents(storage.events)
     committer = GroupCommitter(events, celery_queue, max_batch=8, max_inflight=2)
@@ -62,7 +62,7 @@ async def test_commits_are_bounded_whole_requests_and_overlap(storage, celery_qu
     assert {e.status for e in stored} == {EventStatus.QUEUED}
 
 
-async def test_a_failed_commit_fails_only_its_requests(storage, celery_queue, redis_client):  # noqa: F811
+async def test_a_failed_commit_fails_only_its_requests(storage, celery_queue, redis_client):
     org = await storage.orgs.create("A")
     events = RecordingEvents(storage.events, fail_first=1)
     committer = GroupCommitter(events, celery_queue, max_batch=4, max_inflight=1)
@@ -78,7 +78,7 @@ async def test_a_failed_commit_fails_only_its_requests(storage, celery_queue, re
 
 
 @pytest.mark.parametrize("max_batch", [1, 3])
-async def test_a_lone_request_is_committed_at_once(storage, celery_queue, max_batch):  # noqa: F811
+async def test_a_lone_request_is_committed_at_once(storage, celery_queue, max_batch):
     org = await storage.orgs.create("A")
     committer = GroupCommitter(RecordingEvents(storage.events), celery_queue, max_batch=max_batch)
     assert await asyncio.wait_for(committer.submit([event(org.id, "solo")]), 2) == [True]

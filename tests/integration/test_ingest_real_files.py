@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.extract import extract_file
-from core.ai.ingest.extract.base import ExtractionError
 from core.ai.ingest.extract.html import extract_url
 from core.ai.ingest.split import split_sections
 from core.ai.tokens import count_tokens
@@ -106,7 +108,6 @@ def _page(title: str, body: str, links: str = "") -> str:
 
 @pytest.fixture
 async def aiohttp_pages():
-    import asyncio  # noqa: PLC0415
 
     async def index(_r):
         return web.Response(text=_page("Магазин", "Доставка по всей России за 3 дня. " * 10,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.ai.ingest.extract.base import ExtractionError
-from core.models.knowledge import SourceStatus
+from core.ai.errors import ExtractionError
 from core.errors import NotFound
+from core.models.knowledge import SourceStatus
 from tests.integration.knowledge_helpers import knowledge_stack
 
 DELIVERY = ("# Доставка\n\nДоставка по Москве бесплатная при заказе от 3000 рублей. "
@@ -141,7 +141,7 @@ async def test_sentences_get_vectors_that_go_with_their_chunk(storage, stack):
 async def test_price_list_rows_get_no_sentence_vectors(storage, stack):
     ingestion, retriever, embedder, store = stack
     csv = ("Товар,Описание,Цена\nЖурнал учёта,Формат А4. Твёрдая обложка. 96 листов,70 руб.\n"
-           "Папка,Кожа. Цвет чёрный. Два отделения,990 руб.\n").encode("utf-8")
+           "Папка,Кожа. Цвет чёрный. Два отделения,990 руб.\n").encode()
     src = await ingestion.add_file("o", "a", "prices.csv", csv)
     done = await ingestion.index_source("o", src.id)
     points = await store.fetch("o", "a", where={"source_id": src.id})

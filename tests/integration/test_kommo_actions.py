@@ -8,12 +8,11 @@ from datetime import timedelta
 import pytest
 
 from core.clock import utcnow
-from core.kommo.errors import ActionInProgress, KommoValidationError
 from core.kommo.delivery.replies import DRAFT_PREFIX
+from core.kommo.errors import ActionInProgress, KommoValidationError
 from core.models.agent import DeliveryMode
 from core.models.events import ActionState
 from core.models.kommo import KommoStage
-from tests.fixtures.kommo import *  # noqa: F403 - fixtures
 
 
 def lead_of(fake_acc) -> int:

@@ -13,7 +13,12 @@ from core.kommo.errors import KommoBlocked, KommoNotConnected, KommoTokenRevoked
 from core.kommo.http.ratelimit import RateLimiter
 from core.kommo.service import build_kommo
 from core.models.kommo import AuthKind, ConnectionStatus
-from tests.fixtures.kommo import *  # noqa: F403 - fixtures
+
+
+def second_process(services):
+    """The Kommo area as another process builds it: its own HTTP session, the same Redis."""
+    return build_kommo(services.settings.kommo, storage=services.storage, redis=services.redis,
+                       keyring=services.keyring)
 
 
 async def connect_oauth(kommo, storage, fake, subdomain="acme"):
@@ -40,7 +45,7 @@ async def test_fifty_concurrent_calls_with_locally_expired_token_refresh_once_ac
     fake_kommo.rate_limit = 10_000
     await storage.kommo_accounts.update(org.id, account.id, {"expires_at": utcnow() - timedelta(minutes=1)})
     fake_kommo.book.expire_all_access()
-    other = fast(build_kommo(core_services), redis_client)  # a second "process": own session, same Redis
+    other = fast(second_process(core_services), redis_client)  # a second "process": own session, same Redis
     fast(kommo, redis_client)
     try:
         calls = []
@@ -213,7 +218,7 @@ async def test_fault_mode_is_retried_and_retry_after_honoured(kommo, connected, 
 async def test_burst_of_200_calls_never_exceeds_kommo_rate(kommo, connected, core_services, fake_kommo):
     """Two processes (two services, one Redis) send 200 calls for one account at once."""
     org, account, fake_acc = connected
-    other = build_kommo(core_services)
+    other = second_process(core_services)
     try:
         calls = [(kommo if i % 2 else other).api.account(account) for i in range(200)]
         results = await asyncio.gather(*calls)

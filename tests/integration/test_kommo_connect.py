@@ -9,14 +9,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from core.errors import InvalidInput
+from core.kommo.intake.parser import SUBSCRIBED_EVENTS
 from core.models.kommo import AuthKind, ConnectionStatus
-from tests.fixtures.kommo import *  # noqa: F403 - fixtures
 from web.app import create_app
 
 
 @pytest.fixture
 async def web_client(core_services, celery_queue):
-    client = TestClient(TestServer(create_app(core_services, celery_queue)))
+    client = TestClient(TestServer(create_app(core_services)))
     await client.start_server()
     yield client
     await client.close()
@@ -51,7 +51,6 @@ async def test_long_lived_connect_syncs_and_stores_no_plaintext(kommo, core_serv
 
 
 async def test_connect_registers_our_webhook_for_the_events_we_handle(kommo, core_services, fake_kommo):
-    from core.kommo.intake.parser import SUBSCRIBED_EVENTS
     org = await core_services.storage.orgs.create("Acme")
     fake_acc = fake_kommo.add_account("acme")
     result = await kommo.connections.connect_long_lived(org.id, "acme", fake_kommo.book.issue_long_lived(fake_acc.id))

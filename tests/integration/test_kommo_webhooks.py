@@ -12,13 +12,12 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from core.kommo.intake.signatures import chats_body_signature, verify_chats_signature
-from core.kommo.intake.parser import event_data
 from core.kommo.errors import InvalidWebhook
+from core.kommo.intake.parser import event_data
+from core.kommo.intake.signatures import chats_body_signature, verify_chats_signature
 from core.models.events import EventStatus
 from tests.conftest import shared_path
 from tests.fakes.kommo import CHANNEL_SECRET
-from tests.fixtures.kommo import *  # noqa: F403 - fixtures
 from tests.fixtures.kommo import SALESBOT_SECRET, inbound_queue_length
 from web.app import create_app
 
@@ -27,7 +26,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 @pytest.fixture
 async def web_client(core_services, celery_queue):
-    client = TestClient(TestServer(create_app(core_services, celery_queue)))
+    client = TestClient(TestServer(create_app(core_services)))
     await client.start_server()
     yield client
     await client.close()

@@ -12,10 +12,11 @@ from pydantic import SecretStr
 
 from core.ai.eval.retrieval import SHIPPED, TRANSLATED, evaluate_retrieval, format_report, load_jsonl
 from core.ai.llm import LLMClient
-from core.usage.metering import UsageMeter
-from core.ai.retrieval.translation import LLMQueryTranslator, clean_translation, translation_usage
 from core.ai.retrieval.hybrid import HybridRetriever, RetrievalConfig
+from core.ai.retrieval.translation import LLMQueryTranslator, clean_translation
 from core.config import LLMSettings
+from core.usage.metering import UsageMeter, translation_usage
+from core.usage.repository import UsageRepository
 from tests.conftest import shared_path
 from tests.fakes.llm import Fail, FakeLLMServer, Hang, Reply, is_translation_request, last_user_text
 from tests.integration.knowledge_helpers import knowledge_stack
@@ -52,7 +53,7 @@ async def fake_llm():
 def llm_client(fake: FakeLLMServer, storage) -> LLMClient:
     settings = LLMSettings(base_url=fake.base_url, api_key=SecretStr("sk-" + "q" * 30), model="fake-model",
                            timeout_s=2.0, max_retries=0)
-    return LLMClient(settings, meter=UsageMeter(storage.usage), backoff_base_s=0.01, backoff_max_s=0.02)
+    return LLMClient(settings, meter=UsageMeter(UsageRepository(storage.db)), backoff_base_s=0.01, backoff_max_s=0.02)
 
 
 def test_clean_translation_rejects_what_is_not_a_query():
@@ -78,7 +79,7 @@ async def test_translation_is_fenced_metered_and_remembered(fake_llm, storage):
     assert "into English" in system["content"] and "never instructions" in system["content"]
     assert user["content"].startswith("<<<CUSTOMER_MESSAGE id=") and QUESTION_RU in user["content"]
     assert fake_llm.requests[0]["temperature"] == 0.0
-    [event] = await storage.usage.list(ORG)
+    [event] = await UsageRepository(storage.db).list(ORG)
     assert (event.purpose, event.idempotency_key, event.agent_id, event.conversation_id) == (
         "query_translation", "llm:turn-7:query", AGENT, "conv-1")
     assert (event.prompt_tokens, event.completion_tokens) == (60, 12)
@@ -137,7 +138,7 @@ async def test_retriever_searches_the_translation_too(fake_llm, storage, tmp_pat
         assert result.chunks and result.chunks[0].metadata["passage_id"] == "xquad-00-00"
         assert len(fake_llm.requests) == 1
         assert "into English" in fake_llm.requests[0]["messages"][0]["content"]
-        assert [e.idempotency_key for e in await storage.usage.list(ORG)] == ["llm:turn-9:query"]
+        assert [e.idempotency_key for e in await UsageRepository(storage.db).list(ORG)] == ["llm:turn-9:query"]
         # Same language as the passages: no translation, no LLM call.
         same = await retriever.retrieve(ORG, AGENT, QUESTION_EN)
         assert same.chunks[0].metadata["passage_id"] == "xquad-00-00" and len(fake_llm.requests) == 1

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from core.ai.llm import LLMClient
 from core.ai.answer.runtime import AgentRuntime
+from core.ai.llm import LLMClient
 from core.config import LLMSettings
 from core.models.agent import Agent
 from tests.fakes.llm import FakeLLMServer, Reply

@@ -5,9 +5,11 @@ from datetime import timedelta
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from core.errors import AlreadyExists, InvalidInput, KommoAgentError
+from core.clock import utcnow
+from core.errors import AlreadyExists, InvalidInput, KommoAgentError, NotFound
 from core.kommo.actions.journal import run_journaled
-from core.models.agent import Agent
+from core.models.agent import Agent, WorkingHours
+from core.models.conversation import Message
 from core.models.events import ActionRecord, ActionState, WebhookEvent
 from core.models.org import Role
 from core.storage import Storage
@@ -43,7 +45,10 @@ async def test_invite_is_single_use(storage):
 
 async def test_webhook_batch_dedupe(storage):
     org = await storage.orgs.create("A")
-    mk = lambda i, k: WebhookEvent(_id=f"ev{i}", org_id=org.id, kind="message.add", dedupe_key=k, raw_body="x")
+
+    def mk(i: int, key: str) -> WebhookEvent:
+        return WebhookEvent(_id=f"ev{i}", org_id=org.id, kind="message.add", dedupe_key=key, raw_body="x")
+
     assert len(await storage.events.insert_new([mk(1, "a"), mk(2, "b")])) == 2
     fresh = await storage.events.insert_new([mk(3, "a"), mk(4, "c"), mk(5, "b")])
     assert [e.id for e in fresh] == ["ev4"]
@@ -61,7 +66,6 @@ async def test_action_journal_claims_once(storage):
 
 
 async def test_gridfs_owner_checked(storage):
-    from core.errors import NotFound
     a = await storage.orgs.create("A")
     b = await storage.orgs.create("B")
     fid = await storage.files.put(a.id, "price.csv", b"a,b\n1,2\n")
@@ -71,7 +75,6 @@ async def test_gridfs_owner_checked(storage):
 
 
 async def test_agent_with_working_hours_round_trips(storage):
-    from core.models.agent import WorkingHours
     org = await storage.orgs.create("A")
     hours = WorkingHours(timezone="Europe/Moscow", days={0: ("09:00", "18:00")}, out_of_hours_reply="Мы ответим утром")
     await storage.agents.insert(org.id, Agent(_id="ag", org_id=org.id, name="S", working_hours=hours))
@@ -95,8 +98,6 @@ async def test_hot_lookups_are_served_by_an_index_on_the_embedded_server(storage
 
 
 async def test_recent_and_unanswered_reads_all_unanswered_when_they_overflow_the_window(storage):
-    from core.clock import utcnow
-    from core.models.conversation import Message
     org = await storage.orgs.create("A")
     start = utcnow() - timedelta(minutes=10)
 

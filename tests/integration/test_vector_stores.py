@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 from qdrant_client import AsyncQdrantClient
+from qdrant_client import models as qm
 
+from core.config import Settings
 from core.errors import InvalidInput
-from core.storage.vectors.base import EmbeddingModelMismatch, SparseVec, VectorPoint, VectorStore
+from core.storage.errors import EmbeddingModelMismatch
+from core.storage.vectors.base import SparseVec, VectorPoint, VectorStore
+from core.storage.vectors.common import DENSE, PARTS, SPARSE, XL, XL_DIM
 from core.storage.vectors.edge import EdgeVectorStore
+from core.storage.vectors.factory import build_vector_store
 from core.storage.vectors.qdrant_server import QdrantServerVectorStore
 
 DIM = 8
@@ -156,7 +163,6 @@ async def test_parts_score_a_chunk_by_its_best_part_inside_tenant(store):
 
 
 def _xl(seed: int) -> list[float]:
-    from core.storage.vectors.common import XL_DIM
 
     v = np.random.default_rng(1000 + seed).normal(size=XL_DIM)
     return (v / np.linalg.norm(v)).tolist()
@@ -187,11 +193,8 @@ async def test_crosslingual_vectors_are_searched_inside_tenant_and_fetched(store
 
 
 async def test_edge_old_shard_gets_parts_added_on_open(tmp_path):
-    import json
 
-    import qdrant_edge as qe
 
-    from core.storage.vectors.common import DENSE, SPARSE
 
     folder = tmp_path / "v"
     folder.mkdir()
@@ -219,11 +222,8 @@ async def test_edge_old_shard_gets_parts_added_on_open(tmp_path):
 
 async def test_edge_shard_with_parts_gets_crosslingual_vector_added_on_open(tmp_path):
     """A shard as the version before cross-lingual vectors made it: `parts`, no `xl`."""
-    import json
 
-    import qdrant_edge as qe
 
-    from core.storage.vectors.common import DENSE, PARTS, SPARSE, XL
 
     folder = tmp_path / "old"
     folder.mkdir()
@@ -246,9 +246,7 @@ async def test_edge_shard_with_parts_gets_crosslingual_vector_added_on_open(tmp_
 
 
 async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
-    from qdrant_client import models as qm
 
-    from core.storage.vectors.common import DENSE, SPARSE
 
     client = AsyncQdrantClient(path=str(tmp_path / "qdrant-local"))
     await client.create_collection(
@@ -269,10 +267,7 @@ async def test_server_old_collection_gets_parts_added_on_open(tmp_path):
 
 @pytest.mark.parametrize("in_ram", [True, False])
 async def test_edge_payload_placement_follows_the_setting(tmp_path, monkeypatch, in_ram):
-    import json
 
-    from core.config import Settings
-    from core.storage.vectors.factory import build_vector_store
 
     monkeypatch.setenv("QDRANT_EDGE_PAYLOAD_IN_RAM", "true" if in_ram else "false")
     settings = Settings(data_dir=tmp_path)

@@ -14,7 +14,7 @@ from web.app import create_app
 
 
 async def _client(services: CoreServices, redis_url: str) -> TestClient:
-    app = create_app(services, CeleryTaskQueue(create_celery(redis_url)))
+    app = create_app(services)
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -28,7 +28,8 @@ def _settings(mongo_url: str, redis_url: str) -> Settings:
 
 
 async def test_ready_health_metrics(mongo_url, redis_url, keyring):
-    services = await build_services(_settings(mongo_url, redis_url), keyring=keyring)
+    services = await build_services(_settings(mongo_url, redis_url), keyring=keyring,
+                                    queue=CeleryTaskQueue(create_celery(redis_url)))
     client = await _client(services, redis_url)
     try:
         assert (await client.get("/healthz")).status == 200
@@ -43,7 +44,8 @@ async def test_ready_health_metrics(mongo_url, redis_url, keyring):
 
 
 async def test_readyz_names_the_failing_part(mongo_url, redis_url, keyring):
-    services = await build_services(_settings(mongo_url, redis_url), keyring=keyring)
+    services = await build_services(_settings(mongo_url, redis_url), keyring=keyring,
+                                    queue=CeleryTaskQueue(create_celery(redis_url)))
     dead = f"redis://127.0.0.1:{free_port()}/0"
     await services.redis.aclose()
     services.redis = aioredis.from_url(dead, socket_connect_timeout=0.5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.ai.answer.extractive import excerpt, extractive_answer
-from core.ai.language import detect_language, reply_language
 from core.ai.answer.memory import roll_summary
+from core.ai.language import detect_language, reply_language
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.models.agent import Agent, LanguagePolicy
 from core.models.conversation import Message

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.ai.answer.fencing import fence, neutralise, redact_secrets
 from core.ai.answer.prompt import PromptInput, build_prompt, context_window, prompt_budget
-from core.ai.tokens import count_tokens
 from core.ai.answer.tools import tool_specs
+from core.ai.fencing import fence, neutralise, redact_secrets
+from core.ai.tokens import count_tokens
 from core.ai.types import RetrievedChunk
 from core.models.agent import Agent, AgentAction, StageRule
 from core.models.conversation import Message

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core.ai.retrieval.entities import entity_overlap, skeleton
-from core.ai.retrieval.fusion import add_bonus, zscore_fusion
+from core.ai.retrieval.fusion import add_bonus, weighted_zscore_fusion, zscore_fusion
+from core.ai.retrieval.hybrid import MODES, SHIPPED, Candidates, HybridRetriever, Ranking
 from core.storage.vectors.base import ScoredPoint
 
 
@@ -33,8 +34,6 @@ def test_bonus_reorders_fused_candidates():
 
 
 def test_weighted_fusion_skips_zero_weight_lists_and_floors_missing_hits():
-    from core.ai.retrieval.fusion import weighted_zscore_fusion
-
     a = [ScoredPoint("x", 0.9, {}), ScoredPoint("y", 0.5, {})]
     b = [ScoredPoint("y", 3.0, {}), ScoredPoint("z", 1.0, {})]
     assert [pid for pid, _ in weighted_zscore_fusion([(a, 1.0), (b, 0.0)])] == ["x", "y"]  # z never enters
@@ -48,8 +47,6 @@ def _hit(pid: str, score: float, parts: int = 0, text: str = "") -> ScoredPoint:
 
 
 def test_best_sentence_lifts_a_chunk_whose_whole_vector_is_diluted():
-    from core.ai.retrieval.hybrid import MODES, SHIPPED, Candidates, HybridRetriever
-
     retriever = HybridRetriever(None, None, None)
     dense = [_hit("a", 0.86, 3), _hit("b", 0.85, 3), _hit("c", 0.80, 3), _hit("d", 0.79, 3)]
     parts = [_hit("b", 0.93, 3), _hit("a", 0.86, 3), _hit("c", 0.82, 3), _hit("d", 0.80, 3)]
@@ -62,7 +59,6 @@ def test_best_sentence_lifts_a_chunk_whose_whole_vector_is_diluted():
 def test_chunks_without_sentence_vectors_rank_as_without_them():
     """A price-list agent (no chunk has parts, so the parts search finds nothing) ranks exactly as
     the whole-chunk ranking with the same keyword weight: the dense side is the whole chunk."""
-    from core.ai.retrieval.hybrid import SHIPPED, Candidates, HybridRetriever, Ranking
 
     retriever = HybridRetriever(None, None, None)
     dense = [_hit("r1", 0.84), _hit("r2", 0.83), _hit("r3", 0.80), _hit("r4", 0.78)]
@@ -70,12 +66,10 @@ def test_chunks_without_sentence_vectors_rank_as_without_them():
     shipped = retriever.rank(Candidates(dense, [], keyword), "", SHIPPED)
     whole = retriever.rank(Candidates(dense, [], keyword), "", Ranking(parts=0.0))
     assert [p for p, _ in shipped] == [p for p, _ in whole]
-    assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(shipped, whole))
+    assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(shipped, whole, strict=True))
 
 
 def test_exact_ties_go_to_the_earlier_chunk_whatever_the_store_order():
-    from core.ai.retrieval.hybrid import MODES, SHIPPED, Candidates, HybridRetriever
-
     retriever = HybridRetriever(None, None, None)
     late = ScoredPoint("late", 0.9, {"source_id": "s", "chunk_index": 7, "text": "same"})
     early = ScoredPoint("early", 0.9, {"source_id": "s", "chunk_index": 2, "text": "same"})

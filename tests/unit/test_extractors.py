@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 from fpdf import FPDF
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.extract import extract_file
-from core.ai.ingest.extract.base import ExtractionError
 from core.ai.ingest.extract.faq import extract_faq
 from core.ai.ingest.extract.html import extract_html
 from core.config import KnowledgeSettings
@@ -25,7 +25,7 @@ def _font() -> Path:
         if f.exists():
             return f
     try:
-        import matplotlib  # noqa: PLC0415
+        import matplotlib  # noqa: PLC0415 - optional: the test skips without it
 
         return Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"
     except ImportError:

@@ -1,7 +1,9 @@
+import base64
 import os
 import stat
 
 import pytest
+from pydantic import SecretStr
 
 from core.config import Settings
 from core.errors import ConfigurationError, SecretError
@@ -51,7 +53,6 @@ def test_repr_never_shows_key_material():
     assert key.hex() not in repr(r) and str(key) not in repr(r)
     s = Settings(_env_file=None)
     s.llm.api_key = None
-    from pydantic import SecretStr
     s.llm.api_key = SecretStr("sk-very-secret")
     assert "sk-very-secret" not in repr(s) and "sk-very-secret" not in str(s.model_dump())
 
@@ -71,7 +72,6 @@ def test_key_file_created_0600_and_reloaded(tmp_path):
 
 
 def test_env_keys_and_missing_key_file(tmp_path):
-    import base64
     k = base64.urlsafe_b64encode(os.urandom(32)).decode()
     r = parse_keys(f"a:{k}, b:{k}")
     assert r.primary == "a" and set(r.keys) == {"a", "b"}

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from urllib.parse import urlencode
 
 import pytest
 
 from core.kommo.errors import InvalidWebhook
-from core.kommo.intake.form import parse_form
-from core.kommo.intake.parser import is_own_write, parse_webhook
+from core.kommo.intake.form import _decode_pairs_qsl, decode_pairs, parse_form
+from core.kommo.intake.parser import event_data, is_own_write, parse_webhook
+from core.kommo.intake.webhooks import IntakeEvent, WebhookIntake
+from core.models.events import WebhookEvent
+from core.models.kommo import AuthKind, KommoAccount
 from tests.conftest import shared_path
 
 FORM = "application/x-www-form-urlencoded"
@@ -133,8 +137,6 @@ def test_form_lists_and_sparse_indexes():
 
 
 def _qsl_outcome(body: bytes):
-    from core.kommo.intake.form import _decode_pairs_qsl
-
     try:
         text = body.decode("ascii")
         if not text.strip():
@@ -147,8 +149,6 @@ def _qsl_outcome(body: bytes):
 
 
 def _fast_outcome(body: bytes):
-    from core.kommo.intake.form import decode_pairs
-
     try:
         return decode_pairs(body)
     except InvalidWebhook as exc:
@@ -169,8 +169,6 @@ def test_fast_form_decoding_matches_parse_qsl(body):
 
 
 def test_fast_form_decoding_matches_parse_qsl_on_random_bodies():
-    import random
-
     rnd = random.Random(7)
     alphabet = ["a", "b", "=", "&", "%", "+", "0", "4", "1", "D", "d", "F", "[", "]", "%D0%B7", "%d0%b7", "%00",
                 "%FF", "%2", " ", "\r", "\n", "%3D", "%26", "%25", "_", "%0A"]
@@ -197,11 +195,6 @@ def test_form_odd_indexes_stay_dicts():
 
 @pytest.mark.parametrize("name,body,pairs", fixture_bodies(), ids=lambda v: v if isinstance(v, str) else "")
 def test_intake_event_to_mongo_equals_the_model_dump(name, body, pairs):
-    from core.kommo.intake.webhooks import IntakeEvent, WebhookIntake
-    from core.kommo.intake.parser import event_data
-    from core.models.events import WebhookEvent
-    from core.models.kommo import AuthKind, KommoAccount
-
     account = KommoAccount(_id="kac_1", org_id="org_1", subdomain="x", base_domain="kommo.com",
                            auth_kind=AuthKind.LONG_LIVED, secrets={}, hook_token_hash="h", account_id=1, bot_user_id=5)
     parsed = parse_webhook(body, FORM)

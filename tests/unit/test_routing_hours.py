@@ -2,8 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.conversations.errors import AgentTie
 from core.conversations.hours import is_within_hours
-from core.conversations.routing import AgentTie, pick_agent
+from core.conversations.routing import pick_agent
 from core.errors import InvalidInput
 from core.models.agent import Agent, WorkingHours
 

@@ -1,7 +1,11 @@
+import itertools
+
 from core.ai.ingest.clean import clean_text
 from core.ai.ingest.extract.base import Section
-from core.ai.ingest.split import embedding_text, split_sections, split_text
+from core.ai.ingest.extract.tabular import extract_csv
+from core.ai.ingest.split import chunk_parts, embedding_text, part_texts, split_sections, split_text
 from core.ai.tokens import count_tokens
+from core.ai.types import Chunk
 
 
 def test_clean_text():
@@ -19,7 +23,7 @@ def test_split_respects_budget_and_overlaps():
     chunks = split_text(text, 100, 20)
     assert len(chunks) > 5
     assert all(count_tokens(c) <= 100 for c in chunks)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         last_sentence = a.rsplit(". ", 1)[-1]
         assert last_sentence in b  # overlap carries the tail forward
     assert "номер 0 " in chunks[0] and "номер 199 " in chunks[-1]
@@ -47,9 +51,6 @@ def test_sections_carry_headings_and_atomic_rows():
 
 
 def test_chunk_parts_are_prose_sentences_of_multi_sentence_chunks():
-    from core.ai.ingest.split import chunk_parts, part_texts
-    from core.ai.types import Chunk
-
     text = ("Доставка по Москве бесплатная при заказе от 3000 рублей. Да. Курьер привозит заказ "
             "на следующий день.\n\nОплата: картой или наличными курьеру при получении.")
     chunk = Chunk(text=text, index=0, heading_path=["Условия"])
@@ -69,8 +70,6 @@ def test_chunk_parts_are_prose_sentences_of_multi_sentence_chunks():
 
 
 def test_table_rows_opt_out_of_sentence_vectors():
-    from core.ai.ingest.extract.tabular import extract_csv
-
     sections = extract_csv("Товар,Цена\nЖурнал учёта. Формат А4,70 руб.\n".encode(), "prices.csv", 100)
     chunks = split_sections(sections, 120, 20)
     assert chunks and not chunks[0].sentence_vectors

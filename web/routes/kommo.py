@@ -16,10 +16,9 @@ import structlog
 from aiohttp import web
 
 from core.errors import InvalidInput, KommoAgentError
-from core.kommo.errors import InvalidOAuthState, InvalidWebhook
-from core.kommo.intake.webhooks import UnknownHook
-from core.kommo.service import KommoService, build_kommo
-from web.keys import QUEUE, SERVICES
+from core.kommo.errors import InvalidOAuthState, InvalidWebhook, UnknownHook
+from core.kommo.service import KommoService
+from web.keys import SERVICES
 
 KOMMO = web.AppKey("kommo", KommoService)
 log = structlog.get_logger("web.kommo")
@@ -127,18 +126,13 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 async def _startup(app: web.Application) -> None:
-    # core/services.py may not hold the Kommo area yet: build ours with the app's queue.
-    app[KOMMO] = build_kommo(app[SERVICES], app[QUEUE])
-
-
-async def _cleanup(app: web.Application) -> None:
-    if KOMMO in app:
-        await app[KOMMO].close()
+    # The process's one Kommo area (its intake group-commits through the services' queue);
+    # the services close it, after the app has stopped taking requests.
+    app[KOMMO] = await app[SERVICES].kommo()
 
 
 def setup(app: web.Application) -> None:
     app.on_startup.append(_startup)
-    app.on_cleanup.append(_cleanup)
     app.router.add_post("/webhooks/kommo/{hook_token}", kommo_webhook)
     app.router.add_post("/kommo/salesbot/{hook_token}", salesbot_hook)
     app.router.add_post("/kommo/chats/{scope_id}", chats_hook)

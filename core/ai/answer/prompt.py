@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.ai.answer.fencing import fence, neutralise, new_nonce, redact_secrets
 from core.ai.answer.memory import MESSAGE_OVERHEAD, fit_history
 from core.ai.answer.rules import agent_section, fixed_rules
+from core.ai.fencing import fence, neutralise, new_nonce, redact_secrets
 from core.ai.tokens import count_tokens, truncate_to_tokens
 from core.ai.types import RetrievedChunk
 from core.models.agent import Agent

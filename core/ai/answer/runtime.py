@@ -12,23 +12,22 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from core.ai.errors import LLMError
 from core.ai.answer.extractive import extractive_answer
-from core.ai.answer.fencing import redact_secrets
-from core.ai.language import reply_language
-from core.ai.llm import LLMClient, LLMResponse
-from core.usage.metering import UsageContext, llm_usage_key
 from core.ai.answer.phrases import phrase
 from core.ai.answer.planned import PlannedAction
 from core.ai.answer.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
-from core.ai.retrieval.translation import translation_usage
 from core.ai.answer.tools import ToolValidator, tool_specs
 from core.ai.answer.turn import TurnResult
+from core.ai.errors import LLMError
+from core.ai.fencing import redact_secrets
+from core.ai.language import reply_language
+from core.ai.llm import LLMClient, LLMResponse
 from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.conversation import Conversation, Message
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
+from core.usage.metering import UsageContext, llm_usage_key, translation_usage
 
 log = get_logger(__name__)
 MAX_ACTIONS = 6
@@ -103,7 +102,7 @@ class AgentRuntime:
                                   purpose="test_chat" if dry_run else "query_translation")
         try:
             return await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit, usage=usage)
-        except Exception:  # noqa: BLE001 - no knowledge is better than no answer; the LLM is told so
+        except Exception:
             log.exception("retrieval_failed", org_id=org_id, agent_id=agent.id)
             return RetrievalResult(chunks=[], nothing_relevant=True)
 

@@ -7,7 +7,7 @@ steered it. A refused call is logged and returned with its reason, never execute
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.ai.answer.planned import PlannedAction
@@ -105,7 +105,7 @@ class ToolValidator:
     def __init__(self, org_id: str, agent: Agent, catalog: KommoCatalogRepository, *,
                  now: datetime | None = None) -> None:
         self.org_id, self.agent, self.catalog = org_id, agent, catalog
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or datetime.now(UTC)
         self._pipelines: dict[int, KommoPipeline | None] = {}
         self._fields: list[KommoField] | None = None
         self._users: list[KommoUser] | None = None
@@ -179,7 +179,7 @@ class ToolValidator:
         except ValueError:
             raise Refused("due_at is not an ISO 8601 date-time") from None
         if due.tzinfo is None:
-            due = due.replace(tzinfo=timezone.utc)
+            due = due.replace(tzinfo=UTC)
         if due <= self.now:
             raise Refused("deadline is in the past")
         if due > self.now + timedelta(days=MAX_DEADLINE_DAYS):

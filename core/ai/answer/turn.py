@@ -6,22 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from core.ai.answer.planned import PlannedAction
+from core.usage.metering import TurnUsage
 
 EXECUTED_KINDS = ("move_lead_stage", "create_task", "update_lead_field")
-
-
-@dataclass
-class TurnUsage:
-    model: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: int = 0
-
-    def add(self, model: str, prompt: int, completion: int) -> None:
-        self.model = model or self.model
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.calls += 1
 
 
 @dataclass
@@ -46,9 +33,6 @@ class TurnResult:
         A handoff is signalled by `handoff`, not executed from this list."""
         return [a for a in self.planned_actions if a.executable and a.kind in EXECUTED_KINDS]
 
-    @property
-    def refused_actions(self) -> list[PlannedAction]:
-        return [a for a in self.planned_actions if not a.valid]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -64,7 +64,7 @@ class WordVectors:
         thread-safe: `CrossLingualEncoder` calls it under its lock."""
         unique = list(dict.fromkeys(batch))
         if len(unique) > self.capacity:  # more than the cache holds: encode, keep nothing
-            fresh = dict(zip(unique, self._encode(unique)))
+            fresh = dict(zip(unique, self._encode(unique), strict=True))
             return np.stack([fresh[w] for w in batch])
         missing = [w for w in unique if w not in self._rows]
         if len(self._rows) + len(missing) > self.capacity:

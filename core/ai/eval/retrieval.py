@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.ai.retrieval.hybrid import MODES, SHIPPED as SHIPPED_RANKING, Ranking
+from core.ai.retrieval.hybrid import MODES, Ranking
+from core.ai.retrieval.hybrid import SHIPPED as SHIPPED_RANKING
 from core.ids import new_id
 
 # (label, ranking): single signals and the dense side first, then the steps from the ranking

@@ -22,13 +22,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.encoders.sparse import SparseEncoder
+from core.ai.errors import ExtractionError
 from core.ai.ingest.extract import Section, extract_file
-from core.ai.ingest.extract.base import ExtractionError
 from core.ai.ingest.extract.faq import extract_faq
 from core.ai.ingest.extract.html import extract_url
 from core.ai.ingest.extract.text import parse_markdown
 from core.ai.ingest.sources import SourceIntake, gen_key
-from core.ai.encoders.sparse import SparseEncoder
 from core.ai.ingest.split import embedding_text, part_texts, split_sections
 from core.ai.types import Chunk
 from core.config import KnowledgeSettings
@@ -148,7 +148,7 @@ class IngestionService(SourceIntake):
                                 texts: list[str], parts: list[list[str]], on_progress: Progress | None) -> None:
         org_id, agent_id = source.org_id, source.agent_id
         hashes = [_hash(t) for t in texts]
-        reuse = await self._reusable(org_id, agent_id, {h: len(p) for h, p in zip(hashes, parts)})
+        reuse = await self._reusable(org_id, agent_id, {h: len(p) for h, p in zip(hashes, parts, strict=True)})
         done = 0
         for start in range(0, len(chunks), self.batch_size):
             idx = range(start, min(start + self.batch_size, len(chunks)))
@@ -165,7 +165,7 @@ class IngestionService(SourceIntake):
                 vectors = await self.embedder.embed_passages(batch_texts + flat, org_id=org_id, agent_id=agent_id)
                 sparse = await asyncio.to_thread(self.sparse.encode_documents, batch_texts)
                 offset = len(batch_texts)
-                for h, d, s, ps in zip(missing, vectors, sparse, batch_parts):
+                for h, d, s, ps in zip(missing, vectors[:offset], sparse, batch_parts, strict=True):
                     part_vectors = [v.tolist() for v in vectors[offset:offset + len(ps)]]
                     offset += len(ps)
                     reuse[h] = VectorPoint(id="", dense=d.tolist(), sparse=s, parts=part_vectors or None)
@@ -174,7 +174,7 @@ class IngestionService(SourceIntake):
                 lacking = [h for h in first if not reuse[h].xl]
                 if lacking:
                     xl = await self.crosslingual.embed([texts[first[h]] for h in lacking])
-                    for h, v in zip(lacking, xl):
+                    for h, v in zip(lacking, xl, strict=True):
                         reuse[h].xl = v.tolist()
             points = [self._point(source, gen, chunks[i], hashes[i], reuse[hashes[i]]) for i in idx]
             await self.store.upsert(org_id, agent_id, points)

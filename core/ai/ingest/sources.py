@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.extract import check_upload
-from core.ai.ingest.extract.base import ExtractionError
 from core.clock import utcnow
 from core.config import KnowledgeSettings
 from core.errors import NotFound

@@ -34,7 +34,7 @@ def weighted_zscore_fusion(lists: Sequence[tuple[Sequence[ScoredPoint], float]])
     active = [(_z(points), weight) for points, weight in lists if weight]
     floors = [min(z.values(), default=0.0) for z, _ in active]
     ids = list(dict.fromkeys(pid for z, _ in active for pid in z))
-    fused = {i: sum(w * z.get(i, floor) for (z, w), floor in zip(active, floors)) for i in ids}
+    fused = {i: sum(w * z.get(i, floor) for (z, w), floor in zip(active, floors, strict=True)) for i in ids}
     return sorted(fused.items(), key=lambda kv: kv[1], reverse=True)
 
 

@@ -33,15 +33,15 @@ import asyncio
 from dataclasses import dataclass, field
 
 from core.ai.encoders.crosslingual import CrossLingualEncoder
+from core.ai.encoders.sparse import SparseEncoder, detect_language
+from core.ai.ingest.sources import gen_key
 from core.ai.retrieval.entities import entity_overlap
 from core.ai.retrieval.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
-from core.usage.metering import UsageContext
-from core.ai.retrieval.translation import QueryTranslator, translation_usage
-from core.ai.ingest.sources import gen_key
-from core.ai.encoders.sparse import SparseEncoder, detect_language
+from core.ai.retrieval.translation import QueryTranslator
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.logging import get_logger
 from core.storage.vectors.base import ScoredPoint
+from core.usage.metering import UsageContext, translation_usage
 
 log = get_logger(__name__)
 
@@ -153,7 +153,9 @@ class HybridRetriever:
             return RetrievalResult([], nothing_relevant=True)
         n = max(self.config.candidates, limit)
         keyword, parts = bool(ranking.keyword or ranking.rrf), bool(ranking.dense and ranking.parts)
-        found = await self.candidates(org_id, agent_id, query, live, n, keyword=keyword, parts=parts)
+        call_key = usage.idempotency_key.removeprefix("llm:") if usage else None
+        found = await self.candidates(org_id, agent_id, query, live, n, keyword=keyword, parts=parts,
+                                      call_key=call_key)
         ranked = self.rank(found, query, ranking)
         by_id = found.by_id()
         threshold = self.config.min_dense_score
@@ -192,17 +194,18 @@ class HybridRetriever:
         try:
             return await self.translator.translate(
                 query, target, usage=usage or translation_usage(org_id, agent_id))
-        except Exception:  # noqa: BLE001 - a translation is an extra; retrieval must still answer
+        except Exception:
             log.exception("query_translation_error", org_id=org_id, agent_id=agent_id)
             return None
 
     async def candidates(self, org_id: str, agent_id: str, query: str, live: list[str], n: int, *,
-                         keyword: bool = True, parts: bool = True, vector=None) -> Candidates:
+                         keyword: bool = True, parts: bool = True, vector=None,
+                         call_key: str | None = None) -> Candidates:
         """Dense (whole chunk and best sentence) and keyword candidates, filtered by tenant
         inside the store; the three searches run concurrently."""
         where = {"gen_key": live}
         if vector is None:
-            vector = await self.embedder.embed_query(query, org_id=org_id, agent_id=agent_id)
+            vector = await self.embedder.embed_query(query, org_id=org_id, agent_id=agent_id, call_key=call_key)
         dense_vector = vector.tolist()
         dense_hits, part_hits, keyword_hits = await asyncio.gather(
             self.store.search_dense(org_id, agent_id, dense_vector, n, where=where),
@@ -224,11 +227,11 @@ class HybridRetriever:
             hits = await self.store.search_crosslingual(org_id, agent_id, vector.tolist(), n, where=where)
             points = list({p.id: p for p in [*hits, *found.by_id().values()]}.values())
             scores = await self.crosslingual.align(query, [p.payload.get("text", "") for p in points])
-        except Exception:  # noqa: BLE001 - an extra signal; retrieval must still answer
+        except Exception:
             log.exception("crosslingual_signals_error", org_id=org_id, agent_id=agent_id)
             return
         found.crosslingual = hits
-        found.alignment = [ScoredPoint(p.id, score, p.payload) for p, score in zip(points, scores)]
+        found.alignment = [ScoredPoint(p.id, score, p.payload) for p, score in zip(points, scores, strict=True)]
 
     def rank(self, found: Candidates, query: str = "", ranking: Ranking | None = None) -> list[tuple[str, float]]:
         """Order the candidates by `ranking` (default: the configured, shipped one). Exact ties

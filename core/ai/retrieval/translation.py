@@ -20,11 +20,10 @@ from collections import OrderedDict
 from typing import Protocol
 
 from core.ai.errors import LLMError
-from core.ai.answer.fencing import fence, new_nonce
+from core.ai.fencing import fence, new_nonce
 from core.ai.llm import LLMClient
-from core.usage.metering import UsageContext
-from core.ids import new_id
 from core.logging import get_logger
+from core.usage.metering import UsageContext
 
 log = get_logger(__name__)
 
@@ -94,12 +93,3 @@ class LLMQueryTranslator:
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return result
-
-
-def translation_usage(org_id: str, agent_id: str, *, turn_id: str | None = None,
-                      conversation_id: str | None = None, purpose: str = "query_translation") -> UsageContext:
-    """Usage context of the translation made while answering `turn_id` (one per turn: a retried
-    turn is not billed twice); without a turn (CLI, evaluation) a fresh key."""
-    key = f"llm:{turn_id}:query" if turn_id else f"llm:{new_id('qt')}:query"
-    return UsageContext(org_id=org_id, purpose=purpose, idempotency_key=key, agent_id=agent_id,
-                        conversation_id=conversation_id)

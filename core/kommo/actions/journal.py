@@ -23,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from core.clock import aware, utcnow
-from core.ids import new_id
 from core.errors import KommoAgentError
+from core.ids import new_id
 from core.kommo.errors import ActionInProgress, KommoServerError, KommoUnavailable
 from core.models.events import ActionRecord, ActionState
 from core.storage.repositories.events import ActionJournal

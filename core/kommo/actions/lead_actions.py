@@ -13,10 +13,10 @@ from typing import Any
 
 from core.clock import utcnow
 from core.config import KommoSettings
-from core.kommo.http.api import KommoApi
-from core.kommo.errors import KommoNotConnected
 from core.kommo.actions.journal import run_journaled
 from core.kommo.delivery.replies import ReplySender
+from core.kommo.errors import KommoNotConnected
+from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
 from core.models.kommo import KommoAccount

@@ -1,1 +1,2 @@
-"""Authorisation: a long-lived token or an OAuth code in -> an encrypted, refreshed connection per organisation out (and which host serves it)."""
+"""Authorisation: a long-lived token or an OAuth code in -> an encrypted, refreshed connection
+per organisation out (tokens refreshed one at a time, renamed subdomains followed)."""

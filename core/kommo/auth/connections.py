@@ -7,7 +7,6 @@ its webhook token, so the URL pasted into Kommo keeps working.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -21,14 +20,14 @@ from core.clock import utcnow
 from core.config import KommoSettings
 from core.errors import InvalidInput
 from core.ids import new_id, new_token
-from core.kommo.http.api import KommoApi
+from core.kommo.auth.tokens import TokenPair, seal
 from core.kommo.errors import KommoError, KommoUnavailable
+from core.kommo.http.api import KommoApi
+from core.kommo.http.hosts import host_base, host_headers
 from core.kommo.http.ratelimit import RateLimiter
 from core.kommo.http.session import SessionProvider
-from core.kommo.sync.catalog import KommoSync, SyncReport
-from core.kommo.auth.hosts import host_base, host_headers
-from core.kommo.auth.tokens import TokenPair, seal
 from core.kommo.intake.parser import SUBSCRIBED_EVENTS
+from core.kommo.sync.catalog import KommoSync, SyncReport
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
 from core.storage import Storage
@@ -98,7 +97,7 @@ class KommoConnections:
                                                 **host_headers(self.settings, host)}) as r:
                     status = r.status
                     body = await r.json(content_type=None) if status in (200, 429) else None
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 raise KommoUnavailable(f"{host} did not answer: {type(exc).__name__}") from None
             if status != 429 or attempt == 3:
                 break

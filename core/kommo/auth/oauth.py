@@ -21,9 +21,9 @@ import redis.asyncio as aioredis
 from core.config import KommoSettings
 from core.errors import ConfigurationError, InvalidInput
 from core.kommo.auth.connections import ConnectResult, KommoConnections, parse_account_host
+from core.kommo.auth.tokens import token_grant
 from core.kommo.errors import InvalidOAuthState
 from core.kommo.http.session import SessionProvider
-from core.kommo.auth.tokens import token_grant
 from core.security.keyring import Keyring
 
 STATE_TTL_S = 900

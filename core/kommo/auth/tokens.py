@@ -26,10 +26,16 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from core.clock import aware, utcnow
 from core.config import KommoSettings
 from core.kommo.errors import (
-    KommoAuthError, KommoError, KommoNotConnected, KommoNotFound, KommoServerError, KommoTokenRevoked,
-    KommoUnavailable, KommoValidationError,
+    KommoAuthError,
+    KommoError,
+    KommoNotConnected,
+    KommoNotFound,
+    KommoServerError,
+    KommoTokenRevoked,
+    KommoUnavailable,
+    KommoValidationError,
 )
-from core.kommo.auth.hosts import api_domain, host_base, host_headers
+from core.kommo.http.hosts import api_domain, host_base, host_headers
 from core.kommo.http.session import SessionProvider
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
@@ -67,7 +73,7 @@ async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
                                 headers=host_headers(settings, host)) as resp:
             status = resp.status
             data = await resp.json(content_type=None) if status != 204 else None
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         raise KommoUnavailable(f"token endpoint did not answer: {type(exc).__name__}") from None
     if status >= 500:
         raise KommoServerError(f"token endpoint error {status}", status=status)
@@ -208,7 +214,7 @@ class TokenManager:
                                    headers={"X-Refresh-Token": refresh_token,
                                             **host_headers(self.settings, domain)}) as resp:
                 found = await resp.json(content_type=None) if resp.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {type(exc).__name__}") from None
         if not isinstance(found, dict) or not isinstance(found.get("subdomain"), str) or not found["subdomain"]:
             return False

@@ -1,1 +1,2 @@
-"""Delivery: a reply text in -> the customer's chat (Salesbot return_url or bot run, our Chats API channel) or an internal note draft out."""
+"""Delivery: a reply text in -> the customer's chat (Salesbot return_url or bot run, our Chats API
+channel) or an internal note draft out."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -51,7 +50,7 @@ class ChatsClient:
             async with session.post(self.base(account) + path, data=body,
                                     headers=amojo_headers("POST", path, body, secret.get_secret_value())) as r:
                 status, data = r.status, await r.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise KommoUnavailable(f"Chats API did not answer: {type(exc).__name__}") from None
         if status == 200:
             return (data or {}).get("new_message", {})

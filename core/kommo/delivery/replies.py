@@ -16,8 +16,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.kommo.http.api import KommoApi
 from core.kommo.delivery.chats import ChatsClient
+from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
 from core.models.kommo import KommoAccount

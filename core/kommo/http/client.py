@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,12 +24,21 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from core.clock import utcnow
 from core.config import KommoSettings
 from core.kommo.errors import (
-    TRANSIENT, KommoAuthError, KommoBlocked, KommoError, KommoNotConnected, KommoNotFound,
-    KommoRateLimited, KommoServerError, KommoUnavailable, KommoValidationError,
+    TRANSIENT,
+    KommoAuthError,
+    KommoBlocked,
+    KommoError,
+    KommoForbidden,
+    KommoNotConnected,
+    KommoNotFound,
+    KommoRateLimited,
+    KommoServerError,
+    KommoUnavailable,
+    KommoValidationError,
 )
-from core.kommo.auth.hosts import host_base, host_headers
-from core.kommo.http.session import SessionProvider
+from core.kommo.http.hosts import host_base, host_headers
 from core.kommo.http.ratelimit import RateLimiter
+from core.kommo.http.session import SessionProvider
 from core.models.kommo import ConnectionStatus, KommoAccount
 from core.storage.notifications import NotificationOutbox
 from core.storage.repositories.kommo_accounts import KommoAccountRepository
@@ -38,12 +46,6 @@ from core.storage.repositories.kommo_accounts import KommoAccountRepository
 log = structlog.get_logger("kommo.client")
 PAGE_LIMIT = 250
 MAX_RETRY_AFTER_S = 30.0  # longer pauses are left to the caller (a Celery retry), not a sleeping call
-
-
-class KommoForbidden(KommoError):
-    """403 on an endpoint the caller marked rights-dependent (e.g. users list for a non-admin)."""
-
-    code = "kommo_forbidden"
 
 
 def base_url(settings: KommoSettings, account: KommoAccount) -> str:
@@ -166,7 +168,7 @@ class KommoClient:
                 raw = await resp.read()
                 status = resp.status
                 retry_header = resp.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise KommoUnavailable(f"Kommo did not answer: {type(exc).__name__}") from None
         if status == 204 or (200 <= status < 300 and not raw.strip()):
             return None

@@ -77,7 +77,7 @@ def _kind(entity: str, action: str, item: dict[str, Any]) -> tuple[str, str]:
     if entity == "contact" and item.get("type") == "company":
         entity = "company"
     if action == "note":  # leads[note][0][note][...]: a note added to that entity
-        return "note", f"note.add"
+        return "note", "note.add"
     return entity, f"{entity}.{action}"
 
 

@@ -18,24 +18,19 @@ from urllib.parse import urlsplit
 
 from core.clock import utcnow
 from core.config import KommoSettings
-from core.errors import NotFound
 from core.ids import new_id
-from core.kommo.errors import InvalidWebhook
+from core.kommo.errors import InvalidWebhook, UnknownHook
 from core.kommo.intake.form import parse_form
 from core.kommo.intake.group_commit import GroupCommitter
-from core.kommo.intake.signatures import verify_chats_signature, verify_salesbot_token
 from core.kommo.intake.parser import KommoEvent, is_own_write, parse_webhook
+from core.kommo.intake.signatures import verify_chats_signature, verify_salesbot_token
 from core.models.events import EventStatus, WebhookEvent
 from core.models.kommo import KommoAccount
+from core.models.stored import iso
 from core.security.keyring import Keyring
-from core.storage.codec import iso
 from core.storage.repositories.kommo_accounts import KommoAccountRepository, hook_token_hash
 
 CHATS_MESSAGE_KINDS = {"chats.message"}
-
-
-class UnknownHook(NotFound):
-    code = "unknown_hook"
 
 
 class IntakeEvent(WebhookEvent):

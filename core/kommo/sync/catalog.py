@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import structlog
 
 from core.clock import utcnow
+from core.kommo.errors import KommoForbidden
 from core.kommo.http.api import KommoApi
-from core.kommo.http.client import KommoForbidden
 from core.models.kommo import KommoAccount, KommoField, KommoPipeline, KommoStage, KommoUser
 from core.storage import Storage
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository as Catalog

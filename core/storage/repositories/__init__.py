@@ -1,0 +1,1 @@
+"""Tenant-scoped Mongo repositories: every method takes the organisation first."""

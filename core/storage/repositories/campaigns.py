@@ -7,7 +7,11 @@ from typing import Any
 
 from core.clock import utcnow
 from core.models.campaign import (
-    OPEN_TARGET_STATES, Campaign, CampaignStatus, CampaignTarget, TargetState,
+    OPEN_TARGET_STATES,
+    Campaign,
+    CampaignStatus,
+    CampaignTarget,
+    TargetState,
 )
 from core.storage.repositories.base import OrgScopedRepository, scope
 

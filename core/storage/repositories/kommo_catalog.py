@@ -14,8 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from core.clock import utcnow
 from core.models.base import OrgDocument
 from core.models.kommo import KommoField, KommoPipeline, KommoUser
+from core.models.stored import to_db
+from core.storage.codec import CodecCollection
 from core.storage.repositories.base import scope
-from core.storage.codec import CodecCollection, to_db
 
 T = TypeVar("T", bound=OrgDocument)
 
@@ -56,7 +57,8 @@ class KommoCatalogRepository:
 
     async def pipelines(self, org_id: str, include_gone: bool = False) -> list[KommoPipeline]:
         q = {} if include_gone else {"gone": False}
-        return [KommoPipeline.model_validate(d) async for d in self.pipelines_col.find(scope(org_id, q), sort=[("pipeline_id", 1)])]
+        found = self.pipelines_col.find(scope(org_id, q), sort=[("pipeline_id", 1)])
+        return [KommoPipeline.model_validate(d) async for d in found]
 
     async def pipeline(self, org_id: str, pipeline_id: int) -> KommoPipeline | None:
         return KommoPipeline.from_mongo(await self.pipelines_col.find_one(scope(org_id, {"pipeline_id": pipeline_id})))

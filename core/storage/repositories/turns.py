@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import Field
-
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import utcnow

@@ -47,10 +47,6 @@ class CollectionInfo:
     dim: int
 
 
-class EmbeddingModelMismatch(Exception):
-    """The collection was built by another embedding model/dimension: re-index required."""
-
-
 @runtime_checkable
 class VectorStore(Protocol):
     async def ensure_collection(self, model: str, dim: int) -> CollectionInfo: ...

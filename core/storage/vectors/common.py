@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import InvalidInput
-from core.storage.vectors.base import CollectionInfo, EmbeddingModelMismatch
+from core.storage.errors import EmbeddingModelMismatch
+from core.storage.vectors.base import CollectionInfo
 
 DENSE = "dense"
 SPARSE = "bm25"

@@ -20,7 +20,16 @@ import qdrant_edge as qe
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, PARTS, SPARSE, XL, XL_DIM, check_model, stamped, tenant_pairs, where_items,
+    DENSE,
+    INDEXED_FIELDS,
+    PARTS,
+    SPARSE,
+    XL,
+    XL_DIM,
+    check_model,
+    stamped,
+    tenant_pairs,
+    where_items,
 )
 
 _PARTS_CONFIG = qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim)

@@ -16,7 +16,16 @@ from qdrant_client import models as qm
 
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
-    DENSE, INDEXED_FIELDS, PARTS, SPARSE, XL, XL_DIM, check_model, stamped, tenant_pairs, where_items,
+    DENSE,
+    INDEXED_FIELDS,
+    PARTS,
+    SPARSE,
+    XL,
+    XL_DIM,
+    check_model,
+    stamped,
+    tenant_pairs,
+    where_items,
 )
 
 _PARTS_CONFIG = qm.MultiVectorConfig(comparator=qm.MultiVectorComparator.MAX_SIM)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.errors import ExtractionError
+from core.ai.ingest.extract.base import Section
 from core.config import KnowledgeSettings
 
 SUPPORTED = {
@@ -38,21 +39,21 @@ def extract_file(filename: str, data: bytes, settings: KnowledgeSettings, title:
     ext = check_upload(filename, len(data), settings)
     title = title or PurePath(filename).stem
     if ext == ".pdf":
-        from core.ai.ingest.extract.pdf import extract_pdf  # noqa: PLC0415
+        from core.ai.ingest.extract.pdf import extract_pdf  # noqa: PLC0415 - each parser loads with its format
 
         return extract_pdf(data, settings.max_pages)
     if ext == ".docx":
-        from core.ai.ingest.extract.docx import extract_docx  # noqa: PLC0415
+        from core.ai.ingest.extract.docx import extract_docx  # noqa: PLC0415 - each parser loads with its format
 
         return extract_docx(data, title)
     if ext in (".txt", ".md", ".markdown"):
-        from core.ai.ingest.extract.text import extract_text  # noqa: PLC0415
+        from core.ai.ingest.extract.text import extract_text  # noqa: PLC0415 - each parser loads with its format
 
         return extract_text(data, title, markdown=ext != ".txt")
     if ext in (".html", ".htm"):
-        from core.ai.ingest.extract.html import extract_html  # noqa: PLC0415
+        from core.ai.ingest.extract.html import extract_html  # noqa: PLC0415 - each parser loads with its format
 
         return extract_html(data, title)
-    from core.ai.ingest.extract.tabular import extract_csv, extract_xlsx  # noqa: PLC0415
+    from core.ai.ingest.extract.tabular import extract_csv, extract_xlsx  # noqa: PLC0415 - each parser loads with its format
 
     return (extract_csv if ext == ".csv" else extract_xlsx)(data, title, MAX_TABLE_ROWS)

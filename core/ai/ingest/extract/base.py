@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import InvalidInput
-
 
 @dataclass
 class Section:
@@ -19,12 +17,6 @@ class Section:
     # (`core.ai.ingest.split.chunk_parts`). False for table rows: a row is one fact, its fields are not
     # sentences, and a price list would pay for thousands of vectors nobody needs.
     sentence_vectors: bool = True
-
-
-class ExtractionError(InvalidInput):
-    """The content cannot be turned into text; the message says why, for the manager."""
-
-    code = "extraction_failed"
 
 
 class SectionBuilder:

@@ -10,8 +10,9 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.clean import clean_heading, clean_text
-from core.ai.ingest.extract.base import ExtractionError, Section, SectionBuilder
+from core.ai.ingest.extract.base import Section, SectionBuilder
 
 _LEVEL = re.compile(r"(\d+)")
 _HEADING_STYLES = ("heading", "заголовок", "title", "название")
@@ -56,7 +57,7 @@ def table_rows(table: Table) -> list[str]:
         return ["; ".join(c for c in r if c) for r in rows]
     out = []
     for r in body:
-        pairs = [f"{h}: {v}" if h else v for h, v in zip(header, r) if v]
+        pairs = [f"{h}: {v}" if h else v for h, v in zip(header, r, strict=False) if v]
         pairs += [v for v in r[len(header):] if v]
         if pairs:
             out.append("; ".join(pairs))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.clean import clean_text
-from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.ingest.extract.base import Section
 
 
 def extract_faq(pairs: list[dict[str, str]] | list[tuple[str, str]], title: str = "") -> list[Section]:

@@ -13,7 +13,8 @@ import aiohttp
 import lxml.html
 import trafilatura
 
-from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.errors import ExtractionError
+from core.ai.ingest.extract.base import Section
 from core.ai.ingest.extract.text import decode_text, parse_markdown
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -66,7 +67,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
                 if len(body) > max_bytes:
                     raise ExtractionError(f"{url} is larger than the {max_bytes} byte limit")
             return str(resp.url), decode_text(bytes(body))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ExtractionError(f"{url} did not answer within {timeout_s:g} s") from None
     except aiohttp.ClientError as exc:
         raise ExtractionError(f"{url} cannot be fetched ({exc.__class__.__name__}: {exc})") from None

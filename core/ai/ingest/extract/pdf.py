@@ -7,8 +7,9 @@ import io
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError, PyPdfError
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.clean import clean_text
-from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.ingest.extract.base import Section
 
 
 def extract_pdf(data: bytes, max_pages: int) -> list[Section]:

@@ -13,7 +13,8 @@ import io
 import zipfile
 from collections.abc import Iterable
 
-from core.ai.ingest.extract.base import ExtractionError, Section
+from core.ai.errors import ExtractionError
+from core.ai.ingest.extract.base import Section
 from core.ai.ingest.extract.text import decode_text
 
 
@@ -26,7 +27,7 @@ def _cell(value: object) -> str:
 
 
 def _row_text(header: list[str], row: list[str]) -> str:
-    return "; ".join(f"{h}: {v}" if h else v for h, v in zip(header, row) if v and v != "-")
+    return "; ".join(f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False) if v and v != "-")
 
 
 def rows_to_sections(rows: Iterable[list[str]], root: list[str], max_rows: int) -> list[Section]:
@@ -66,7 +67,7 @@ def extract_csv(data: bytes, title: str, max_rows: int) -> list[Section]:
 
 
 def extract_xlsx(data: bytes, title: str, max_rows: int) -> list[Section]:
-    import openpyxl  # noqa: PLC0415
+    import openpyxl  # noqa: PLC0415 - XLSX only; openpyxl is slow to import
 
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)

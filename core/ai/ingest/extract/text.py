@@ -6,8 +6,9 @@ import re
 
 from charset_normalizer import from_bytes
 
+from core.ai.errors import ExtractionError
 from core.ai.ingest.clean import clean_heading, clean_text
-from core.ai.ingest.extract.base import ExtractionError, Section, SectionBuilder
+from core.ai.ingest.extract.base import Section, SectionBuilder
 
 _RU_COMMON = set("оеаинтсрвлкмдпуяыьгзбчйхжшюцщэфъё ")
 _CYRILLIC_CODECS = ("cp1251", "cp866", "koi8_r", "mac_cyrillic")

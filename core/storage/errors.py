@@ -1,0 +1,11 @@
+"""Errors of the storage layer."""
+
+from __future__ import annotations
+
+from core.errors import KommoAgentError
+
+
+class EmbeddingModelMismatch(KommoAgentError):
+    """The collection was built by another embedding model/dimension: re-index required."""
+
+    code = "embedding_model_mismatch"
