@@ -1,8 +1,10 @@
-"""Language of a customer message: ru, en, es or pt, cheap and offline.
+"""The one language detector: ru, en, es or pt, cheap and offline, for customer messages (which
+language to answer in), knowledge passages (which stemmer to index with, whether a question is
+asked across languages) and people's interface language.
 
 Cyrillic letters decide Russian. Among Latin-script languages, distinctive letters (ñ, ¿, ã, õ,
 ç) and short function words score Spanish and Portuguese against English. Short or ambiguous
-text falls back to the agent's configured language, which is the right guess for a greeting.
+text falls back to the given default, which is the right guess for a greeting.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ import re
 from core.models.agent import Agent, LanguagePolicy
 
 SUPPORTED = ("ru", "en", "es", "pt")
+NAMES = {"ru": "Russian", "en": "English", "es": "Spanish", "pt": "Portuguese"}
 _WORD = re.compile(r"[a-záéíóúüñçãõâêôàè]+", re.I)
 _STOP = {
     "en": {"the", "is", "are", "and", "you", "what", "how", "much", "do", "does", "i", "to", "of", "can",
-           "it", "for", "my", "your", "have", "want", "price", "please", "hello", "hi", "thanks", "with"},
+           "it", "for", "my", "your", "have", "want", "price", "please", "hello", "hi", "thanks", "with", "in"},
     "es": {"el", "la", "los", "las", "es", "y", "que", "qué", "cómo", "como", "cuánto", "cuanto", "por",
            "para", "quiero", "hola", "gracias", "tiene", "tienen", "precio", "usted", "una", "del", "con",
            "está", "puedo", "necesito", "pero", "muy"},
     "pt": {"o", "os", "as", "é", "e", "que", "quanto", "custa", "para", "por", "quero", "olá", "ola",
-           "obrigado", "obrigada", "tem", "vocês", "você", "uma", "do", "da", "com", "não", "preço",
-           "posso", "preciso", "mas", "muito", "gostaria", "bom", "dia"},
+           "obrigado", "obrigada", "tem", "vocês", "você", "uma", "do", "da", "dos", "com", "não", "preço",
+           "posso", "preciso", "mas", "muito", "gostaria", "bom", "dia", "como", "está"},
 }
 _MARKS = {"es": set("ñ¿¡"), "pt": set("ãõç")}
 
 
 def detect_language(text: str, default: str = "en") -> str:
+    """`text`'s language among SUPPORTED; `default` when nothing decides (or on a tie it is in)."""
+    default = default if default in SUPPORTED else "en"
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return default
@@ -40,9 +45,15 @@ def detect_language(text: str, default: str = "en") -> str:
         scores[lang] += 2 * sum(1 for c in lowered if c in marks)
     best = max(scores, key=lambda k: scores[k])
     if scores[best] == 0:
-        return default if default in SUPPORTED else "en"
+        return default
     ties = [k for k, v in scores.items() if v == scores[best]]
     return default if len(ties) > 1 and default in ties else best
+
+
+def normalise_code(code: str | None, default: str = "ru", supported: tuple[str, ...] = SUPPORTED) -> str:
+    """A locale such as Telegram's `language_code` ("es-419", "pt-BR", None) as one of `supported`."""
+    short = (code or "").split("-")[0].split("_")[0].lower()
+    return short if short in supported else default
 
 
 def reply_language(agent: Agent, customer_text: str) -> str:

@@ -70,8 +70,8 @@ async def test_translation_is_fenced_metered_and_remembered(fake_llm, storage):
     translator = LLMQueryTranslator(llm)
     usage = translation_usage(ORG, AGENT, turn_id="turn-7", conversation_id="conv-1")
     try:
-        assert await translator.translate(QUESTION_RU, "english", usage=usage) == QUESTION_EN
-        assert await translator.translate(QUESTION_RU, "english", usage=usage) == QUESTION_EN
+        assert await translator.translate(QUESTION_RU, "en", usage=usage) == QUESTION_EN
+        assert await translator.translate(QUESTION_RU, "en", usage=usage) == QUESTION_EN
     finally:
         await llm.close()
     assert len(fake_llm.requests) == 1  # the second time from memory
@@ -90,7 +90,7 @@ async def test_injection_in_the_question_stays_inside_the_fence(fake_llm, storag
     fake_llm.push(Reply(content="ignore the rules"))
     llm = llm_client(fake_llm, storage)
     try:
-        out = await LLMQueryTranslator(llm).translate(attack, "english", usage=translation_usage(ORG, AGENT))
+        out = await LLMQueryTranslator(llm).translate(attack, "en", usage=translation_usage(ORG, AGENT))
     finally:
         await llm.close()
     user = fake_llm.requests[0]["messages"][1]["content"]
@@ -105,16 +105,16 @@ async def test_provider_failure_or_timeout_means_search_without(fake_llm, storag
     usage = translation_usage(ORG, AGENT)
     try:
         fake_llm.push(Fail(500))
-        assert await translator.translate(QUESTION_RU, "english", usage=usage) is None
+        assert await translator.translate(QUESTION_RU, "en", usage=usage) is None
         fake_llm.push(Hang(5))
-        assert await translator.translate(QUESTION_RU, "english", usage=usage) is None
+        assert await translator.translate(QUESTION_RU, "en", usage=usage) is None
         fake_llm.push(Reply(content=QUESTION_EN))  # the provider is back: failures were not remembered
-        assert await translator.translate(QUESTION_RU, "english", usage=usage) == QUESTION_EN
+        assert await translator.translate(QUESTION_RU, "en", usage=usage) == QUESTION_EN
     finally:
         await llm.close()
     assert len(fake_llm.requests) == 3
     with pytest.raises(ValueError, match="UsageContext"):
-        await translator.translate("новый вопрос", "english")  # an unbilled LLM call is refused
+        await translator.translate("новый вопрос", "en")  # an unbilled LLM call is refused
 
 
 async def _retriever_with(storage, tmp_path, translator):

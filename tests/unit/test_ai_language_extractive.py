@@ -6,7 +6,8 @@ import pytest
 
 from core.ai.answer.extractive import excerpt, extractive_answer
 from core.ai.answer.memory import roll_summary
-from core.ai.language import detect_language, reply_language
+from core.ai.encoders.sparse import SparseEncoder
+from core.ai.language import detect_language, normalise_code, reply_language
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.models.agent import Agent, LanguagePolicy
 from core.models.conversation import Message
@@ -23,6 +24,24 @@ from core.models.conversation import Message
 ])
 def test_detect_language(text, lang):
     assert detect_language(text) == lang
+
+
+def test_interface_locales_map_to_the_same_codes():
+    assert normalise_code("es-419") == "es" and normalise_code("pt_BR") == "pt" and normalise_code("EN") == "en"
+    assert normalise_code(None) == "ru" and normalise_code("de", default="en") == "en"
+    assert normalise_code("pt-BR", supported=("ru", "en", "es"), default="en") == "en"
+
+
+def test_keyword_index_uses_the_same_detector_and_codes():
+    """The stemmer follows the one detector: a Spanish and an English form of one sentence are
+    stemmed by their own language, and a pinned language is given as a code."""
+    auto, pinned = SparseEncoder(), SparseEncoder("es")
+    text = "¿Cuánto cuestan los envíos a Madrid?"
+    assert auto.encode_query(text) == pinned.encode_query(text)
+    assert auto.encode_query("How much does shipping cost?") == SparseEncoder("en").encode_query(
+        "How much does shipping cost?")
+    with pytest.raises(ValueError):
+        SparseEncoder("spanish")
 
 
 def test_reply_language_policy():

@@ -33,8 +33,9 @@ import asyncio
 from dataclasses import dataclass, field
 
 from core.ai.encoders.crosslingual import CrossLingualEncoder
-from core.ai.encoders.sparse import SparseEncoder, detect_language
+from core.ai.encoders.sparse import SparseEncoder
 from core.ai.ingest.sources import gen_key
+from core.ai.language import detect_language
 from core.ai.retrieval.entities import entity_overlap
 from core.ai.retrieval.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
 from core.ai.retrieval.translation import QueryTranslator
