@@ -90,6 +90,33 @@ def add(org_id: str, agent_id: str, crawl: bool, items: tuple[str, ...]) -> None
         sys.exit(1)
 
 
+@knowledge.command("faq")
+@click.option("--org", "org_id", required=True)
+@click.option("--agent", "agent_id", required=True)
+@click.option("--question", "-q", "questions", multiple=True, required=True, help="A question (repeat with --answer)")
+@click.option("--answer", "-a", "answers", multiple=True, required=True, help="Its answer, in the same order")
+@click.option("--title", default="FAQ", show_default=True, help="The source's title")
+def faq(org_id: str, agent_id: str, questions: tuple[str, ...], answers: tuple[str, ...], title: str) -> None:
+    """Add question/answer pairs as one source and index them now."""
+    if len(questions) != len(answers):
+        raise click.UsageError(f"{len(questions)} --question but {len(answers)} --answer: give them in pairs")
+
+    async def job(services):
+        if await services.storage.agents.get(org_id, agent_id) is None:
+            raise NotFound(f"agent {agent_id} not found in org {org_id}")
+
+        async def inner(k) -> bool:
+            pairs = [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True)]
+            source = await k.ingestion.add_faq(org_id, agent_id, pairs, title=title)
+            ok = await _index(k, org_id, source)
+            click.echo(source.id)
+            return ok
+        return await _with_knowledge(services, inner)
+
+    if not run_with_services(job):
+        sys.exit(1)
+
+
 @knowledge.command("list")
 @click.option("--org", "org_id", required=True)
 @click.option("--agent", "agent_id", required=True)

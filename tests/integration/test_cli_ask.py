@@ -80,3 +80,23 @@ async def test_ask_errors_are_one_line(storage, mongo_url, redis_url, tmp_path):
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["mode"] == "extractive" and data["handoff"] is True
+
+
+def _cli(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=env["DATA_DIR"], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+async def test_faq_pairs_from_the_cli_answer_the_next_question(storage, mongo_url, redis_url, tmp_path):
+    await _seed(storage)
+    env = _env(storage, mongo_url, redis_url, tmp_path, None)
+    bad = _cli(env, "knowledge", "faq", "--org", ORG, "--agent", "ag1", "-q", "Only a question?")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    added = _cli(env, "knowledge", "faq", "--org", ORG, "--agent", "ag1",
+                 "-q", "Do you deliver on Sundays?", "-a", "Yes, Sunday delivery costs 15 EUR and arrives by 6 pm.")
+    assert added.returncode == 0, added.stderr
+    [source] = await storage.knowledge.for_agent(ORG, "ag1")
+    assert (source.kind, source.status, source.chunks_total) == ("faq", "ready", 1)
+    out = _ask(env, "--org", ORG, "--agent", "ag1", "--json", "Do you deliver on Sunday?")
+    data = json.loads(out.stdout)
+    assert data["mode"] == "extractive" and "15 EUR" in data["reply_text"], data
