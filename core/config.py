@@ -189,10 +189,6 @@ class Settings(BaseSettings):
         return self.data_dir / "vectors"
 
     @property
-    def redis_dir(self) -> Path:
-        return self.data_dir / "redis"
-
-    @property
     def key_file(self) -> Path:
         return self.secrets.key_file or self.data_dir / "secrets.keys"
 

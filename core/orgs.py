@@ -42,9 +42,3 @@ async def create_agent(storage: Storage, org_id: str, name: str, instructions: s
     agent = Agent(_id=new_id("agt"), org_id=org_id, name=name, instructions=instructions, **config)
     return await storage.agents.insert(org_id, agent)
 
-
-async def require_agent(storage: Storage, org_id: str, agent_id: str) -> Agent:
-    agent = await storage.agents.get(org_id, agent_id)
-    if agent is None:
-        raise NotFound(f"agent {agent_id!r} not found in organisation {org_id!r}", agent_id=agent_id)
-    return agent

@@ -68,11 +68,6 @@ class KommoAccountRepository(OrgScopedRepository[KommoAccount]):
         """Chats API hook routing: Kommo puts the channel scope id in the hook URL."""
         return KommoAccount.from_mongo(await self.collection.find_one({"chats_scope_id": scope_id}))
 
-    async def replace_for_org(self, org_id: str, account: KommoAccount) -> KommoAccount:
-        self.forget(org_id)
-        await self.collection.delete_many(scope(org_id))
-        return await self.insert(org_id, account)
-
     async def store_tokens(self, org_id: str, account_id: str, expected_version: int,
                            secrets: dict[str, str], changes: dict[str, Any]) -> KommoAccount | None:
         """Compare-and-set on `token_version`: a refresh only lands if nobody refreshed since."""

@@ -18,11 +18,6 @@ class OperatorRepository(OrgScopedRepository[Operator]):
         return await self.insert(org_id, Operator(_id=new_id("op"), org_id=org_id,
                                                   telegram_user_id=telegram_user_id, role=role, name=name))
 
-    async def by_telegram_user(self, org_id: str, telegram_user_id: int) -> Operator | None:
-        return Operator.from_mongo(
-            await self.collection.find_one(scope(org_id, {"telegram_user_id": telegram_user_id}))
-        )
-
     async def admins(self, org_id: str) -> list[Operator]:
         return await self.list(org_id, {"role": {"$in": [Role.OWNER, Role.ADMIN]}})
 
@@ -51,7 +46,3 @@ class InviteRepository(OrgScopedRepository[Invite]):
             return_document=ReturnDocument.AFTER,
         )
         return Invite.from_mongo(doc)
-
-    async def revoke(self, org_id: str, invite_id: str) -> bool:
-        res = await self.collection.update_one(scope(org_id, {"_id": invite_id}), {"$set": {"revoked": True}})
-        return res.modified_count == 1
