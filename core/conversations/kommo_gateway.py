@@ -60,4 +60,5 @@ class ActionsGateway:
 
     async def update_lead_field(self, org_id: str, *, lead_id: int, field_id: int, value: Any,
                                 enum_id: int | None, idempotency_key: str) -> None:
-        _checked(await self.actions.update_lead_field(org_id, lead_id, field_id, value, idempotency_key))
+        _checked(await self.actions.update_lead_field(org_id, lead_id, field_id, value, idempotency_key,
+                                                      enum_id=enum_id))

@@ -126,10 +126,30 @@ def install(fake: FakeKommo) -> None:
             current[f.get("field_id") or f.get("field_code")] = f
         entity["custom_fields_values"] = list(current.values())
 
+    def _bad_choice(acc, entity: str, values: list[dict]) -> web.Response | None:
+        """Kommo refuses an option a select-like field does not have (by enum_id, or by its text)."""
+        fields = {f["id"]: f for f in acc.custom_fields.get(entity, [])}
+        for f in values:
+            spec = fields.get(f.get("field_id"))
+            if not spec or spec["type"] not in ("select", "multiselect", "radiobutton"):
+                continue
+            options = {e["id"]: e["value"] for e in spec["enums"] or []}
+            for v in f.get("values") or []:
+                known = options.get(v["enum_id"]) if "enum_id" in v else (
+                    v.get("value") if v.get("value") in options.values() else None)
+                if known is None or ("value" in v and "enum_id" in v and v["value"] != known):
+                    return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": [
+                        {"request_id": "0", "errors": [{"code": "NotSupportedChoice", "path": "custom_fields_values",
+                                                        "detail": "The value you selected is not a valid choice."}]}]})
+        return None
+
     async def patch_lead(request):
         acc, lead, body = request[ACC], _lead(request), await request.json()
         if not isinstance(body, dict):
             return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
+        refused = _bad_choice(acc, "leads", body.get("custom_fields_values") or [])
+        if refused is not None:
+            return refused
         pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
         if "status_id" in body and body["status_id"] not in acc.stage_ids(pipeline_id):
             return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": [

@@ -92,7 +92,9 @@ def seed_account(subdomain: str) -> FakeAccount:
     acc.pipelines = default_pipelines(acc_id)
     acc.custom_fields = {
         "leads": [{"id": 501, "name": "AI reply", "type": "textarea", "code": None, "enums": None},
-                  {"id": 502, "name": "Budget", "type": "numeric", "code": None, "enums": None}],
+                  {"id": 502, "name": "Budget", "type": "numeric", "code": None, "enums": None},
+                  {"id": 504, "name": "Delivery city", "type": "select", "code": None,
+                   "enums": [{"id": 41, "value": "Kazan"}, {"id": 42, "value": "Moscow"}]}],
         "contacts": [{"id": 601, "name": "Phone", "type": "multitext", "code": "PHONE",
                       "enums": [{"id": 1, "value": "WORK"}, {"id": 2, "value": "MOB"}]},
                      {"id": 602, "name": "Email", "type": "multitext", "code": "EMAIL",

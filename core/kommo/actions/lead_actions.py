@@ -126,14 +126,16 @@ class KommoActions:
             conversation_id=conversation_id, agent_id=agent_id)
 
     async def update_lead_field(self, org_id: str, lead_id: int, field_id: int, value: Any, idempotency_key: str, *,
-                                dry_run: bool = False, conversation_id: str | None = None,
+                                enum_id: int | None = None, dry_run: bool = False, conversation_id: str | None = None,
                                 agent_id: str | None = None) -> ActionRecord:
+        """`enum_id`: the chosen option of a select-like field (Kommo stores the option by id)."""
         account = await self.account(org_id)
         refuse = await self._field_problem(org_id, "leads", field_id)
-        body = {"custom_fields_values": [{"field_id": int(field_id), "values": [{"value": value}]}]}
+        entry = {"value": value, **({"enum_id": int(enum_id)} if enum_id is not None else {})}
+        body = {"custom_fields_values": [{"field_id": int(field_id), "values": [entry]}]}
         return await self._journal(
             org_id, kind="update_lead_field", key=idempotency_key, lead_id=lead_id, dry_run=dry_run, refuse=refuse,
-            params={"field_id": field_id, "value": value}, resend_safe=True,
+            params={"field_id": field_id, **entry}, resend_safe=True,
             perform=lambda: self.api.update_lead(account, lead_id, body),
             conversation_id=conversation_id, agent_id=agent_id)
 
