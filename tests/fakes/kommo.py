@@ -12,29 +12,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import random
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.kommo_routes import CatalogRoutes, IntegrationRoutes, LeadRoutes, OAuthRoutes
 from tests.fakes.kommo_state import ACC, FakeAccount, TokenBook, next_id, seed_account
-
-CHANNEL_ID = "fake-channel"
-CHANNEL_SECRET = "fake-channel-secret"
+from tests.fakes.kommo_wire import CHANNEL_ID, problem
 
 
-def problem(status: int, title: str, detail: str = "", **extra: Any) -> web.Response:
-    body = {"title": title, "type": f"https://httpstatus.es/{status}", "status": status, "detail": detail, **extra}
-    return web.json_response(body, status=status, content_type="application/problem+json")
-
-
-class FakeKommo:
+class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
     def __init__(self, *, rate_limit: int = 7, retry_after: float = 1, access_ttl: float = 86400,
                  fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "500", "timeout"),
                  timeout_delay: float = 3.0, client_id: str = "fake-client",
@@ -163,9 +154,36 @@ class FakeKommo:
                                  content_type="application/hal+json")
 
     def _routes(self) -> None:
-        from tests.fakes import kommo_routes  # noqa: PLC0415 - handlers kept in their own module
+        for method, path, handler in self.route_table():
+            self.app.router.add_route(method, path, handler)
 
-        kommo_routes.install(self)
+    def route_table(self) -> list[tuple[str, str, Any]]:
+        """Every endpoint and its handler method; a subclass or a new mixin extends the list."""
+        return [
+            ("POST", "/oauth2/access_token", self.token),
+            ("GET", "/oauth2/account/current/subdomain", self.current_subdomain),
+            ("GET", "/api/v4/account", self.account),
+            ("GET", "/api/v4/users", self.users),
+            ("GET", "/api/v4/leads/pipelines", self.pipelines),
+            ("GET", "/api/v4/{entity:leads|contacts}/custom_fields", self.fields),
+            ("GET", "/api/v4/leads", self.list_leads),
+            ("POST", "/api/v4/leads/notes", self.add_lead_notes),
+            ("GET", r"/api/v4/leads/{id:\d+}", self.get_lead),
+            ("PATCH", r"/api/v4/leads/{id:\d+}", self.patch_lead),
+            ("POST", r"/api/v4/leads/{id:\d+}/notes", self.add_lead_notes),
+            ("GET", r"/api/v4/leads/{id:\d+}/notes", self.list_lead_notes),
+            ("GET", "/api/v4/contacts", self.list_contacts),
+            ("GET", r"/api/v4/contacts/{id:\d+}", self.get_contact),
+            ("PATCH", r"/api/v4/contacts/{id:\d+}", self.patch_contact),
+            ("POST", "/api/v4/tasks", self.add_tasks),
+            ("GET", "/api/v4/tasks", self.list_tasks),
+            ("POST", "/api/v4/webhooks", self.webhooks),
+            ("POST", r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", self.salesbot_continue),
+            ("POST", "/api/v2/salesbot/run", self.salesbot_run),
+            ("POST", "/v2/origin/custom/{scope}", self.amojo_message),
+            ("GET", "/_fake/stats", self.fake_stats),
+            ("POST", "/_fake/config", self.fake_config),
+        ]
 
 
 async def _serve(port: int, token: str, subdomain: str) -> None:
@@ -185,30 +203,6 @@ def main() -> None:
     parser.add_argument("--subdomain", default="acme")
     args = parser.parse_args()
     asyncio.run(_serve(args.port, args.token, args.subdomain))
-
-
-def sign_amojo(method: str, path: str, body: bytes, date: str, secret: str = CHANNEL_SECRET,
-               content_type: str = "application/json") -> tuple[str, str]:
-    md5 = hashlib.md5(body).hexdigest()
-    sig = hmac.new(secret.encode(), "\n".join([method.upper(), md5, content_type, date, path]).encode(),
-                   hashlib.sha1).hexdigest()
-    return md5, sig
-
-
-def check_amojo_signature(request: web.Request, body: bytes) -> str | None:
-    date = request.headers.get("Date", "")
-    try:
-        if abs(time.time() - parsedate_to_datetime(date).timestamp()) > 900:
-            return "date too old"
-    except (TypeError, ValueError):
-        return "bad Date header"
-    md5, sig = sign_amojo(request.method, request.path, body, date,
-                          content_type=request.headers.get("Content-Type", ""))
-    if request.headers.get("Content-MD5", "").lower() != md5:
-        return "Content-MD5 mismatch"
-    if not hmac.compare_digest(request.headers.get("X-Signature", "").lower(), sig):
-        return "bad signature"
-    return None
 
 
 if __name__ == "__main__":

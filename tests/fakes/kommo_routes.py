@@ -1,62 +1,66 @@
-"""HTTP handlers of the fake Kommo (see tests/fakes/kommo.py for the behaviour contract)."""
+"""Handlers of the fake Kommo, as methods of mixins that `FakeKommo` (tests/fakes/kommo.py) combines.
+
+Each mixin owns one area of the API; `self` is the `FakeKommo`, so handlers read its accounts,
+token book and settings. A later area adds a mixin and its routes, not a closure.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.kommo_state import ACC, next_id
-
-if TYPE_CHECKING:
-    from tests.fakes.kommo import FakeKommo
+from tests.fakes.kommo_wire import check_amojo_signature, problem
 
 
-def install(fake: FakeKommo) -> None:
-    from tests.fakes.kommo import CHANNEL_SECRET, check_amojo_signature, problem  # noqa: PLC0415 - kommo.py imports this module
+class OAuthRoutes:
+    """OAuth: the token endpoint (codes, rotating refresh tokens) and the subdomain lookup."""
 
-    r = fake.app.router
-
-    async def token(request: web.Request) -> web.Response:
+    async def token(self, request: web.Request) -> web.Response:
         body = await request.json()
-        if body.get("client_id") != fake.client_id or body.get("client_secret") != fake.client_secret:
+        if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
             return problem(401, "Unauthorized", "Client authentication failed")
         grant = body.get("grant_type")
         if grant == "authorization_code":
-            fake.code_calls += 1
-            acc_id = fake.book.codes.pop(body.get("code", ""), None)
+            self.code_calls += 1
+            acc_id = self.book.codes.pop(body.get("code", ""), None)
             if acc_id is None:
                 return problem(400, "Bad Request", "Authorization code has expired", hint="Authorization code has been revoked")
-            access, refresh, ttl = fake.book.issue_pair(acc_id)
+            access, refresh, ttl = self.book.issue_pair(acc_id)
         elif grant == "refresh_token":
-            fake.refresh_calls += 1
-            state = fake.book.tokens.get(body.get("refresh_token", ""))
-            if state and fake.accounts[state.account_id].gone_host(request.headers.get("X-Forwarded-Host")):
+            self.refresh_calls += 1
+            state = self.book.tokens.get(body.get("refresh_token", ""))
+            if state and self.accounts[state.account_id].gone_host(request.headers.get("X-Forwarded-Host")):
                 return problem(404, "Not Found", "Account not found")  # nothing lives at a renamed host
             if state is None or state.kind != "refresh" or not state.valid:
                 return problem(401, "Unauthorized", "", hint="Token has been revoked",
                                type="https://developers.amocrm.ru/v3/errors/OAuthProblemJson")
-            fake.book.used(body["refresh_token"])  # using a successor retires its parent
-            access, refresh, ttl = fake.book.issue_pair(state.account_id, parent=body["refresh_token"])
+            self.book.used(body["refresh_token"])  # using a successor retires its parent
+            access, refresh, ttl = self.book.issue_pair(state.account_id, parent=body["refresh_token"])
         else:
             return problem(400, "Bad Request", "unsupported grant_type")
         return web.json_response({"token_type": "Bearer", "expires_in": ttl, "access_token": access,
                                   "refresh_token": refresh, "server_time": int(time.time())})
 
-    async def current_subdomain(request: web.Request) -> web.Response:
+    async def current_subdomain(self, request: web.Request) -> web.Response:
         """`GET https://{api_domain}/oauth2/account/current/subdomain` + `X-Refresh-Token`."""
-        state = fake.book.tokens.get(request.headers.get("X-Refresh-Token", ""))
+        state = self.book.tokens.get(request.headers.get("X-Refresh-Token", ""))
         if state is None or state.kind != "refresh" or not state.valid:
             return problem(401, "Unauthorized", "", hint="Token has been revoked")
-        acc = fake.accounts[state.account_id]
-        fake.subdomain_lookups += 1
+        acc = self.accounts[state.account_id]
+        self.subdomain_lookups += 1
         return web.json_response({"id": acc.id, "subdomain": acc.subdomain, "domain": "kommo.com",
                                   "top_level_domain": "com"})
 
-    async def account(request: web.Request) -> web.Response:
+
+class CatalogRoutes:
+    """The account and its catalog: account, users, pipelines, custom fields."""
+
+    async def account(self, request: web.Request) -> web.Response:
         acc = request[ACC]
         body = {"id": acc.id, "name": acc.subdomain.title(), "subdomain": acc.subdomain,
                 "current_user_id": acc.current_user_id, "country": "RU", "currency": "RUB"}
@@ -64,44 +68,50 @@ def install(fake: FakeKommo) -> None:
             body["amojo_id"] = acc.amojo_id
         return web.json_response(body)
 
-    async def users(request):
-        return fake._page(request, request[ACC], request[ACC].users, "users")
+    async def users(self, request):
+        return self._page(request, request[ACC], request[ACC].users, "users")
 
-    async def pipelines(request):
+    async def pipelines(self, request):
         acc = request[ACC]
         return web.json_response({"_total_items": len(acc.pipelines), "_embedded": {"pipelines": acc.pipelines}})
 
-    async def fields(request):
+    async def fields(self, request):
         acc = request[ACC]
-        return fake._page(request, acc, acc.custom_fields.get(request.match_info["entity"], []), "custom_fields")
+        return self._page(request, acc, acc.custom_fields.get(request.match_info["entity"], []), "custom_fields")
 
-    def _lead(request) -> dict[str, Any]:
+
+class LeadRoutes:
+    """Leads, contacts, notes and tasks, with Kommo's filters and validation."""
+
+    def _lead(self, request) -> dict[str, Any]:
         lead = request[ACC].leads.get(int(request.match_info["id"]))
         if lead is None:
             raise web.HTTPNotFound()
         return lead
 
-    async def get_lead(request):
-        return web.json_response(_lead(request))
+    async def get_lead(self, request):
+        return web.json_response(self._lead(request))
 
-    async def list_leads(request):
+    async def list_leads(self, request):
         acc, q = request[ACC], request.query
         items = list(acc.leads.values())
         if "filter[pipeline_id]" in q:
             items = [x for x in items if x["pipeline_id"] == int(q["filter[pipeline_id]"])]
-        ids = _ids_filter(q)
+        ids = self._ids_filter(q)
         if ids:
             items = [x for x in items if str(x["id"]) in ids]
-        stages = _statuses_filter(q)
+        stages = self._statuses_filter(q)
         if stages:
             items = [x for x in items if (x["pipeline_id"], x["status_id"]) in stages]
-        return fake._page(request, acc, items, "leads")
+        return self._page(request, acc, items, "leads")
 
+    @staticmethod
     def _ids_filter(q) -> list[str]:
         # filter[id][]=1, filter[id]=1 or PHP-indexed filter[id][0]=1
         indexed = [v for k, v in q.items() if k.startswith("filter[id][") and k != "filter[id][]"]
         return q.getall("filter[id][]", []) + q.getall("filter[id]", []) + indexed
 
+    @staticmethod
     def _statuses_filter(q) -> set[tuple[int, int]]:
         # filter[statuses][0][pipeline_id]=P&filter[statuses][0][status_id]=S (one stage per pipeline)
         found: dict[str, dict[str, int]] = {}
@@ -111,14 +121,15 @@ def install(fake: FakeKommo) -> None:
                 found.setdefault(index, {})[field] = int(value)
         return {(f["pipeline_id"], f["status_id"]) for f in found.values() if len(f) == 2}
 
-    async def list_contacts(request):
+    async def list_contacts(self, request):
         acc = request[ACC]
         items = list(acc.contacts.values())
-        ids = _ids_filter(request.query)
+        ids = self._ids_filter(request.query)
         if ids:
             items = [x for x in items if str(x["id"]) in ids]
-        return fake._page(request, acc, items, "contacts")
+        return self._page(request, acc, items, "contacts")
 
+    @staticmethod
     def _merge_fields(entity: dict, values: list[dict]) -> None:
         # Kommo replaces a field's values as a whole: whatever is sent is the new full list.
         current = {f.get("field_id") or f.get("field_code"): f for f in entity.get("custom_fields_values") or []}
@@ -126,6 +137,7 @@ def install(fake: FakeKommo) -> None:
             current[f.get("field_id") or f.get("field_code")] = f
         entity["custom_fields_values"] = list(current.values())
 
+    @staticmethod
     def _bad_choice(acc, entity: str, values: list[dict]) -> web.Response | None:
         """Kommo refuses an option a select-like field does not have (by enum_id, or by its text)."""
         fields = {f["id"]: f for f in acc.custom_fields.get(entity, [])}
@@ -143,11 +155,11 @@ def install(fake: FakeKommo) -> None:
                                                         "detail": "The value you selected is not a valid choice."}]}]})
         return None
 
-    async def patch_lead(request):
-        acc, lead, body = request[ACC], _lead(request), await request.json()
+    async def patch_lead(self, request):
+        acc, lead, body = request[ACC], self._lead(request), await request.json()
         if not isinstance(body, dict):
             return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
-        refused = _bad_choice(acc, "leads", body.get("custom_fields_values") or [])
+        refused = self._bad_choice(acc, "leads", body.get("custom_fields_values") or [])
         if refused is not None:
             return refused
         pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
@@ -158,23 +170,24 @@ def install(fake: FakeKommo) -> None:
         for key in ("name", "price", "status_id", "pipeline_id", "responsible_user_id"):
             if key in body:
                 lead[key] = body[key]
-        _merge_fields(lead, body.get("custom_fields_values") or [])
+        self._merge_fields(lead, body.get("custom_fields_values") or [])
         lead["updated_at"], lead["updated_by"] = int(time.time()), acc.current_user_id
         return web.json_response({"id": lead["id"], "updated_at": lead["updated_at"]})
 
-    async def get_contact(request):
+    async def get_contact(self, request):
         contact = request[ACC].contacts.get(int(request.match_info["id"]))
         return web.json_response(contact) if contact else problem(404, "Not Found")
 
-    async def patch_contact(request):
+    async def patch_contact(self, request):
         contact = request[ACC].contacts.get(int(request.match_info["id"]))
         if contact is None:
             return problem(404, "Not Found")
         body = await request.json()
-        _merge_fields(contact, body.get("custom_fields_values") or [])
+        self._merge_fields(contact, body.get("custom_fields_values") or [])
         contact["updated_at"] = int(time.time())
         return web.json_response({"id": contact["id"], "updated_at": contact["updated_at"]})
 
+    @staticmethod
     def _add_notes(acc, items: list[dict], lead_id: int | None) -> list[dict]:
         out = []
         for n in items:
@@ -188,17 +201,17 @@ def install(fake: FakeKommo) -> None:
             out.append({"id": note["id"], "entity_id": entity_id, "request_id": n.get("request_id", "0")})
         return out
 
-    async def add_lead_notes(request):
+    async def add_lead_notes(self, request):
         lead_id = int(request.match_info["id"]) if "id" in request.match_info else None
-        created = _add_notes(request[ACC], await request.json(), lead_id)
+        created = self._add_notes(request[ACC], await request.json(), lead_id)
         return web.json_response({"_embedded": {"notes": created}})
 
-    async def list_lead_notes(request):
+    async def list_lead_notes(self, request):
         acc = request[ACC]
         lead_id = int(request.match_info["id"])
-        return fake._page(request, acc, [n for n in acc.notes if n["entity_id"] == lead_id], "notes")
+        return self._page(request, acc, [n for n in acc.notes if n["entity_id"] == lead_id], "notes")
 
-    async def add_tasks(request):
+    async def add_tasks(self, request):
         acc, created = request[ACC], []
         for t in await request.json():
             if not t.get("text") or not t.get("complete_till"):
@@ -209,15 +222,19 @@ def install(fake: FakeKommo) -> None:
             created.append({"id": task["id"], "request_id": t.get("request_id", "0")})
         return web.json_response({"_embedded": {"tasks": created}})
 
-    async def list_tasks(request):
+    async def list_tasks(self, request):
         acc, q = request[ACC], request.query
         items = acc.tasks
         if "filter[entity_id]" in q or "filter[entity_id][]" in q:
             wanted = {int(x) for x in q.getall("filter[entity_id]", []) + q.getall("filter[entity_id][]", [])}
             items = [t for t in items if t.get("entity_id") in wanted]
-        return fake._page(request, acc, items, "tasks")
+        return self._page(request, acc, items, "tasks")
 
-    async def webhooks(request):
+
+class IntegrationRoutes:
+    """What integrations call: webhooks, Salesbot continue and run, the Chats API, and the fake's own control."""
+
+    async def webhooks(self, request):
         acc, body = request[ACC], await request.json()
         if acc.webhooks_forbidden:  # a non-admin user, or a plan without API webhooks
             return problem(403, "Forbidden", "Access denied")
@@ -227,7 +244,7 @@ def install(fake: FakeKommo) -> None:
         acc.webhooks.append(hook)
         return web.json_response(hook, status=201)
 
-    async def salesbot_continue(request):
+    async def salesbot_continue(self, request):
         acc = request[ACC]
         cont = acc.continues.get(request.match_info["cid"])
         if cont is None or cont["bot_id"] != int(request.match_info["bot"]):
@@ -237,7 +254,7 @@ def install(fake: FakeKommo) -> None:
         cont.update(state="continued", body=await request.json())
         return web.Response(status=202)
 
-    async def salesbot_run(request):
+    async def salesbot_run(self, request):
         acc = request[ACC]
         for run in await request.json():
             lead = acc.leads.get(int(run.get("entity_id", 0)))
@@ -245,7 +262,7 @@ def install(fake: FakeKommo) -> None:
                 (lead or {}).get("custom_fields_values") or []))})
         return web.json_response({"success": True}, status=202)
 
-    async def amojo_message(request):
+    async def amojo_message(self, request):
         body = await request.read()
         error = check_amojo_signature(request, body)
         if error:
@@ -253,7 +270,7 @@ def install(fake: FakeKommo) -> None:
                                       "error_type": "ORIGIN_INVALID_SIGNATURE", "error_description": error},
                                      status=403)
         scope = request.match_info["scope"]
-        acc = next((a for a in fake.accounts.values() if fake.scope_id(a) == scope), None)
+        acc = next((a for a in self.accounts.values() if self.scope_id(a) == scope), None)
         if acc is None:
             return web.json_response({"error_code": "ORIGIN_NOT_REGISTERED"}, status=404)
         data = json.loads(body)
@@ -262,37 +279,13 @@ def install(fake: FakeKommo) -> None:
         return web.json_response({"new_message": {"conversation_id": payload.get("conversation_id"),
                                                   "msgid": str(uuid.uuid4()), "ref_id": payload.get("msgid")}})
 
-    async def stats(_):
-        return web.json_response(fake.stats())
+    async def fake_stats(self, _):
+        return web.json_response(self.stats())
 
-    async def config(request):
+    async def fake_config(self, request):
         body = await request.json()
         for key in ("fault_rate", "rate_limit", "retry_after", "timeout_delay"):
             if key in body:
-                setattr(fake, key, body[key])
+                setattr(self, key, body[key])
         return web.json_response({"ok": True})
 
-    assert CHANNEL_SECRET
-    r.add_post("/oauth2/access_token", token)
-    r.add_get("/oauth2/account/current/subdomain", current_subdomain)
-    r.add_get("/api/v4/account", account)
-    r.add_get("/api/v4/users", users)
-    r.add_get("/api/v4/leads/pipelines", pipelines)
-    r.add_get("/api/v4/{entity:leads|contacts}/custom_fields", fields)
-    r.add_get("/api/v4/leads", list_leads)
-    r.add_post("/api/v4/leads/notes", add_lead_notes)
-    r.add_get(r"/api/v4/leads/{id:\d+}", get_lead)
-    r.add_patch(r"/api/v4/leads/{id:\d+}", patch_lead)
-    r.add_post(r"/api/v4/leads/{id:\d+}/notes", add_lead_notes)
-    r.add_get(r"/api/v4/leads/{id:\d+}/notes", list_lead_notes)
-    r.add_get("/api/v4/contacts", list_contacts)
-    r.add_get(r"/api/v4/contacts/{id:\d+}", get_contact)
-    r.add_patch(r"/api/v4/contacts/{id:\d+}", patch_contact)
-    r.add_post("/api/v4/tasks", add_tasks)
-    r.add_get("/api/v4/tasks", list_tasks)
-    r.add_post("/api/v4/webhooks", webhooks)
-    r.add_post(r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", salesbot_continue)
-    r.add_post("/api/v2/salesbot/run", salesbot_run)
-    r.add_post("/v2/origin/custom/{scope}", amojo_message)
-    r.add_get("/_fake/stats", stats)
-    r.add_post("/_fake/config", config)

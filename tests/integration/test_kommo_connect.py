@@ -139,11 +139,12 @@ async def test_sync_marks_deleted_stage_and_user_gone(kommo, connected, core_ser
     fake_acc.pipelines[0]["_embedded"]["statuses"] = [s for s in fake_acc.pipelines[0]["_embedded"]["statuses"]
                                                       if s["id"] != 4003]
     removed_user = fake_acc.users.pop(1)
-    fake_acc.custom_fields["leads"].pop(1)
+    removed_field = fake_acc.custom_fields["leads"].pop(1)
     await kommo.sync_org(org.id)
     sales = await catalog.pipeline(org.id, 3001)
     assert sales.stage(4003).gone is True and sales.stage(4002).gone is False
     users = {u.user_id: u for u in await catalog.users(org.id, include_gone=True)}
     assert users[removed_user["id"]].gone is True
     assert [u.user_id for u in await catalog.users(org.id)] == [fake_acc.users[0]["id"]]
-    assert [f.field_id for f in await catalog.fields(org.id, "leads")] == [501]
+    kept = [f["id"] for f in fake_acc.custom_fields["leads"]]
+    assert [f.field_id for f in await catalog.fields(org.id, "leads")] == kept and removed_field["id"] not in kept

@@ -17,7 +17,7 @@ from core.kommo.intake.parser import event_data
 from core.kommo.intake.signatures import chats_body_signature, verify_chats_signature
 from core.models.events import EventStatus
 from tests.conftest import shared_path
-from tests.fakes.kommo import CHANNEL_SECRET
+from tests.fakes.kommo_wire import CHANNEL_SECRET
 from tests.fixtures.kommo import SALESBOT_SECRET, inbound_queue_length
 from web.app import create_app
 
