@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install test dependencies, make sure a Redis answers (start the bundled one if not), run pytest.
+# Install test dependencies, lint (ruff), make sure a Redis answers (start the bundled one if not), run pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
+.venv/bin/ruff check --quiet .
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 .venv/bin/python scripts/ensure_redis.py "$REDIS_URL"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

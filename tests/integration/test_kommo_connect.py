@@ -6,20 +6,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from core.errors import InvalidInput
 from core.kommo.intake.parser import SUBSCRIBED_EVENTS
 from core.models.kommo import AuthKind, ConnectionStatus
-from web.app import create_app
-
-
-@pytest.fixture
-async def web_client(core_services, celery_queue):
-    client = TestClient(TestServer(create_app(core_services)))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 async def dump(db) -> str:

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from core.kommo.errors import InvalidWebhook
 from core.kommo.intake.parser import event_data
@@ -19,17 +18,10 @@ from core.models.events import EventStatus
 from tests.conftest import shared_path
 from tests.fakes.kommo_wire import CHANNEL_SECRET
 from tests.fixtures.kommo import SALESBOT_SECRET, inbound_queue_length
-from web.app import create_app
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-async def web_client(core_services, celery_queue):
-    client = TestClient(TestServer(create_app(core_services)))
-    await client.start_server()
-    yield client
-    await client.close()
 
 
 def message_body(msg_id: str, text: str = "Здравствуйте! Сколько стоит?", account_id: int | None = None) -> bytes:
