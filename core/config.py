@@ -79,6 +79,10 @@ class KnowledgeSettings(BaseSettings):
     url_timeout_s: float = 15.0
     url_max_bytes: int = 5 * 1024 * 1024
     crawl_max_pages: int = 20
+    url_allow_hosts: str = Field(default="", description=(
+        "Comma-separated host names that imported links may reach although they are internal "
+        "(a self-hosted wiki); every other link must lead to a public address"))
+    url_allowed_ports: str = Field(default="80,443", description="Comma-separated ports imported links may use")
     relevance_threshold: float = 0.0  # tuned by the retrieval evaluation; see core/ai/retrieval/hybrid
     translate_queries: bool = Field(default=True, description=(
         "With an LLM configured, a question in another language than the knowledge is also searched "
@@ -89,6 +93,14 @@ class KnowledgeSettings(BaseSettings):
         "encoder too (chunk vectors and word alignment; no download, ~150 MB of RAM in the worker)"))
     word_cache_size: int = Field(default=50_000, ge=1_000, description=(
         "Words whose cross-lingual vectors a process keeps (about 1 KB each)"))
+
+    @property
+    def allow_hosts(self) -> list[str]:
+        return [h.strip() for h in self.url_allow_hosts.split(",") if h.strip()]
+
+    @property
+    def allowed_ports(self) -> list[int]:
+        return [int(p) for p in self.url_allowed_ports.split(",") if p.strip().isdigit()]
 
 
 class TelegramSettings(BaseSettings):

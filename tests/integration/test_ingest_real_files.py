@@ -14,6 +14,7 @@ from core.ai.ingest.split import split_sections
 from core.ai.tokens import count_tokens
 from core.config import KnowledgeSettings
 from core.models.knowledge import SourceStatus
+from core.security.egress import EgressPolicy
 from tests.conftest import shared_path
 from tests.integration.knowledge_helpers import knowledge_stack
 
@@ -85,20 +86,23 @@ async def test_price_list_parses_every_row_and_a_slice_is_searchable(storage, st
     assert "0763" in hit.best.text and "800.00 руб." in hit.best.text
 
 
+LOCAL = EgressPolicy.of(["127.0.0.1"])  # the test site runs on loopback: trusted like an operator's wiki
+
+
 async def test_url_fetch_crawl_and_limits(aiohttp_pages):
     base = aiohttp_pages
-    sections = await extract_url(f"{base}/", max_bytes=100_000, timeout_s=5, crawl=True, max_pages=5)
+    sections = await extract_url(f"{base}/", max_bytes=100_000, timeout_s=5, crawl=True, max_pages=5, policy=LOCAL)
     texts = " ".join(s.text for s in sections)
     assert "Доставка по всей России" in texts and "Гарантия 12 месяцев" in texts
     assert "чужой сайт" not in texts
     with pytest.raises(ExtractionError, match="byte limit"):
-        await extract_url(f"{base}/big", max_bytes=10_000, timeout_s=5)
+        await extract_url(f"{base}/big", max_bytes=10_000, timeout_s=5, policy=LOCAL)
     with pytest.raises(ExtractionError, match="not a web page"):
-        await extract_url(f"{base}/file.zip", max_bytes=100_000, timeout_s=5)
+        await extract_url(f"{base}/file.zip", max_bytes=100_000, timeout_s=5, policy=LOCAL)
     with pytest.raises(ExtractionError, match="did not answer"):
-        await extract_url(f"{base}/slow", max_bytes=100_000, timeout_s=0.5)
+        await extract_url(f"{base}/slow", max_bytes=100_000, timeout_s=0.5, policy=LOCAL)
     with pytest.raises(ExtractionError, match="HTTP 404"):
-        await extract_url(f"{base}/missing", max_bytes=100_000, timeout_s=5)
+        await extract_url(f"{base}/missing", max_bytes=100_000, timeout_s=5, policy=LOCAL)
 
 
 def _page(title: str, body: str, links: str = "") -> str:

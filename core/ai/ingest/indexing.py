@@ -73,7 +73,7 @@ class IngestionService(SourceIntake):
             return await extract_url(source.url, max_bytes=self.settings.url_max_bytes,
                                      timeout_s=self.settings.url_timeout_s,
                                      crawl=bool(source.options.get("crawl")),
-                                     max_pages=self.settings.crawl_max_pages)
+                                     max_pages=self.settings.crawl_max_pages, policy=self.egress)
         if source.kind == SourceKind.FAQ:
             return extract_faq(source.options.get("pairs", []), source.title)
         if "sections" in source.options:  # prepared sections (evaluation, imports)

@@ -12,6 +12,7 @@ from core.config import KnowledgeSettings
 from core.errors import NotFound
 from core.ids import new_id
 from core.models.knowledge import KnowledgeSource, SourceKind
+from core.security.egress import EgressPolicy, check_url
 
 
 def gen_key(source_id: str, generation: int) -> str:
@@ -25,6 +26,7 @@ class SourceIntake:
         self.storage = storage
         self.settings = settings
         self.queue = queue  # core.ports.TaskQueue; None: the caller indexes inline (CLI, tests)
+        self.egress = EgressPolicy.of(settings.allow_hosts, settings.allowed_ports)
 
     async def _create(self, org_id: str, source: KnowledgeSource) -> KnowledgeSource:
         await self.storage.knowledge.insert(org_id, source)
@@ -43,8 +45,9 @@ class SourceIntake:
             options={"sha256": hashlib.sha256(data).hexdigest()}))
 
     async def add_url(self, org_id: str, agent_id: str, url: str, *, crawl: bool = False) -> KnowledgeSource:
-        if not url.lower().startswith(("http://", "https://")):
-            raise ExtractionError("only http:// and https:// links can be imported")
+        """Refused before anything is stored when the link leads where the server must not go
+        (every hop is checked again when it is fetched)."""
+        await check_url(url, self.egress)
         return await self._create(org_id, KnowledgeSource(
             _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.URL, title=url, url=url,
             updated_at=utcnow(), options={"crawl": crawl}))
