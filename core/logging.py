@@ -7,6 +7,13 @@ import sys
 
 import structlog
 
+from core.redact import redact_secrets
+
+
+def scrub(_logger, _method, event: dict) -> dict:
+    """Secrets never reach a log line: every string value is redacted by shape."""
+    return {k: redact_secrets(v) if isinstance(v, str) and k != "timestamp" else v for k, v in event.items()}
+
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     shared = [
@@ -16,7 +23,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.format_exc_info, scrub, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -25,7 +32,8 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+            scrub, renderer,
         ])
     )
     root = logging.getLogger()

@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 from core.ai.answer.prompt import PromptInput, build_prompt, context_window, prompt_budget
 from core.ai.answer.tools import tool_specs
-from core.ai.fencing import fence, neutralise, redact_secrets
+from core.ai.fencing import fence, neutralise
 from core.ai.tokens import count_tokens
 from core.ai.types import RetrievedChunk
 from core.models.agent import Agent, AgentAction, StageRule
 from core.models.conversation import Message
+from core.redact import redact_secrets
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

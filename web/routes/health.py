@@ -7,8 +7,11 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.logging import get_logger
 from core.storage.mongo import ping
 from web.keys import SERVICES
+
+log = get_logger("web.health")
 
 
 async def healthz(_: web.Request) -> web.Response:
@@ -22,8 +25,12 @@ async def readyz(request: web.Request) -> web.Response:
     for name, check in checks.items():
         try:
             await asyncio.wait_for(check, timeout=2.0)
+        except TimeoutError:
+            failing[name] = "timeout"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready", named
-            failing[name] = f"{type(exc).__name__}: {exc}"[:200]
+            # The page is public: it names the part, the log (scrubbed) holds the details.
+            log.warning("readiness check failed", part=name, error=f"{type(exc).__name__}: {exc}"[:300])
+            failing[name] = "unreachable"
     if failing:
         return web.json_response({"status": "unavailable", "failing": failing}, status=503)
     return web.json_response({"status": "ready"})

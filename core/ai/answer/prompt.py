@@ -16,12 +16,13 @@ from typing import Any
 
 from core.ai.answer.memory import MESSAGE_OVERHEAD, fit_history
 from core.ai.answer.rules import agent_section, fixed_rules
-from core.ai.fencing import fence, neutralise, new_nonce, redact_secrets
+from core.ai.fencing import fence, neutralise, new_nonce
 from core.ai.tokens import count_tokens, truncate_to_tokens
 from core.ai.types import RetrievedChunk
 from core.models.agent import Agent
 from core.models.conversation import Message
 from core.models.kommo import KommoField
+from core.redact import redact_secrets
 
 # Context windows (tokens) by model name prefix, after any "provider/" part; longest match wins.
 CONTEXT_WINDOWS = {

@@ -19,13 +19,13 @@ from core.ai.answer.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build
 from core.ai.answer.tools import ToolValidator, tool_specs
 from core.ai.answer.turn import TurnResult
 from core.ai.errors import LLMError
-from core.ai.fencing import redact_secrets
 from core.ai.language import reply_language
 from core.ai.llm import LLMClient, LLMResponse
 from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.conversation import Conversation, Message
+from core.redact import redact_secrets
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
 from core.usage.metering import UsageContext, llm_usage_key, translation_usage
 
