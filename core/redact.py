@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 MARK = "[redacted]"
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad"))
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]*):([^@/\s]+)@")
 SHAPES = [  # the first four are unmistakable shapes; the rest are broader heuristics
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI / OpenRouter style keys
@@ -29,6 +30,7 @@ def url_without_password(text: str) -> str:
 def redact_secrets(text: str, extra: list[str] | None = None, broad: bool = True) -> str:
     """Known secret values and secret-shaped strings replaced by "[redacted]". `broad=False`
     (for our own replies) skips the heuristics that could also hit an ordinary sentence."""
+    text = text.translate(_INVISIBLE)  # a zero-width space inside a key must not hide its shape
     for value in extra or []:
         if value and len(value) >= 6:
             text = text.replace(value, MARK)

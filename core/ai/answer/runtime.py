@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.ai.answer.extractive import extractive_answer
+from core.ai.answer.leaks import leaked_rules, leaked_value, strip_invisible
 from core.ai.answer.phrases import phrase
 from core.ai.answer.planned import PlannedAction
 from core.ai.answer.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
@@ -154,12 +155,18 @@ class AgentRuntime:
         refs = [r for r in dict.fromkeys([*(cited or []), *inline]) if r in prompt.sources]
         known = {s["ref"] for s in result.sources}
         result.sources += [_source(r, prompt.sources[r]) for r in refs if r not in known]
-        text = _CITE.sub("", text).strip()
-        if prompt.nonce in text or "# Rules (fixed" in text:  # the model echoed its instructions
+        text = strip_invisible(_CITE.sub("", text)).strip()
+        rules = prompt.messages[0]["content"].split("\n\n", 1)[0] if prompt.messages else ""
+        if leaked_value(text, [prompt.nonce], min_chars=4) or leaked_rules(text, rules):
             log.warning("reply_leaked_instructions", turn_id=result.turn_id)
             result.handoff, result.handoff_reason = True, "reply withheld: it quoted the agent's instructions"
             return phrase("handoff", result.language)
-        return redact_secrets(text, self.secrets, broad=False)
+        text = redact_secrets(text, self.secrets, broad=False)
+        if leaked_value(text, self.secrets):  # a key spelled out with spaces, look-alikes or line breaks
+            log.warning("reply_leaked_secret", turn_id=result.turn_id)
+            result.handoff, result.handoff_reason = True, "reply withheld: it contained a configured secret"
+            return phrase("handoff", result.language)
+        return text
 
     def _handoff(self, result: TurnResult, mode: str, reason: str, phrase_key: str, dry_run: bool) -> TurnResult:
         result.mode, result.handoff, result.handoff_reason = mode, True, reason
