@@ -74,6 +74,14 @@ class KnowledgeSettings(BaseSettings):
 
     max_file_bytes: int = 20 * 1024 * 1024
     max_pages: int = 500
+    max_unpacked_bytes: int = Field(default=200_000_000, description=(
+        "A DOCX/XLSX upload may unpack to at most this many bytes (zip bombs are refused)"))
+    max_compression_ratio: float = Field(default=100.0, description=(
+        "Refuse a DOCX/XLSX compressed more than this many to one (real files stay under ~40)"))
+    max_archive_entries: int = 5_000
+    parse_timeout_s: float = Field(default=120.0, description="A file's parser is stopped after this many seconds")
+    parse_memory_bytes: int = Field(default=2_000_000_000, description=(
+        "Address space of the process that parses uploads (0: no cap)"))
     chunk_tokens: int = 350
     chunk_overlap_tokens: int = 60
     url_timeout_s: float = 15.0

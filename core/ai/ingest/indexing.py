@@ -24,8 +24,9 @@ from typing import Any
 from core.ai.encoders.crosslingual import CrossLingualEncoder
 from core.ai.encoders.sparse import SparseEncoder
 from core.ai.errors import ExtractionError
-from core.ai.ingest.extract import Section, extract_file
+from core.ai.ingest.extract import Section
 from core.ai.ingest.extract.faq import extract_faq
+from core.ai.ingest.extract.guard import GuardedExtractor
 from core.ai.ingest.extract.html import extract_url
 from core.ai.ingest.extract.text import parse_markdown
 from core.ai.ingest.sources import SourceIntake, gen_key
@@ -56,8 +57,9 @@ class IngestionService(SourceIntake):
 
     def __init__(self, storage, store, embedder, settings: KnowledgeSettings, queue=None, *,
                  sparse: SparseEncoder | None = None, batch_size: int = 64,
-                 crosslingual: CrossLingualEncoder | None = None) -> None:
+                 crosslingual: CrossLingualEncoder | None = None, extractor: GuardedExtractor | None = None) -> None:
         super().__init__(storage, settings, queue)
+        self.extractor = extractor or GuardedExtractor.shared(settings)  # parsers run in a guarded child
         self.store = store
         self.embedder = embedder
         self.sparse = sparse or SparseEncoder()
@@ -67,8 +69,7 @@ class IngestionService(SourceIntake):
     async def _sections(self, source: KnowledgeSource) -> list[Section]:
         if source.kind == SourceKind.FILE:
             data = await self.storage.files.get(source.org_id, source.file_id)
-            return await asyncio.to_thread(extract_file, source.title, data, self.settings,
-                                           source.options.get("title", ""))
+            return await self.extractor.aextract(source.title, data, source.options.get("title", ""))
         if source.kind == SourceKind.URL:
             return await extract_url(source.url, max_bytes=self.settings.url_max_bytes,
                                      timeout_s=self.settings.url_timeout_s,
