@@ -1,0 +1,35 @@
+"""Commands that open a workflow's dialog above the main menu (so Back and Cancel lead there)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+
+from bot.dialogs.states import Agents, Kommo, MainMenu, Team
+from bot.filters import Can, InOrganisation
+from core.team.roles import Permission
+
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private", InOrganisation())
+
+
+async def _open(dialog_manager: DialogManager, state) -> None:
+    await dialog_manager.start(MainMenu.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.NO_UPDATE)
+    await dialog_manager.start(state, show_mode=ShowMode.SEND)
+
+
+@router.message(Command("agents"), Can(Permission.VIEW))
+async def agents(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Agents.list)
+
+
+@router.message(Command("team"), Can(Permission.VIEW))
+async def team(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Team.list)
+
+
+@router.message(Command("kommo"), Can(Permission.MANAGE_KOMMO))
+async def kommo(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Kommo.status)
