@@ -6,6 +6,8 @@ from __future__ import annotations
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
+from aiogram.utils.i18n import I18n
+
 from bot.i18n import CatalogI18n
 from core.languages import OPERATOR_LANGUAGES
 
@@ -24,5 +26,5 @@ async def set_default_commands(bot: Bot, i18n: CatalogI18n) -> None:
 
 
 async def set_user_commands(bot: Bot, chat_id: int, language: str) -> None:
-    i18n = CatalogI18n.get_current()
+    i18n = I18n.get_current()
     await bot.set_my_commands(command_list(i18n, language), scope=BotCommandScopeChat(chat_id=chat_id))

@@ -34,3 +34,20 @@ class InOrganisation(Filter):
         if operator is None:
             raise NoOrganisation("not in an organisation yet")
         return True
+
+
+class DialogCan(Filter):
+    """A dialog-level `Can`: judges only updates addressed to `states` (the dialog's group),
+    so it never stops an update meant for another dialog."""
+
+    def __init__(self, states: type, permission: Permission | None) -> None:
+        self.group, self.permission = states.__full_group_name__, permission
+
+    async def __call__(self, event: TelegramObject, aiogd_context=None, operator: Operator | None = None) -> bool:
+        if aiogd_context is None or aiogd_context.state.group.__full_group_name__ != self.group:
+            return True  # not this dialog's update: the dialog itself will not handle it
+        if operator is None:
+            raise NoOrganisation("not in an organisation yet")
+        if self.permission is not None and not can(operator.role, self.permission):
+            raise PermissionDenied(f"role {operator.role} may not {self.permission}", permission=self.permission.value)
+        return True

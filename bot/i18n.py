@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,16 @@ class CatalogI18n(I18n):
             if po.exists():
                 found[language] = compile_catalog(po)
         return found
+
+    @contextmanager
+    def context(self) -> Iterator[CatalogI18n]:
+        # aiogram's `gettext()` reads `I18n.get_current()`; a subclass gets its own context
+        # variable (ContextInstanceMixin), so set the base class's one.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
     def gettext(self, singular: str, plural: str | None = None, n: int = 1, locale: str | None = None) -> str:
         text = super().gettext(singular, plural, n, locale)

@@ -36,3 +36,9 @@ class ActorMiddleware(BaseMiddleware):
         data.update(profile=profile, membership=membership, operator=membership and membership.operator,
                     org=membership and membership.org)
         return await handler(event, data)
+
+
+def refresh_actor(data: dict[str, Any], membership) -> None:
+    """After a handler changed who the user acts as (founded, joined or switched organisation),
+    so the rest of the update (the menu it shows) sees the new organisation."""
+    data.update(membership=membership, operator=membership.operator, org=membership.org)

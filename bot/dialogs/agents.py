@@ -100,40 +100,41 @@ async def on_result(start_data: Data, result: Any, manager: DialogManager) -> No
         await manager.switch_to(Agents.card)
 
 
-agents_dialog = Dialog(
-    Window(
-        Err(), T("agents.title"),
-        ScrollingGroup(
-            Select(Format("{item[label]}"), id="ag_sel", item_id_getter=lambda i: i["id"], items="agents",
-                   on_click=open_agent),
-            id="ag_scroll", width=1, height=6, hide_on_single_page=True,
+def agents_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Err(), T("agents.title"),
+            ScrollingGroup(
+                Select(Format("{item[label]}"), id="ag_sel", item_id_getter=lambda i: i["id"], items="agents",
+                       on_click=open_agent),
+                id="ag_scroll", width=1, height=6, hide_on_single_page=True,
+            ),
+            Start(T("agents.new"), id="ag_new", state=AgentWizard.name, when="can_edit"),
+            nav(first=True),
+            state=Agents.list, getter=list_getter,
         ),
-        Start(T("agents.new"), id="ag_new", state=AgentWizard.name, when="can_edit"),
-        nav(first=True),
-        state=Agents.list, getter=list_getter,
-    ),
-    Window(
-        Err(), T("agents.card_head"), T("agents.card_body"),
-        SwitchTo(T("agents.edit"), id="ag_edit", state=Agents.edit, when="can_edit"),
-        Button(T("agents.disable"), id="ag_off", on_click=toggle, when="enabled"),
-        Button(T("agents.enable"), id="ag_on", on_click=toggle, when="disabled"),
-        SwitchTo(T("agents.delete"), id="ag_del", state=Agents.delete, when="can_edit"),
-        nav_to(Agents.list),
-        state=Agents.card, getter=card_getter,
-    ),
-    Window(
-        Err(), T("agents.edit_choose"),
-        Select(Format("{item[label]}"), id="ag_field", item_id_getter=lambda i: i["id"], items="fields",
-               on_click=edit_field),
-        nav_to(Agents.card),
-        state=Agents.edit, getter=fields_getter,
-    ),
-    Window(
-        Err(), T("agents.delete_confirm"),
-        Button(T("agents.delete_yes"), id="ag_del_yes", on_click=delete),
-        nav_to(Agents.card),
-        state=Agents.delete, getter=card_getter,
-    ),
-    getter=common_getter,
-    on_process_result=on_result,
-)
+        Window(
+            Err(), T("agents.card_head"), T("agents.card_body"),
+            SwitchTo(T("agents.edit"), id="ag_edit", state=Agents.edit, when="can_edit"),
+            Button(T("agents.disable"), id="ag_off", on_click=toggle, when="enabled"),
+            Button(T("agents.enable"), id="ag_on", on_click=toggle, when="disabled"),
+            SwitchTo(T("agents.delete"), id="ag_del", state=Agents.delete, when="can_edit"),
+            nav_to(Agents.list),
+            state=Agents.card, getter=card_getter,
+        ),
+        Window(
+            Err(), T("agents.edit_choose"),
+            Select(Format("{item[label]}"), id="ag_field", item_id_getter=lambda i: i["id"], items="fields",
+                   on_click=edit_field),
+            nav_to(Agents.card),
+            state=Agents.edit, getter=fields_getter,
+        ),
+        Window(
+            Err(), T("agents.delete_confirm"),
+            Button(T("agents.delete_yes"), id="ag_del_yes", on_click=delete),
+            nav_to(Agents.card),
+            state=Agents.delete, getter=card_getter,
+        ),
+        getter=common_getter,
+        on_process_result=on_result,
+    )

@@ -7,7 +7,8 @@ from aiogram_dialog import Dialog, Window
 from bot.dialogs.states import Kommo
 from bot.dialogs.widgets import T, common_getter, nav
 
-kommo_dialog = Dialog(
-    Window(T("kommo.not_connected"), nav(first=True), state=Kommo.status),
-    getter=common_getter,
-)
+def kommo_dialog() -> Dialog:
+    return Dialog(
+        Window(T("kommo.not_connected"), nav(first=True), state=Kommo.status),
+        getter=common_getter,
+    )

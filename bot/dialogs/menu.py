@@ -19,16 +19,17 @@ async def menu_getter(dialog_manager: DialogManager, org=None, operator=None, **
             "can_kommo": bool(operator and can(operator.role, Permission.MANAGE_KOMMO))}
 
 
-main_menu = Dialog(
-    Window(
-        T("menu.title"),
-        Row(Start(T("menu.agents"), id="m_agents", state=Agents.list),
-            Start(T("menu.team"), id="m_team", state=Team.list)),
-        Row(Start(T("menu.kommo"), id="m_kommo", state=Kommo.status, when="can_kommo"),
-            Start(T("menu.orgs"), id="m_orgs", state=Orgs.list)),
-        Row(Start(T("menu.language"), id="m_lang", state=Settings.language),
-            Start(T("menu.notifications"), id="m_mutes", state=Settings.mutes)),
-        state=MainMenu.main,
-        getter=menu_getter,
-    ),
-)
+def main_menu() -> Dialog:
+    return Dialog(
+        Window(
+            T("menu.title"),
+            Row(Start(T("menu.agents"), id="m_agents", state=Agents.list),
+                Start(T("menu.team"), id="m_team", state=Team.list)),
+            Row(Start(T("menu.kommo"), id="m_kommo", state=Kommo.status, when="can_kommo"),
+                Start(T("menu.orgs"), id="m_orgs", state=Orgs.list)),
+            Row(Start(T("menu.language"), id="m_lang", state=Settings.language),
+                Start(T("menu.notifications"), id="m_mutes", state=Settings.mutes)),
+            state=MainMenu.main,
+            getter=menu_getter,
+        ),
+    )

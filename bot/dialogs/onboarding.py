@@ -12,6 +12,7 @@ from aiogram_dialog.widgets.kbd import Back, Cancel, Row, SwitchTo
 from bot.dialogs.states import MainMenu, Onboarding, Orgs
 from bot.dialogs.widgets import Err, T, common_getter, guarded, nav
 from bot.i18n import user_language
+from bot.middlewares import refresh_actor
 from core.team.service import TeamService
 
 
@@ -22,8 +23,9 @@ def operator_name(message: Message) -> str:
 
 async def found_org(message: Message, widget: Any, manager: DialogManager, name: str) -> None:
     team: TeamService = manager.middleware_data["team"]
-    await team.found_org(message.from_user.id, name, operator_name=operator_name(message),
-                         language=user_language(manager.middleware_data))
+    membership = await team.found_org(message.from_user.id, name, operator_name=operator_name(message),
+                                      language=user_language(manager.middleware_data))
+    refresh_actor(manager.middleware_data, membership)
     await manager.start(MainMenu.main, mode=StartMode.RESET_STACK)
 
 
@@ -37,16 +39,18 @@ def org_name_window(state, navigation) -> Window:
     )
 
 
-onboarding = Dialog(
-    Window(
-        T("onboarding.welcome"),
-        SwitchTo(T("onboarding.create"), id="ob_create", state=Onboarding.org_name),
-        state=Onboarding.choose,
-    ),
-    org_name_window(Onboarding.org_name, Row(Back(T("nav.back"), id="nav_back"),
-                                             Cancel(T("nav.cancel"), id="nav_cancel"))),
-    getter=common_getter,
-)
+def onboarding() -> Dialog:
+    return Dialog(
+        Window(
+            T("onboarding.welcome"),
+            SwitchTo(T("onboarding.create"), id="ob_create", state=Onboarding.org_name),
+            state=Onboarding.choose,
+        ),
+        org_name_window(Onboarding.org_name, Row(Back(T("nav.back"), id="nav_back"),
+                                                 Cancel(T("nav.cancel"), id="nav_cancel"))),
+        getter=common_getter,
+    )
 
 # "Create another organisation" from /org reuses the same step.
-new_org_window = org_name_window(Orgs.new_name, nav())
+def new_org_window() -> Window:
+    return org_name_window(Orgs.new_name, nav())

@@ -12,6 +12,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.onboarding import new_org_window
 from bot.dialogs.states import MainMenu, Orgs
+from bot.middlewares import refresh_actor
 from bot.dialogs.widgets import Err, T, common_getter, guarded, nav
 from core.team.service import TeamService
 
@@ -26,24 +27,25 @@ async def orgs_getter(dialog_manager: DialogManager, team: TeamService, event_fr
 @guarded
 async def switch_org(callback: CallbackQuery, widget: Any, manager: DialogManager, org_id: str) -> None:
     team: TeamService = manager.middleware_data["team"]
-    await team.switch(callback.from_user.id, org_id)  # NotAMember for an org they are not in
+    refresh_actor(manager.middleware_data, await team.switch(callback.from_user.id, org_id))  # NotAMember if not in it
     await manager.start(MainMenu.main, mode=StartMode.RESET_STACK)
 
 
-orgs = Dialog(
-    Window(
-        Err(),
-        T("orgs.title"),
-        ScrollingGroup(
-            Select(Format("{item[label]}"), id="org_sel", item_id_getter=lambda i: i["id"], items="orgs",
-                   on_click=switch_org),
-            id="org_scroll", width=1, height=6, hide_on_single_page=True,
+def orgs() -> Dialog:
+    return Dialog(
+        Window(
+            Err(),
+            T("orgs.title"),
+            ScrollingGroup(
+                Select(Format("{item[label]}"), id="org_sel", item_id_getter=lambda i: i["id"], items="orgs",
+                       on_click=switch_org),
+                id="org_scroll", width=1, height=6, hide_on_single_page=True,
+            ),
+            SwitchTo(T("orgs.create"), id="org_new", state=Orgs.new_name),
+            nav(first=True),
+            state=Orgs.list,
+            getter=orgs_getter,
         ),
-        SwitchTo(T("orgs.create"), id="org_new", state=Orgs.new_name),
-        nav(first=True),
-        state=Orgs.list,
-        getter=orgs_getter,
-    ),
-    new_org_window,
-    getter=common_getter,
-)
+        new_org_window(),
+        getter=common_getter,
+    )

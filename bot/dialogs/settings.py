@@ -54,27 +54,28 @@ async def toggle_mute(callback: CallbackQuery, widget: Any, manager: DialogManag
     profile.muted[org.id] = kinds  # the getter runs in this update too
 
 
-settings = Dialog(
-    Window(
-        Err(),
-        T("lang.choose"),
-        Select(Format("{item[label]}"), id="lang_sel", item_id_getter=lambda i: i["id"], items="languages",
-               on_click=choose_language),
-        nav(first=True),
-        state=Settings.language,
-        getter=languages_getter,
-    ),
-    Window(
-        Err(),
-        T("mutes.title"),
-        ScrollingGroup(
-            Select(Format("{item[label]}"), id="mute_sel", item_id_getter=lambda i: i["id"], items="kinds",
-                   on_click=toggle_mute),
-            id="mute_scroll", width=1, height=8, hide_on_single_page=True,
+def settings() -> Dialog:
+    return Dialog(
+        Window(
+            Err(),
+            T("lang.choose"),
+            Select(Format("{item[label]}"), id="lang_sel", item_id_getter=lambda i: i["id"], items="languages",
+                   on_click=choose_language),
+            nav(first=True),
+            state=Settings.language,
+            getter=languages_getter,
         ),
-        nav(first=True),
-        state=Settings.mutes,
-        getter=mutes_getter,
-    ),
-    getter=common_getter,
-)
+        Window(
+            Err(),
+            T("mutes.title"),
+            ScrollingGroup(
+                Select(Format("{item[label]}"), id="mute_sel", item_id_getter=lambda i: i["id"], items="kinds",
+                       on_click=toggle_mute),
+                id="mute_scroll", width=1, height=8, hide_on_single_page=True,
+            ),
+            nav(first=True),
+            state=Settings.mutes,
+            getter=mutes_getter,
+        ),
+        getter=common_getter,
+    )

@@ -71,49 +71,50 @@ async def invite_getter(dialog_manager: DialogManager, operator, **_: Any) -> di
                       if may_grant(operator, r)]}
 
 
-team_dialog = Dialog(
-    Window(
-        Err(), T("team.title"),
-        ScrollingGroup(
-            Select(Format("{item[label]}"), id="mem_sel", item_id_getter=lambda i: i["id"], items="members",
-                   on_click=open_member),
-            id="mem_scroll", width=1, height=6, hide_on_single_page=True,
+def team_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Err(), T("team.title"),
+            ScrollingGroup(
+                Select(Format("{item[label]}"), id="mem_sel", item_id_getter=lambda i: i["id"], items="members",
+                       on_click=open_member),
+                id="mem_scroll", width=1, height=6, hide_on_single_page=True,
+            ),
+            SwitchTo(T("team.invite"), id="inv", state=Team.invite_role, when="can_manage"),
+            nav(first=True),
+            state=Team.list, getter=members_getter,
         ),
-        SwitchTo(T("team.invite"), id="inv", state=Team.invite_role, when="can_manage"),
-        nav(first=True),
-        state=Team.list, getter=members_getter,
-    ),
-    Window(
-        Err(), T("team.member"),
-        SwitchTo(T("team.change_role"), id="to_role", state=Team.role, when="can_change"),
-        SwitchTo(T("team.remove"), id="to_remove", state=Team.remove, when="can_remove"),
-        nav_to(Team.list),
-        state=Team.member, getter=member_getter,
-    ),
-    Window(
-        Err(), T("team.choose_role"),
-        Select(Format("{item[label]}"), id="role_sel", item_id_getter=lambda i: i["id"], items="roles",
-               on_click=change_role),
-        nav_to(Team.member),
-        state=Team.role, getter=member_getter,
-    ),
-    Window(
-        Err(), T("team.remove_confirm"),
-        Button(T("team.remove_yes"), id="rm_yes", on_click=remove_member),
-        nav_to(Team.member),
-        state=Team.remove, getter=member_getter,
-    ),
-    Window(
-        Err(), T("team.invite_choose_role"),
-        Select(Format("{item[label]}"), id="inv_role", item_id_getter=lambda i: i["id"], items="roles",
-               on_click=create_invite),
-        nav_to(Team.list),
-        state=Team.invite_role, getter=invite_getter,
-    ),
-    Window(
-        T("team.invite_link"),
-        nav_to(Team.list),
-        state=Team.invite_link, getter=invite_getter,
-    ),
-    getter=common_getter,
-)
+        Window(
+            Err(), T("team.member"),
+            SwitchTo(T("team.change_role"), id="to_role", state=Team.role, when="can_change"),
+            SwitchTo(T("team.remove"), id="to_remove", state=Team.remove, when="can_remove"),
+            nav_to(Team.list),
+            state=Team.member, getter=member_getter,
+        ),
+        Window(
+            Err(), T("team.choose_role"),
+            Select(Format("{item[label]}"), id="role_sel", item_id_getter=lambda i: i["id"], items="roles",
+                   on_click=change_role),
+            nav_to(Team.member),
+            state=Team.role, getter=member_getter,
+        ),
+        Window(
+            Err(), T("team.remove_confirm"),
+            Button(T("team.remove_yes"), id="rm_yes", on_click=remove_member),
+            nav_to(Team.member),
+            state=Team.remove, getter=member_getter,
+        ),
+        Window(
+            Err(), T("team.invite_choose_role"),
+            Select(Format("{item[label]}"), id="inv_role", item_id_getter=lambda i: i["id"], items="roles",
+                   on_click=create_invite),
+            nav_to(Team.list),
+            state=Team.invite_role, getter=invite_getter,
+        ),
+        Window(
+            T("team.invite_link"),
+            nav_to(Team.list),
+            state=Team.invite_link, getter=invite_getter,
+        ),
+        getter=common_getter,
+    )

@@ -18,7 +18,6 @@ from bot.i18n import _
 from core.errors import KommoAgentError
 from core.logging import get_logger
 
-router = Router(name=__name__)
 log = get_logger("bot.errors")
 
 
@@ -32,7 +31,6 @@ async def _reply(event: ErrorEvent, text: str) -> None:
         await message.answer(text)
 
 
-@router.error(ExceptionTypeFilter(UnknownIntent, UnknownState, OutdatedIntent))
 async def stale_dialog(event: ErrorEvent, dialog_manager: DialogManager, operator=None) -> None:
     log.info("stale dialog button", error=type(event.exception).__name__)
     if event.update.callback_query is not None:
@@ -41,14 +39,20 @@ async def stale_dialog(event: ErrorEvent, dialog_manager: DialogManager, operato
     await dialog_manager.start(state, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-@router.error(ExceptionTypeFilter(KommoAgentError))
 async def domain_error(event: ErrorEvent) -> None:
     await _reply(event, error_text(event.exception))
 
 
-@router.error()
 async def unexpected_error(event: ErrorEvent) -> None:
     error_id = secrets.token_hex(4)
     log.error("unhandled bot error", error_id=error_id, update_id=event.update.update_id,
               exc_info=event.exception)
     await _reply(event, _("error.unexpected", error_id=error_id))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState, OutdatedIntent))
+    router.errors.register(domain_error, ExceptionTypeFilter(KommoAgentError))
+    router.errors.register(unexpected_error)
+    return router

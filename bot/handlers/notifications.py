@@ -13,7 +13,6 @@ from core.conversations.takeover import give_back, take_over
 from core.services import CoreServices
 from core.team.service import TeamService
 
-router = Router(name=__name__)
 
 
 def _ids(data: str) -> tuple[str, str]:
@@ -21,7 +20,6 @@ def _ids(data: str) -> tuple[str, str]:
     return f"org_{org_hex}", rest
 
 
-@router.callback_query(F.data.startswith(TAKE + ":") | F.data.startswith(GIVE_BACK + ":"))
 async def take_or_give_back(query: CallbackQuery, team: TeamService, services: CoreServices) -> None:
     org_id, conversation_id = _ids(query.data)
     membership = await team.membership(query.from_user.id, org_id)  # NotAMember for a forged org id
@@ -30,7 +28,6 @@ async def take_or_give_back(query: CallbackQuery, team: TeamService, services: C
     await query.answer(_("notify.taken" if action is take_over else "notify.given_back"), show_alert=False)
 
 
-@router.callback_query(F.data.startswith(MUTE + ":"))
 async def mute(query: CallbackQuery, team: TeamService) -> None:
     org_id, kind = _ids(query.data)
     if kind not in NOTIFICATION_KINDS:
@@ -38,3 +35,10 @@ async def mute(query: CallbackQuery, team: TeamService) -> None:
         return
     await team.set_muted(query.from_user.id, org_id, kind, True)
     await query.answer(_("notify.muted", kind=_("kind." + kind)))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(take_or_give_back, F.data.startswith(TAKE + ":") | F.data.startswith(GIVE_BACK + ":"))
+    router.callback_query.register(mute, F.data.startswith(MUTE + ":"))
+    return router

@@ -8,11 +8,9 @@ from aiogram.types import Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 
 from bot.dialogs.states import Agents, Kommo, MainMenu, Team
-from bot.filters import Can, InOrganisation
+from bot.filters import Can
 from core.team.roles import Permission
 
-router = Router(name=__name__)
-router.message.filter(F.chat.type == "private", InOrganisation())
 
 
 async def _open(dialog_manager: DialogManager, state) -> None:
@@ -20,16 +18,22 @@ async def _open(dialog_manager: DialogManager, state) -> None:
     await dialog_manager.start(state, show_mode=ShowMode.SEND)
 
 
-@router.message(Command("agents"), Can(Permission.VIEW))
 async def agents(message: Message, dialog_manager: DialogManager) -> None:
     await _open(dialog_manager, Agents.list)
 
 
-@router.message(Command("team"), Can(Permission.VIEW))
 async def team(message: Message, dialog_manager: DialogManager) -> None:
     await _open(dialog_manager, Team.list)
 
 
-@router.message(Command("kommo"), Can(Permission.MANAGE_KOMMO))
 async def kommo(message: Message, dialog_manager: DialogManager) -> None:
     await _open(dialog_manager, Kommo.status)
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.message.register(agents, Command("agents"), Can(Permission.VIEW))
+    router.message.register(team, Command("team"), Can(Permission.VIEW))
+    router.message.register(kommo, Command("kommo"), Can(Permission.MANAGE_KOMMO))
+    return router
