@@ -1,0 +1,62 @@
+"""/kommo through the real dispatcher: connect with a long-lived token (the message holding it
+is deleted and the bot says so), status, resync, disconnect with confirmation; editors and
+viewers are refused."""
+
+from __future__ import annotations
+
+from core.models.org import Role
+from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
+from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+
+
+async def test_connect_with_token_deletes_the_secret_message(console, console_services, fake_kommo):
+    owner = user(3001, language_code="en")
+    membership = await org_with_owner(console_services, owner)
+    fake_acc = fake_kommo.add_account("acme")
+    token = fake_kommo.book.issue_long_lived(fake_acc.id)
+    await console.send(owner, "/kommo")
+    assert "not connected" in console.text(owner)
+    await console.click(owner, "Connect with a token")
+    await console.send(owner, "acme.kommo.com")
+    token_message_id = await console.send(owner, token)
+    deletes = console.fake.calls_of("deleteMessage", owner.id)
+    assert [int(c.params["message_id"]) for c in deletes] == [token_message_id]
+    assert console.fake.messages[(owner.id, token_message_id)].deleted
+    text = console.text(owner)
+    assert "I deleted your message with the token" in text and "Connected to acme.kommo.com" in text
+    assert "Synced: 2 pipelines" in text
+    account = await console_services.storage.kommo_accounts.for_org(membership.org.id)
+    assert account.account_id == fake_acc.id
+    assert token not in text and all(token not in (c.params.get("text") or "") for c in console.fake.calls)
+    # Status shows the webhook and what each agent's delivery reaches.
+    assert "Webhook URL" in text and "add_message" in text
+    # Resync, then disconnect with confirmation.
+    await console.click(owner, "Resync")
+    assert "Synced: 2 pipelines" in console.text(owner)
+    await console.click(owner, "Disconnect")
+    assert "Disconnect acme.kommo.com?" in console.text(owner)
+    assert await console_services.storage.kommo_accounts.for_org(membership.org.id) is not None
+    await console.click(owner, "Yes, disconnect")
+    assert await console_services.storage.kommo_accounts.for_org(membership.org.id) is None
+    assert "Kommo is disconnected" in console.text(owner)
+
+
+async def test_a_wrong_token_is_deleted_too_and_explained(console, console_services, fake_kommo):
+    owner = user(3002, language_code="ru")
+    await org_with_owner(console_services, owner)
+    fake_kommo.add_account("acme")
+    await console.send(owner, "/kommo")
+    await console.click(owner, "Подключить токеном")
+    await console.send(owner, "acme")
+    bad = await console.send(owner, "not-a-real-token")
+    assert console.fake.messages[(owner.id, bad)].deleted
+    assert "удалил из чата" in console.text(owner) and "отклонил токен" in console.text(owner)
+
+
+async def test_editor_and_viewer_cannot_open_kommo(console, console_services):
+    owner, editor = user(3003), user(3004, language_code="en")
+    membership = await org_with_owner(console_services, owner)
+    await add_member(console_services, membership.org.id, editor, Role.EDITOR)
+    await console.send(editor, "/kommo")
+    assert "Your role cannot do this" in console.text(editor)
+    assert not console.fake.calls_of("deleteMessage")
