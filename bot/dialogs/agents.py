@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.kbd import Button, ScrollingGroup, Select, Start, Sw
 from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.states import Agents, AgentWizard
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to
+from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, needs
 from core.agents.hours import format_hours
 from core.agents.service import EDITABLE, AgentAdmin
 from core.models.agent import Agent
@@ -109,16 +109,19 @@ def agents_dialog() -> Dialog:
                        on_click=open_agent),
                 id="ag_scroll", width=1, height=6, hide_on_single_page=True,
             ),
-            Start(T("agents.new"), id="ag_new", state=AgentWizard.name, when="can_edit"),
+            Start(T("agents.new"), id="ag_new", state=AgentWizard.name, when="can_edit",
+                  on_click=needs(Permission.MANAGE_AGENTS)),
             nav(first=True),
             state=Agents.list, getter=list_getter,
         ),
         Window(
             Err(), T("agents.card_head"), T("agents.card_body"),
-            SwitchTo(T("agents.edit"), id="ag_edit", state=Agents.edit, when="can_edit"),
+            SwitchTo(T("agents.edit"), id="ag_edit", state=Agents.edit, when="can_edit",
+                     on_click=needs(Permission.MANAGE_AGENTS)),
             Button(T("agents.disable"), id="ag_off", on_click=toggle, when="enabled"),
             Button(T("agents.enable"), id="ag_on", on_click=toggle, when="disabled"),
-            SwitchTo(T("agents.delete"), id="ag_del", state=Agents.delete, when="can_edit"),
+            SwitchTo(T("agents.delete"), id="ag_del", state=Agents.delete, when="can_edit",
+                     on_click=needs(Permission.MANAGE_AGENTS)),
             nav_to(Agents.list),
             state=Agents.card, getter=card_getter,
         ),
@@ -127,7 +130,7 @@ def agents_dialog() -> Dialog:
             Select(Format("{item[label]}"), id="ag_field", item_id_getter=lambda i: i["id"], items="fields",
                    on_click=edit_field),
             nav_to(Agents.card),
-            state=Agents.edit, getter=fields_getter,
+            state=Agents.edit, getter=[card_getter, fields_getter],
         ),
         Window(
             Err(), T("agents.delete_confirm"),

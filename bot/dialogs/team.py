@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.kbd import Button, ScrollingGroup, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.states import Team
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to
+from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, needs
 from core.models.org import Role
 from core.team.roles import ROLE_ORDER, Permission, can, may_grant
 from core.team.service import TeamService, invite_payload
@@ -80,7 +80,8 @@ def team_dialog() -> Dialog:
                        on_click=open_member),
                 id="mem_scroll", width=1, height=6, hide_on_single_page=True,
             ),
-            SwitchTo(T("team.invite"), id="inv", state=Team.invite_role, when="can_manage"),
+            SwitchTo(T("team.invite"), id="inv", state=Team.invite_role, when="can_manage",
+                     on_click=needs(Permission.MANAGE_TEAM)),
             nav(first=True),
             state=Team.list, getter=members_getter,
         ),

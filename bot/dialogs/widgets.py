@@ -81,3 +81,13 @@ def nav_to(state: Any) -> Row:
 
     return Row(SwitchTo(T("nav.back"), id="nav_back", state=state),
                Button(T("nav.cancel"), id="nav_cancel", on_click=to_main_menu))
+
+
+def needs(permission: Any):
+    """An `on_click` for buttons that start changes: refuses (PermissionDenied) a role without
+    `permission` even when the hidden button's callback data is sent by hand."""
+    from core.team.roles import require  # noqa: PLC0415
+
+    async def check(event: Any, widget: Any, manager: DialogManager) -> None:
+        require(manager.middleware_data.get("operator"), permission)
+    return check
