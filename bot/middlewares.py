@@ -30,8 +30,14 @@ class ActorMiddleware(BaseMiddleware):
             return await handler(event, data)
         team: TeamService = data["team"]
         profile = await team.profile(user.id)
+        changes = {}
         if profile.unreachable_since is not None:  # they are back: notifications may reach them again
-            await team.profiles.set(user.id, unreachable_since=None)
+            changes["unreachable_since"] = None
+        if user.language_code and user.language_code != profile.telegram_language:
+            changes["telegram_language"] = user.language_code
+        if changes:
+            await team.profiles.set(user.id, **changes)
+            profile = profile.model_copy(update=changes)
         membership = await team.active(user.id, profile)
         data.update(profile=profile, membership=membership, operator=membership and membership.operator,
                     org=membership and membership.org)

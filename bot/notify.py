@@ -78,7 +78,8 @@ class TelegramSender:
         return f"https://{account.host}/leads/detail/{int(lead_id)}" if account else None
 
     async def send(self, org: Organization, recipient: Recipient, notification: dict[str, Any]) -> SendOutcome:
-        language = recipient.profile.language or operator_language(org.language)
+        profile = recipient.profile
+        language = profile.language or operator_language(profile.telegram_language or org.language)
         params = notification.get("params") or {}
         text = notification_text(self.i18n, language, org, notification)
         markup = notification_markup(self.i18n, language, org, notification,

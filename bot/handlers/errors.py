@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 
 from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
@@ -22,13 +23,14 @@ log = get_logger("bot.errors")
 
 
 async def _reply(event: ErrorEvent, text: str) -> None:
-    query = event.update.callback_query
-    if query is not None:
-        await query.answer(text[:200], show_alert=True)
-        return
-    message = event.update.message
-    if message is not None:
-        await message.answer(text)
+    query, message = event.update.callback_query, event.update.message
+    try:
+        if query is not None:
+            await query.answer(text[:200], show_alert=True)
+        elif message is not None:
+            await message.answer(text)
+    except TelegramAPIError as exc:  # e.g. the user blocked the bot meanwhile: nobody to tell
+        log.warning("could not tell the user about an error", error=exc.message[:200])
 
 
 async def stale_dialog(event: ErrorEvent, dialog_manager: DialogManager, operator=None) -> None:

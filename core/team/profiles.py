@@ -19,6 +19,7 @@ from core.storage.codec import CodecCollection
 class ConsoleProfile(BaseModel):
     telegram_user_id: int
     language: str | None = None  # None: follow the Telegram app's language
+    telegram_language: str | None = None  # as the Telegram app last reported it (for notifications)
     active_org_id: str | None = None
     muted: dict[str, list[str]] = Field(default_factory=dict)  # org id -> notification kinds
     unreachable_since: datetime | None = None  # the user blocked the bot (Telegram answered 403)
