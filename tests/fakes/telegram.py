@@ -132,6 +132,9 @@ class FakeTelegram:
                 params[key] = json.loads(value)
             else:
                 params[key] = value
+        for key, value in list(params.items()):  # aiogram sends files as "attach://<field>"
+            if isinstance(value, str) and value.startswith("attach://"):
+                params[key] = params.pop(value.removeprefix("attach://"), value)
         return params
 
     @staticmethod
