@@ -108,11 +108,11 @@ def webhook_secret(settings: TelegramSettings) -> str:
 
 
 async def run_polling(settings: Settings) -> None:
+    if settings.telegram.webhook_url:
+        log.info("TELEGRAM_WEBHOOK_URL is set: the web app serves the bot", url=settings.telegram.webhook_url)
+        return
     services = await build_services(settings)
     console = build_console(services)
-    if settings.telegram.webhook_url:
-        log.info("TELEGRAM_WEBHOOK_URL is set: the web app serves the bot; this process only idles")
-        await console.stop.wait()
     try:
         await console.start_background()
         await console.bot.delete_webhook(drop_pending_updates=False)

@@ -1,4 +1,5 @@
-"""The aiohttp app: Kommo webhooks and OAuth callback, health, readiness and metrics.
+"""The aiohttp app: Kommo webhooks and OAuth callback, the Telegram webhook (when configured),
+health, readiness and metrics.
 
 It validates, stores, enqueues and answers; it never calls the LLM.
 """
@@ -11,7 +12,7 @@ from core.ports import TaskQueue
 from core.services import CoreServices
 from web.keys import QUEUE, SERVICES
 from web.middlewares import request_context_middleware
-from web.routes import health, kommo
+from web.routes import health, kommo, telegram
 
 
 def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
@@ -23,6 +24,7 @@ def create_app(services: CoreServices, queue: TaskQueue) -> web.Application:
     app[QUEUE] = queue
     health.setup(app)
     kommo.setup(app)
+    telegram.setup(app)
     app.on_cleanup.append(_close_queue)
     return app
 

@@ -5,7 +5,7 @@ viewers are refused."""
 from __future__ import annotations
 
 from core.models.org import Role
-from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
+from tests.fixtures.kommo import celery_queue, fake_kommo  # noqa: F401 - fixtures
 from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
 
 
@@ -60,3 +60,34 @@ async def test_editor_and_viewer_cannot_open_kommo(console, console_services):
     await console.send(editor, "/kommo")
     assert "Your role cannot do this" in console.text(editor)
     assert not console.fake.calls_of("deleteMessage")
+
+
+async def test_oauth_link_then_callback_then_the_bot_tells_the_manager(console, console_services, fake_kommo,
+                                                                       celery_queue):
+    from urllib.parse import parse_qs, urlsplit
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.notify import TelegramSender
+    from web.app import create_app
+
+    owner = user(3005, language_code="en")
+    membership = await org_with_owner(console_services, owner)
+    fake_acc = fake_kommo.add_account("acme")
+    await console.send(owner, "/kommo")
+    await console.click(owner, "Connect through OAuth")
+    _, link = console.button(owner, "Open Kommo")
+    state = parse_qs(urlsplit(link["url"]).query)["state"][0]
+    client = TestClient(TestServer(create_app(console_services, celery_queue)))
+    await client.start_server()
+    try:
+        resp = await client.get("/oauth/kommo/callback", params={
+            "code": fake_kommo.book.issue_code(fake_acc.id), "state": state, "referer": "acme.kommo.com"})
+        assert resp.status == 200
+    finally:
+        await client.close()
+    account = await console_services.storage.kommo_accounts.for_org(membership.org.id)
+    assert account is not None and account.auth_kind.value == "oauth"
+    sender = TelegramSender(console.bot, console.dp["i18n_instance"], console_services.storage)
+    await console.dp["delivery"].deliver_all(sender)
+    assert "Kommo acme.kommo.com is connected" in console.text(owner)
