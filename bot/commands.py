@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aiogram import Bot
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
-
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import CatalogI18n

@@ -95,7 +95,7 @@ class TelegramSender:
             return SendOutcome.FAILED
         except TelegramRetryAfter:
             return SendOutcome.FAILED  # longer than the session waits: nothing was shown
-        except (TelegramNetworkError, asyncio.TimeoutError):
+        except (TimeoutError, TelegramNetworkError):
             return SendOutcome.UNCERTAIN
         return SendOutcome.SENT
 
@@ -108,7 +108,7 @@ async def delivery_loop(delivery: NotificationDelivery, sender: TelegramSender, 
             report = await delivery.deliver_all(sender)
             if report.sent or report.undeliverable:
                 log.info("notifications delivered", sent=report.sent, undeliverable=report.undeliverable)
-        except Exception:  # noqa: BLE001 - keep delivering; the next round retries
+        except Exception:
             log.exception("notification delivery round failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

@@ -12,8 +12,8 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.onboarding import new_org_window
 from bot.dialogs.states import MainMenu, Orgs
-from bot.middlewares import refresh_actor
 from bot.dialogs.widgets import Err, T, common_getter, guarded, nav
+from bot.middlewares import refresh_actor
 from core.team.service import TeamService
 
 

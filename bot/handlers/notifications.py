@@ -14,7 +14,6 @@ from core.services import CoreServices
 from core.team.service import TeamService
 
 
-
 def _ids(data: str) -> tuple[str, str]:
     _, _, org_hex, rest = data.split(":", 3)
     return f"org_{org_hex}", rest

@@ -12,7 +12,6 @@ from bot.filters import Can
 from core.team.roles import Permission
 
 
-
 async def _open(dialog_manager: DialogManager, state) -> None:
     await dialog_manager.start(MainMenu.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.NO_UPDATE)
     await dialog_manager.start(state, show_mode=ShowMode.SEND)

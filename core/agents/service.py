@@ -12,10 +12,10 @@ from typing import Any
 
 from core.agents.errors import AgentFieldInvalid
 from core.agents.hours import parse_hours
-from core.errors import AlreadyExists
+from core.errors import AlreadyExists, NotFound
 from core.models.agent import Agent, AgentAction, DeliveryMode, LanguagePolicy, StageRule, WorkingHours
 from core.models.org import Operator
-from core.orgs import MAX_INSTRUCTIONS, MAX_NAME, create_agent, require_agent
+from core.orgs import MAX_INSTRUCTIONS, MAX_NAME, create_agent
 from core.storage import Storage
 from core.team.roles import Permission, require
 
@@ -50,7 +50,7 @@ class AgentAdmin:
 
     async def get(self, org_id: str, actor: Operator, agent_id: str) -> Agent:
         self._check(org_id, actor, Permission.VIEW)
-        return await require_agent(self.storage, org_id, agent_id)
+        return await self._agent(org_id, agent_id)
 
     # --- checking one field ----------------------------------------------------------------
     async def check(self, org_id: str, field: str, value: Any, *, agent_id: str | None = None) -> dict[str, Any]:
@@ -147,7 +147,7 @@ class AgentAdmin:
 
     async def update(self, org_id: str, actor: Operator, agent_id: str, field: str, value: Any) -> Agent:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)
-        agent = await require_agent(self.storage, org_id, agent_id)
+        agent = await self._agent(org_id, agent_id)
         changes = await self.check(org_id, field, value, agent_id=agent.id)
         if field in ("scope", "actions"):
             merged = agent.model_dump() | changes
@@ -158,13 +158,19 @@ class AgentAdmin:
 
     async def set_enabled(self, org_id: str, actor: Operator, agent_id: str, enabled: bool) -> Agent:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)
-        agent = await require_agent(self.storage, org_id, agent_id)
+        agent = await self._agent(org_id, agent_id)
         return await self.storage.agents.update(org_id, agent.id, {"enabled": bool(enabled)})
 
     async def delete(self, org_id: str, actor: Operator, agent_id: str) -> Agent:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)
-        agent = await require_agent(self.storage, org_id, agent_id)
+        agent = await self._agent(org_id, agent_id)
         await self.storage.agents.delete(org_id, agent.id)
+        return agent
+
+    async def _agent(self, org_id: str, agent_id: str) -> Agent:
+        agent = await self.storage.agents.get(org_id, agent_id)
+        if agent is None:
+            raise NotFound(f"agent {agent_id!r} not found in this organisation", agent_id=agent_id)
         return agent
 
     @staticmethod

@@ -63,11 +63,15 @@ class TeamService:
 
     async def membership(self, telegram_user_id: int, org_id: str) -> Membership:
         """The user's membership of `org_id`; NotAMember for any other org, whatever the id."""
-        operator = await self.storage.operators.by_telegram_user(org_id, telegram_user_id) if org_id else None
+        operator = await self._operator(org_id, telegram_user_id) if org_id else None
         org = await self.storage.orgs.get(org_id) if operator else None
         if operator is None or org is None:
             raise NotAMember("not a member of that organisation", org_id=org_id)
         return Membership(org, operator)
+
+    async def _operator(self, org_id: str, telegram_user_id: int) -> Operator | None:
+        found = await self.storage.operators.list(org_id, {"telegram_user_id": int(telegram_user_id)}, limit=1)
+        return found[0] if found else None
 
     async def active(self, telegram_user_id: int, profile: ConsoleProfile | None = None) -> Membership | None:
         """The organisation the user acts in: the one they chose, else their first."""
@@ -112,7 +116,7 @@ class TeamService:
         org = await self.storage.orgs.get(org_id)
         if org is None:
             raise InviteInvalid("the invite's organisation does not exist")
-        existing = await self.storage.operators.by_telegram_user(org_id, telegram_user_id)
+        existing = await self._operator(org_id, telegram_user_id)
         if existing is not None:  # already in: nothing to claim, just act there
             await self.profiles.set(telegram_user_id, active_org_id=org_id)
             return Membership(org, existing)

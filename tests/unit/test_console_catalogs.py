@@ -11,6 +11,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from bot.commands import COMMANDS
+from bot.errors_text import _BY_CODE
 from bot.i18n import LOCALES_DIR, build_i18n
 from bot.notify import NOTIFICATION_KINDS
 from core.agents.service import EDITABLE
@@ -27,8 +28,6 @@ def used_ids() -> set[str]:
     ids = set()
     for path in BOT.rglob("*.py"):
         ids |= {i for i in _LITERAL.findall(path.read_text()) if not i.endswith(("_", "."))}  # not prefixes
-    from bot.errors_text import _BY_CODE
-
     ids |= set(_BY_CODE.values())
     # Ids the code builds from a value (f"role.{role}"): every value it can take.
     ids |= {f"role.{r.value}" for r in Role} | {f"action.{a.value}" for a in AgentAction}

@@ -14,6 +14,7 @@ from bot.session import ChatPacingMiddleware
 from core.agents.errors import AgentFieldInvalid
 from core.agents.hours import format_hours, parse_hours
 from core.languages import operator_language
+from tests.conftest import shared_path
 from tests.fixtures.telegram import callback_update, message_update, user
 
 
@@ -53,19 +54,17 @@ async def test_pacing_allows_a_burst_then_one_per_interval():
     pacing = ChatPacingMiddleware(interval_s=0.1, burst=2)
     times = []
     for _ in range(5):
-        await pacing._wait_turn(7)  # noqa: SLF001
+        await pacing._wait_turn(7)
         times.append(time.monotonic())
     assert times[1] - times[0] < 0.05  # the burst
-    gaps = [b - a for a, b in zip(times[1:], times[2:])]
+    gaps = [b - a for a, b in zip(times[1:], times[2:], strict=False)]
     assert all(g >= 0.08 for g in gaps)
     start = time.monotonic()
-    await asyncio.gather(pacing._wait_turn(8), pacing._wait_turn(9))  # noqa: SLF001 - other chats wait for nothing
+    await asyncio.gather(pacing._wait_turn(8), pacing._wait_turn(9))
     assert time.monotonic() - start < 0.05
 
 
 def test_builders_match_real_update_shapes():
-    from tests.conftest import shared_path
-
     real_message = json.loads(shared_path("fixtures", "telegram", "nutgram", "Updates", "command.json").read_text())
     real_callback = json.loads(shared_path("fixtures", "telegram", "nutgram", "Updates",
                                            "callback_query.json").read_text())

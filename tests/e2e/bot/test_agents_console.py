@@ -9,8 +9,7 @@ from core.models.agent import AgentAction, DeliveryMode, LanguagePolicy
 from core.models.kommo import KommoField, KommoPipeline, KommoStage
 from core.models.org import Role
 from core.orgs import create_agent
-from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from tests.fixtures.telegram import add_member, org_with_owner, user
 
 
 async def seed_catalog(storage, org_id: str) -> None:
@@ -35,7 +34,7 @@ async def test_wizard_creates_an_agent_from_every_step(console, console_services
     assert "cannot be empty" in console.text(owner) and "step 1 of 10" in console.text(owner)
     await console.send(owner, "Sales bot")
     await console.send(owner, "a polite furniture seller")
-    await console.send_document(owner, "instructions.txt", "Offer delivery. Never promise discounts.".encode())
+    await console.send_document(owner, "instructions.txt", b"Offer delivery. Never promise discounts.")
     await console.click(owner, "Always English")
     await console.click(owner, "Default model")
     await console.click(owner, "Sales")
@@ -102,7 +101,7 @@ async def test_wizard_cancelled_midway_creates_nothing(console, console_services
 
 async def test_wizard_resumes_after_restart_and_old_buttons_restart_the_menu(console, console_services):
     owner = user(4003, language_code="en")
-    membership = await org_with_owner(console_services, owner)
+    await org_with_owner(console_services, owner)
     await console.send(owner, "/agents")
     await console.click(owner, "New agent")
     await console.send(owner, "Resumed bot")

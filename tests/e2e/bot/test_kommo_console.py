@@ -4,9 +4,14 @@ viewers are refused."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.notify import TelegramSender
 from core.models.org import Role
-from tests.fixtures.kommo import celery_queue, fake_kommo  # noqa: F401 - fixtures
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from tests.fixtures.telegram import add_member, org_with_owner, user
+from web.app import create_app
 
 
 async def test_connect_with_token_deletes_the_secret_message(console, console_services, fake_kommo):
@@ -64,13 +69,6 @@ async def test_editor_and_viewer_cannot_open_kommo(console, console_services):
 
 async def test_oauth_link_then_callback_then_the_bot_tells_the_manager(console, console_services, fake_kommo,
                                                                        celery_queue):
-    from urllib.parse import parse_qs, urlsplit
-
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from bot.notify import TelegramSender
-    from web.app import create_app
-
     owner = user(3005, language_code="en")
     membership = await org_with_owner(console_services, owner)
     fake_acc = fake_kommo.add_account("acme")

@@ -8,8 +8,7 @@ from bot.notify import TelegramSender
 from core.models.conversation import ConversationState
 from core.models.kommo import AuthKind, KommoAccount
 from core.models.org import Role
-from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from tests.fixtures.telegram import add_member, org_with_owner, user
 
 
 async def test_handoff_notification_is_delivered_once_with_working_buttons(console, console_services):

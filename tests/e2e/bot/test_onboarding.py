@@ -7,8 +7,13 @@ from datetime import timedelta
 
 from core.clock import utcnow
 from core.models.org import Role
-from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from core.team.service import TeamService, invite_payload
+from tests.fixtures.telegram import user
+
+
+async def member(services, org_id, u):
+    found = await services.storage.operators.list(org_id, {"telegram_user_id": u.id})
+    return found[0] if found else None
 
 
 async def test_new_user_founds_an_org_and_becomes_its_owner(console, console_services):
@@ -44,16 +49,14 @@ async def test_invite_link_is_single_use_and_expires(console, console_services):
     await console.send(bob, f"/start {payload}")
     assert "Welcome to Acme" in console.fake.chat(bob.id)[-2].text
     org_id = (await console_services.storage.operators.memberships(owner.id))[0].org_id
-    bob_op = await console_services.storage.operators.by_telegram_user(org_id, bob.id)
+    bob_op = await member(console_services, org_id, bob)
     assert bob_op.role == Role.EDITOR
     # Reused by someone else: refused, nobody added.
     await console.send(carl, f"/start {payload}")
     assert "already used" in console.text(carl)
-    assert await console_services.storage.operators.by_telegram_user(org_id, carl.id) is None
+    assert await member(console_services, org_id, carl) is None
     # An expired link: refused with its own reason.
-    admin = await console_services.storage.operators.by_telegram_user(org_id, owner.id)
-    invite = await console_services.team_invite(org_id, admin) if hasattr(console_services, "team_invite") else None
-    from core.team.service import TeamService, invite_payload
+    admin = await member(console_services, org_id, owner)
     team = TeamService(console_services.storage)
     invite = await team.create_invite(org_id, admin, Role.VIEWER)
     await console_services.storage.invites.update(org_id, invite.id, {"expires_at": utcnow() - timedelta(minutes=1)})

@@ -5,8 +5,7 @@ team but no invite button."""
 from __future__ import annotations
 
 from core.models.org import Role
-from tests.fixtures.kommo import fake_kommo  # noqa: F401 - fixture
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from tests.fixtures.telegram import add_member, org_with_owner, user
 
 
 async def test_roles_removal_and_the_last_owner(console, console_services):

@@ -8,8 +8,7 @@ import asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.main import build_console, webhook_secret
-from tests.fixtures.kommo import celery_queue, fake_kommo  # noqa: F401 - fixtures
-from tests.fixtures.telegram import *  # noqa: F403 - fixtures and builders
+from tests.fixtures.telegram import message_update, user
 from web.app import create_app
 
 
