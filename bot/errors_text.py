@@ -41,6 +41,9 @@ _BY_CODE = {
     "kommo_address_invalid": "error.kommo_address",
     "kommo_token_rejected": "error.kommo_token_rejected",
     "file_too_large": "error.file_too_large",
+    "delivery_bot_missing": "error.delivery_bot_missing",
+    "delivery_field_invalid": "error.delivery_field_invalid",
+    "delivery_chats_unavailable": "error.delivery_chats_unavailable",
     "file_not_text": "error.file_not_text",
 }
 

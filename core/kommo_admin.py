@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.clock import utcnow
-from core.errors import InvalidInput
+from core.errors import InvalidInput, SecretError
 from core.models.agent import DeliveryMode
 from core.models.org import Operator
 from core.team.errors import NotAMember
@@ -100,8 +100,15 @@ class KommoAdmin:
             status_reason=account.status_reason, token_health=self._health(account), expires_at=account.expires_at,
             last_sync_at=account.last_sync_at, pipelines=len(await self.storage.kommo_catalog.pipelines(org_id)),
             users=len(await self.storage.kommo_catalog.users(org_id)),
-            webhook_url=kommo.connections.webhook_url(account), events=list(SUBSCRIBED_EVENTS), agents=agents,
+            webhook_url=self._webhook_url(kommo, account), events=list(SUBSCRIBED_EVENTS), agents=agents,
             oauth_available=oauth)
+
+    @staticmethod
+    def _webhook_url(kommo: Any, account: Any) -> str:
+        try:
+            return kommo.connections.webhook_url(account)
+        except (KeyError, SecretError):  # no readable webhook token: reconnecting makes one
+            return ""
 
     @staticmethod
     def _missing(mode: DeliveryMode, account) -> list[str]:

@@ -1,4 +1,4 @@
-"""/kommo: connection status, connect (long-lived token or OAuth), resync, disconnect.
+"""/kommo: connection status, connect (long-lived token or OAuth), delivery set-up, resync, disconnect.
 
 A message that holds a token is deleted as soon as it is read, whatever the outcome, and the
 bot says so."""
@@ -13,14 +13,16 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput, TextInput
-from aiogram_dialog.widgets.kbd import Button, Row, SwitchTo, Url
+from aiogram_dialog.widgets.kbd import Button, Row, ScrollingGroup, Select, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.states import Kommo
 from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to
 from bot.errors_text import error_text
+from core.delivery_setup import REPLY_FIELD_TYPES, CatalogDeliverySetup
 from core.errors import KommoAgentError
 from core.kommo_admin import KommoAdmin
+from core.models.agent import DeliveryMode
 
 
 def _when(value) -> str:
@@ -107,6 +109,81 @@ async def clear_banner(callback: CallbackQuery, widget: Any, manager: DialogMana
     manager.dialog_data.pop("banner", None)
 
 
+# --- delivery set-up (core.delivery_setup: the interim service until issue 15's lands) ------
+def delivery_setup(manager: DialogManager) -> CatalogDeliverySetup:
+    return CatalogDeliverySetup(manager.middleware_data["services"].storage)
+
+
+async def delivery_getter(dialog_manager: DialogManager, services, org, **_: Any) -> dict[str, Any]:
+    storage = services.storage
+    agents = await storage.agents.list(org.id, sort=[("created_at", 1)])
+    fields = [f for f in await storage.kommo_catalog.fields(org.id, "leads") if f.type in REPLY_FIELD_TYPES]
+    return {"agents": [{"id": a.id, "label": f"{a.name} · {a.delivery_mode.value}"} for a in agents],
+            "modes": [{"id": m.value, "label": gettext(f"delivery.{m.value}")} for m in DeliveryMode],
+            "reply_fields": [{"id": str(f.field_id), "label": f.name} for f in fields],
+            "result": dialog_manager.dialog_data.get("result", "")}
+
+
+async def on_delivery_agent(callback: CallbackQuery, widget: Any, manager: DialogManager, agent_id: str) -> None:
+    manager.dialog_data["delivery_agent"] = agent_id
+    await manager.switch_to(Kommo.delivery_mode)
+
+
+async def _configure(manager: DialogManager, **choices: Any) -> None:
+    org_id, operator = actor(manager)
+    data = manager.dialog_data
+    result = await delivery_setup(manager).configure(org_id, operator, data["delivery_agent"],
+                                                     DeliveryMode(data["delivery_mode"]), **choices)
+    lines = [gettext("kommo.delivery_saved").format(name=result.agent_name,
+                                                   mode=gettext(f"delivery.{result.mode.value}"))]
+    lines += [gettext(f"steps.{code}").format(**params) for code, params in result.steps]
+    data["result"] = "\n".join(lines)
+    await manager.switch_to(Kommo.delivery_result)
+
+
+@guarded
+async def on_delivery_mode(callback: CallbackQuery, widget: Any, manager: DialogManager, mode: str) -> None:
+    manager.dialog_data["delivery_mode"] = mode
+    if mode == DeliveryMode.SALESBOT_RUN.value:
+        await manager.switch_to(Kommo.delivery_bot)
+        return
+    await _configure(manager)
+
+
+@guarded
+async def on_delivery_bot(message: Message, widget: Any, manager: DialogManager, bot_id: str) -> None:
+    manager.dialog_data["delivery_bot_id"] = int(bot_id) if bot_id.strip().isdigit() else 0
+    if not manager.dialog_data["delivery_bot_id"]:
+        from core.delivery_setup import DeliverySetupInvalid  # noqa: PLC0415 - only this path raises it
+
+        raise DeliverySetupInvalid("delivery_bot_missing", "not a bot id")
+    await manager.switch_to(Kommo.delivery_field)
+
+
+@guarded
+async def on_delivery_field(callback: CallbackQuery, widget: Any, manager: DialogManager, field_id: str) -> None:
+    await _configure(manager, bot_id=manager.dialog_data.get("delivery_bot_id"), field_id=int(field_id))
+
+
+def delivery_windows() -> list[Window]:
+    def pick(items: str, widget_id: str, on_click) -> ScrollingGroup:
+        return ScrollingGroup(Select(Format("{item[label]}"), id=widget_id, item_id_getter=lambda i: i["id"],
+                                     items=items, on_click=on_click),
+                              id=widget_id + "_scroll", width=1, height=6, hide_on_single_page=True)
+
+    return [
+        Window(Err(), T("kommo.delivery_agent"), pick("agents", "d_agent", on_delivery_agent),
+               nav_to(Kommo.status), state=Kommo.delivery_agent, getter=delivery_getter),
+        Window(Err(), T("kommo.delivery_mode"), pick("modes", "d_mode", on_delivery_mode),
+               nav_to(Kommo.delivery_agent), state=Kommo.delivery_mode, getter=delivery_getter),
+        Window(Err(), T("kommo.delivery_bot"), TextInput(id="d_bot", on_success=on_delivery_bot),
+               nav_to(Kommo.delivery_mode), state=Kommo.delivery_bot, getter=delivery_getter),
+        Window(Err(), T("kommo.delivery_field"), pick("reply_fields", "d_field", on_delivery_field),
+               nav_to(Kommo.delivery_bot), state=Kommo.delivery_field, getter=delivery_getter),
+        Window(Format("{result}"), nav_to(Kommo.status), state=Kommo.delivery_result, getter=delivery_getter),
+    ]
+
+
 def kommo_dialog() -> Dialog:
     return Dialog(
         Window(
@@ -115,6 +192,8 @@ def kommo_dialog() -> Dialog:
             T("kommo.not_connected", when="not_connected"),
             Row(SwitchTo(T("kommo.connect_token"), id="k_token", state=Kommo.address, on_click=clear_banner),
                 Button(T("kommo.connect_oauth"), id="k_oauth", on_click=on_oauth, when="oauth")),
+            SwitchTo(T("kommo.delivery"), id="k_delivery", state=Kommo.delivery_agent, when="connected",
+                     on_click=clear_banner),
             Row(Button(T("kommo.resync"), id="k_sync", on_click=on_resync, when="connected"),
                 SwitchTo(T("kommo.disconnect"), id="k_off", state=Kommo.disconnect, when="connected")),
             nav(first=True),
@@ -128,5 +207,6 @@ def kommo_dialog() -> Dialog:
         Window(Err(), T("kommo.disconnect_confirm"), Button(T("kommo.disconnect_yes"), id="k_off_yes",
                                                             on_click=on_disconnect),
                nav_to(Kommo.status), state=Kommo.disconnect, getter=status_getter),
+        *delivery_windows(),
         getter=common_getter,
     )

@@ -59,6 +59,7 @@ class Kommo(StatesGroup):
     delivery_agent = State()
     delivery_mode = State()
     delivery_bot = State()
+    delivery_field = State()
     delivery_result = State()
 
 

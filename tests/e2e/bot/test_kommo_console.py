@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.notify import TelegramSender
+from core.delivery_setup import CatalogDeliverySetup, DeliverySetupInvalid
+from core.models.agent import DeliveryMode
+from core.models.kommo import AuthKind, KommoAccount, KommoField
 from core.models.org import Role
+from core.orgs import create_agent
 from tests.fixtures.telegram import add_member, org_with_owner, user
 from web.app import create_app
 
@@ -89,3 +94,44 @@ async def test_oauth_link_then_callback_then_the_bot_tells_the_manager(console, 
     sender = TelegramSender(console.bot, console.dp["i18n_instance"], console_services.storage)
     await console.dp["delivery"].deliver_all(sender)
     assert "Kommo acme.kommo.com is connected" in console.text(owner)
+
+
+async def test_delivery_setup_validates_then_saves_and_prints_the_kommo_steps(console, console_services):
+    storage = console_services.storage
+    owner = user(3006, language_code="en")
+    membership = await org_with_owner(console_services, owner)
+    org_id = membership.org.id
+    await storage.kommo_accounts.insert(org_id, KommoAccount(_id="kac_d", org_id=org_id, subdomain="acme",
+                                                             auth_kind=AuthKind.LONG_LIVED, hook_token_hash="hd",
+                                                             secrets={}))
+    await storage.kommo_catalog.replace_fields(org_id, "leads", [
+        KommoField(_id=f"{org_id}:leads:501", org_id=org_id, entity="leads", field_id=501, name="AI reply",
+                   type="textarea"),
+        KommoField(_id=f"{org_id}:leads:502", org_id=org_id, entity="leads", field_id=502, name="Budget",
+                   type="numeric")])
+    agent = await create_agent(storage, org_id, "Seller", "Sell.")
+    setup = CatalogDeliverySetup(storage)
+    # The service refuses what cannot work, and saves nothing then.
+    with pytest.raises(DeliverySetupInvalid) as missing_bot:
+        await setup.configure(org_id, membership.operator, agent.id, DeliveryMode.SALESBOT_RUN, field_id=501)
+    assert missing_bot.value.code == "delivery_bot_missing"
+    with pytest.raises(DeliverySetupInvalid) as wrong_field:
+        await setup.configure(org_id, membership.operator, agent.id, DeliveryMode.SALESBOT_RUN, bot_id=77, field_id=502)
+    assert wrong_field.value.code == "delivery_field_invalid"
+    assert (await storage.kommo_accounts.for_org(org_id)).salesbot_bot_id is None
+
+    # Through the console: the same rules, then the saved mode and the steps for the Kommo admin.
+    await console.send(owner, "/kommo")
+    await console.click(owner, "Delivery set-up")
+    await console.click(owner, "Seller")
+    await console.click(owner, "Salesbot run")
+    await console.send(owner, "not a number")
+    assert "as a number" in console.text(owner)
+    await console.send(owner, "77")
+    assert [b["text"] for b in console.fake.last(owner.id).buttons()][:1] == ["AI reply"]  # text fields only
+    await console.click(owner, "AI reply")
+    text = console.text(owner)
+    assert "Seller" in text and "{{lead.cf.501}}" in text and "Salesbot 77" in text
+    account = await storage.kommo_accounts.for_org(org_id)
+    assert (account.salesbot_bot_id, account.reply_field_id) == (77, 501)
+    assert (await storage.agents.get(org_id, agent.id)).delivery_mode == DeliveryMode.SALESBOT_RUN
