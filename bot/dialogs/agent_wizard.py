@@ -12,12 +12,12 @@ from aiogram.types import CallbackQuery, ContentType, Message
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput, TextInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Multiselect, Row, ScrollingGroup, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Multiselect, Row, ScrollingGroup, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.agents import describe
 from bot.dialogs.states import AgentWizard as W
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, to_main_menu
+from bot.dialogs.widgets import Err, T, actor, choice, common_getter, guarded, paged, to_main_menu
 from core.agents.errors import AgentFieldInvalid
 from core.agents.service import AgentAdmin
 from core.models.agent import Agent, AgentAction, DeliveryMode
@@ -187,11 +187,6 @@ async def on_create(callback: CallbackQuery, widget: Any, manager: DialogManager
     await manager.done({"agent_id": agent.id})
 
 
-def select(items: str, widget_id: str, on_click) -> Select:
-    return Select(Format("{item[label]}"), id=widget_id, item_id_getter=lambda i: i["id"], items=items,
-                  on_click=on_click)
-
-
 def checks(items: str, widget_id: str) -> Multiselect:
     return Multiselect(Format("☑️ {item[label]}"), Format("⬜ {item[label]}"), id=widget_id,
                        item_id_getter=lambda i: i["id"], items=items)
@@ -207,14 +202,13 @@ def agent_wizard() -> Dialog:
                TextInput(id="w_instr", on_success=text_step("instructions", W.language)),
                MessageInput(on_instructions_file, content_types=[ContentType.DOCUMENT]),
                wizard_nav(W.persona), state=W.instructions),
-        Window(Err(), T("wizard.language"), Column(select("languages", "w_lang", on_language)),
+        Window(Err(), T("wizard.language"), Column(choice("languages", "w_lang", on_language)),
                wizard_nav(W.instructions), state=W.language),
         Window(Err(), T("wizard.model"), Button(T("wizard.model_default"), id="w_model_def", on_click=on_default_model),
                TextInput(id="w_model", on_success=text_step("model", W.pipeline)),
                wizard_nav(W.language), state=W.model),
         Window(Err(), T("wizard.pipeline"), T("wizard.no_pipelines", when="no_pipelines"),
-               ScrollingGroup(select("pipelines", "w_pipe", on_pipeline), id="w_pipe_scroll", width=1, height=6,
-                              hide_on_single_page=True),
+               paged("pipelines", "w_pipe", on_pipeline),
                Button(T("wizard.all_pipelines"), id="w_pipe_all", on_click=on_all_pipelines),
                wizard_nav(W.model), state=W.pipeline),
         Window(Err(), T("wizard.stages"),
@@ -230,9 +224,9 @@ def agent_wizard() -> Dialog:
                               hide_on_single_page=True),
                Button(T("wizard.done"), id="w_fields_done", on_click=on_fields_done),
                wizard_nav(W.actions), state=W.fields),
-        Window(Err(), T("wizard.delivery"), Column(select("modes", "w_mode", on_mode)),
+        Window(Err(), T("wizard.delivery"), Column(choice("modes", "w_mode", on_mode)),
                wizard_nav(W.actions), state=W.delivery),
-        Window(Err(), T("wizard.hours"), Column(select("presets", "w_hours", on_preset)),
+        Window(Err(), T("wizard.hours"), Column(choice("presets", "w_hours", on_preset)),
                TextInput(id="w_hours_text", on_success=text_step("working_hours", W.handoff)),
                wizard_nav(W.delivery), state=W.hours),
         Window(Err(), T("wizard.handoff"), Button(T("wizard.skip"), id="w_handoff_skip", on_click=on_skip_handoff),

@@ -7,11 +7,10 @@ from typing import Any
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Data, Dialog, DialogManager, Window
-from aiogram_dialog.widgets.kbd import Button, ScrollingGroup, Select, Start, SwitchTo
-from aiogram_dialog.widgets.text import Format
+from aiogram_dialog.widgets.kbd import Button, Start, SwitchTo
 
 from bot.dialogs.states import Agents, AgentWizard
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, needs
+from bot.dialogs.widgets import Err, T, actor, choice, common_getter, guarded, nav, nav_to, needs, paged
 from core.agents.hours import format_hours
 from core.agents.service import EDITABLE, AgentAdmin
 from core.models.agent import Agent
@@ -104,11 +103,7 @@ def agents_dialog() -> Dialog:
     return Dialog(
         Window(
             Err(), T("agents.title"),
-            ScrollingGroup(
-                Select(Format("{item[label]}"), id="ag_sel", item_id_getter=lambda i: i["id"], items="agents",
-                       on_click=open_agent),
-                id="ag_scroll", width=1, height=6, hide_on_single_page=True,
-            ),
+            paged("agents", "ag_sel", open_agent),
             Start(T("agents.new"), id="ag_new", state=AgentWizard.name, when="can_edit",
                   on_click=needs(Permission.MANAGE_AGENTS)),
             nav(first=True),
@@ -127,8 +122,7 @@ def agents_dialog() -> Dialog:
         ),
         Window(
             Err(), T("agents.edit_choose"),
-            Select(Format("{item[label]}"), id="ag_field", item_id_getter=lambda i: i["id"], items="fields",
-                   on_click=edit_field),
+            choice("fields", "ag_field", edit_field),
             nav_to(Agents.card),
             state=Agents.edit, getter=[card_getter, fields_getter],
         ),

@@ -13,11 +13,11 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput, TextInput
-from aiogram_dialog.widgets.kbd import Button, Row, ScrollingGroup, Select, SwitchTo, Url
+from aiogram_dialog.widgets.kbd import Button, Row, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
 
 from bot.dialogs.states import Kommo
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to
+from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, paged
 from bot.errors_text import error_text
 from core.delivery_setup import REPLY_FIELD_TYPES, CatalogDeliverySetup
 from core.errors import KommoAgentError
@@ -166,19 +166,14 @@ async def on_delivery_field(callback: CallbackQuery, widget: Any, manager: Dialo
 
 
 def delivery_windows() -> list[Window]:
-    def pick(items: str, widget_id: str, on_click) -> ScrollingGroup:
-        return ScrollingGroup(Select(Format("{item[label]}"), id=widget_id, item_id_getter=lambda i: i["id"],
-                                     items=items, on_click=on_click),
-                              id=widget_id + "_scroll", width=1, height=6, hide_on_single_page=True)
-
     return [
-        Window(Err(), T("kommo.delivery_agent"), pick("agents", "d_agent", on_delivery_agent),
+        Window(Err(), T("kommo.delivery_agent"), paged("agents", "d_agent", on_delivery_agent),
                nav_to(Kommo.status), state=Kommo.delivery_agent, getter=delivery_getter),
-        Window(Err(), T("kommo.delivery_mode"), pick("modes", "d_mode", on_delivery_mode),
+        Window(Err(), T("kommo.delivery_mode"), paged("modes", "d_mode", on_delivery_mode),
                nav_to(Kommo.delivery_agent), state=Kommo.delivery_mode, getter=delivery_getter),
         Window(Err(), T("kommo.delivery_bot"), TextInput(id="d_bot", on_success=on_delivery_bot),
                nav_to(Kommo.delivery_mode), state=Kommo.delivery_bot, getter=delivery_getter),
-        Window(Err(), T("kommo.delivery_field"), pick("reply_fields", "d_field", on_delivery_field),
+        Window(Err(), T("kommo.delivery_field"), paged("reply_fields", "d_field", on_delivery_field),
                nav_to(Kommo.delivery_bot), state=Kommo.delivery_field, getter=delivery_getter),
         Window(Format("{result}"), nav_to(Kommo.status), state=Kommo.delivery_result, getter=delivery_getter),
     ]

@@ -7,12 +7,11 @@ from typing import Any
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, StartMode, Window
-from aiogram_dialog.widgets.kbd import ScrollingGroup, Select, SwitchTo
-from aiogram_dialog.widgets.text import Format
+from aiogram_dialog.widgets.kbd import SwitchTo
 
 from bot.dialogs.onboarding import new_org_window
 from bot.dialogs.states import MainMenu, Orgs
-from bot.dialogs.widgets import Err, T, common_getter, guarded, nav
+from bot.dialogs.widgets import Err, T, common_getter, guarded, nav, paged
 from bot.middlewares import refresh_actor
 from core.team.service import TeamService
 
@@ -36,11 +35,7 @@ def orgs() -> Dialog:
         Window(
             Err(),
             T("orgs.title"),
-            ScrollingGroup(
-                Select(Format("{item[label]}"), id="org_sel", item_id_getter=lambda i: i["id"], items="orgs",
-                       on_click=switch_org),
-                id="org_scroll", width=1, height=6, hide_on_single_page=True,
-            ),
+            paged("orgs", "org_sel", switch_org),
             SwitchTo(T("orgs.create"), id="org_new", state=Orgs.new_name),
             nav(first=True),
             state=Orgs.list,

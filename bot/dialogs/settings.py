@@ -7,12 +7,10 @@ from typing import Any
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, StartMode, Window
-from aiogram_dialog.widgets.kbd import ScrollingGroup, Select
-from aiogram_dialog.widgets.text import Format
 
 from bot.commands import set_user_commands
 from bot.dialogs.states import MainMenu, Settings
-from bot.dialogs.widgets import Err, T, common_getter, guarded, nav
+from bot.dialogs.widgets import Err, T, choice, common_getter, guarded, nav, paged
 from bot.notify import NOTIFICATION_KINDS
 from core.languages import OPERATOR_LANGUAGES
 from core.team.service import TeamService
@@ -59,8 +57,7 @@ def settings() -> Dialog:
         Window(
             Err(),
             T("lang.choose"),
-            Select(Format("{item[label]}"), id="lang_sel", item_id_getter=lambda i: i["id"], items="languages",
-                   on_click=choose_language),
+            choice("languages", "lang_sel", choose_language),
             nav(first=True),
             state=Settings.language,
             getter=languages_getter,
@@ -68,11 +65,7 @@ def settings() -> Dialog:
         Window(
             Err(),
             T("mutes.title"),
-            ScrollingGroup(
-                Select(Format("{item[label]}"), id="mute_sel", item_id_getter=lambda i: i["id"], items="kinds",
-                       on_click=toggle_mute),
-                id="mute_scroll", width=1, height=8, hide_on_single_page=True,
-            ),
+            paged("kinds", "mute_sel", toggle_mute, height=8),
             nav(first=True),
             state=Settings.mutes,
             getter=mutes_getter,

@@ -7,11 +7,10 @@ from typing import Any
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, Window
-from aiogram_dialog.widgets.kbd import Button, ScrollingGroup, Select, SwitchTo
-from aiogram_dialog.widgets.text import Format
+from aiogram_dialog.widgets.kbd import Button, SwitchTo
 
 from bot.dialogs.states import Team
-from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, needs
+from bot.dialogs.widgets import Err, T, actor, choice, common_getter, guarded, nav, nav_to, needs, paged
 from core.models.org import Role
 from core.team.roles import ROLE_ORDER, Permission, can, may_grant
 from core.team.service import TeamService, invite_payload
@@ -75,11 +74,7 @@ def team_dialog() -> Dialog:
     return Dialog(
         Window(
             Err(), T("team.title"),
-            ScrollingGroup(
-                Select(Format("{item[label]}"), id="mem_sel", item_id_getter=lambda i: i["id"], items="members",
-                       on_click=open_member),
-                id="mem_scroll", width=1, height=6, hide_on_single_page=True,
-            ),
+            paged("members", "mem_sel", open_member),
             SwitchTo(T("team.invite"), id="inv", state=Team.invite_role, when="can_manage",
                      on_click=needs(Permission.MANAGE_TEAM)),
             nav(first=True),
@@ -94,8 +89,7 @@ def team_dialog() -> Dialog:
         ),
         Window(
             Err(), T("team.choose_role"),
-            Select(Format("{item[label]}"), id="role_sel", item_id_getter=lambda i: i["id"], items="roles",
-                   on_click=change_role),
+            choice("roles", "role_sel", change_role),
             nav_to(Team.member),
             state=Team.role, getter=member_getter,
         ),
@@ -107,8 +101,7 @@ def team_dialog() -> Dialog:
         ),
         Window(
             Err(), T("team.invite_choose_role"),
-            Select(Format("{item[label]}"), id="inv_role", item_id_getter=lambda i: i["id"], items="roles",
-                   on_click=create_invite),
+            choice("roles", "inv_role", create_invite),
             nav_to(Team.list),
             state=Team.invite_role, getter=invite_getter,
         ),

@@ -91,3 +91,21 @@ def needs(permission: Any):
     async def check(event: Any, widget: Any, manager: DialogManager) -> None:
         require(manager.middleware_data.get("operator"), permission)
     return check
+
+
+def choice(items: str, widget_id: str, on_click: Any) -> Any:
+    """Buttons for the `items` list of the window's data: each `{"id", "label"}`, the id in the
+    callback data (never the label: Telegram allows 64 bytes)."""
+    from aiogram_dialog.widgets.kbd import Select  # noqa: PLC0415 - keeps this module's imports to the shared ones
+    from aiogram_dialog.widgets.text import Format  # noqa: PLC0415
+
+    return Select(Format("{item[label]}"), id=widget_id, item_id_getter=lambda i: i["id"], items=items,
+                  on_click=on_click)
+
+
+def paged(items: str, widget_id: str, on_click: Any, height: int = 6) -> Any:
+    """`choice` in pages of `height` rows with ◀ ▶ when the list is longer."""
+    from aiogram_dialog.widgets.kbd import ScrollingGroup  # noqa: PLC0415
+
+    return ScrollingGroup(choice(items, widget_id, on_click), id=widget_id + "_scroll", width=1, height=height,
+                          hide_on_single_page=True)
