@@ -23,6 +23,9 @@ async def test_long_polling_serves_queued_updates(console_services, fake_telegra
     console = build_console(console_services)
     anna = user(7001, language_code="en")
     fake_telegram.queue_update(message_update(anna, "/help", 1))
+    await console.start_background()  # command menus per language, the notification loop
+    assert set(fake_telegram.commands) == {"", "ru", "en", "es"}
+    assert fake_telegram.commands["es"][0] == {"command": "start", "description": "Menú principal"}
     polling = asyncio.create_task(console.dp.start_polling(console.bot, handle_signals=False,
                                                            close_bot_session=False, polling_timeout=1))
     try:
