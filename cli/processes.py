@@ -70,9 +70,12 @@ def beat() -> None:
 def bot() -> None:
     """The Telegram admin bot (long polling)."""
     from bot.main import run_polling  # noqa: PLC0415 - as above
+    from tasks.app import create_celery  # noqa: PLC0415 - as above
+    from tasks.queue import CeleryTaskQueue  # noqa: PLC0415 - as above
 
     _logging()
-    asyncio.run(run_polling(load_settings()))
+    settings = load_settings()
+    asyncio.run(run_polling(settings, CeleryTaskQueue(create_celery(settings=settings))))
 
 
 COMMANDS = (up, web, worker, beat, bot)

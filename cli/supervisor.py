@@ -80,7 +80,9 @@ class Supervisor:
             Child("worker", _cli("worker")),
             Child("beat", _cli("beat")),
         ]
-        if s.telegram.bot_token is not None:
+        if s.telegram.bot_token is not None and s.telegram.webhook_url:
+            self.echo(f"Telegram bot: served by the web app at {s.telegram.webhook_url}.")
+        elif s.telegram.bot_token is not None:
             apps.append(Child("bot", _cli("bot"), listens="Telegram long polling"))
         else:
             self.echo("Telegram bot: not started. Set TELEGRAM_BOT_TOKEN (from @BotFather) to enable it.")

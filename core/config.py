@@ -117,6 +117,18 @@ class TelegramSettings(BaseSettings):
     bot_token: SecretStr | None = None
     api_base_url: str | None = Field(default=None, description="Override for a local Bot API server")
     ops_chat_id: int | None = None
+    webhook_url: str | None = Field(default=None, description="Public HTTPS URL of the web app's Telegram "
+                                    "route (e.g. https://agent.example/telegram/webhook); unset: long polling")
+    webhook_secret: SecretStr | None = Field(default=None, description="Secret Telegram sends in "
+                                             "X-Telegram-Bot-Api-Secret-Token (1-256 of A-Za-z0-9_-); "
+                                             "unset: derived from the bot token")
+    chat_interval_s: float = Field(default=1.0, ge=0, description="Pace of new messages per chat (Telegram "
+                                   "allows about one a second)")
+    chat_burst: int = Field(default=3, ge=1, description="Messages a quiet chat may get at once")
+    retry_after_max_s: float = Field(default=60.0, ge=0, description="Longest Telegram 429 retry_after the "
+                                     "bot waits out before giving up on a call")
+    notify_interval_s: float = Field(default=5.0, gt=0, description="How often the console delivers "
+                                     "pending notifications")
 
 
 class KommoSettings(BaseSettings):

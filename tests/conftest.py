@@ -17,7 +17,7 @@ from core.storage.mongo import create_mongo_client
 from tests.fixtures.servers import nx_server, redis_test_url
 
 # Shared fixtures, registered once for the whole suite (not star-imported into test modules).
-pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns"]
+pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -57,8 +57,21 @@ async def storage(mongo_client) -> AsyncIterator[Storage]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return redis_test_url(int(os.environ.get("TEST_REDIS_DB", "9")))
+def redis_url(worker_id: str) -> str:
+    """The test Redis db: TEST_REDIS_DB, plus the xdist worker's number, so parallel workers
+    (which flush their db around every test) never share one."""
+    base = int(os.environ.get("TEST_REDIS_DB", "9"))
+    offset = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
+    db = base + offset
+    if db > 15:
+        pytest.exit(f"TEST_REDIS_DB={base} with {offset + 1} workers needs Redis db {db}; Redis has 0-15")
+    return redis_test_url(db)
+
+
+@pytest.fixture(scope="session")
+def worker_id(request) -> str:
+    """xdist's worker id ("gw0", ...), or "master" without xdist (xdist provides its own)."""
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The aiohttp app: Kommo webhooks and OAuth callback, health, readiness and metrics.
+"""The aiohttp app: Kommo webhooks and OAuth callback, the Telegram webhook (when configured),
+health, readiness and metrics.
 
 It validates, stores, enqueues and answers; it never calls the LLM.
 """
@@ -10,7 +11,7 @@ from aiohttp import web
 from core.services import CoreServices
 from web.keys import SERVICES
 from web.middlewares import request_context_middleware
-from web.routes import health, kommo
+from web.routes import health, kommo, telegram
 
 
 def create_app(services: CoreServices) -> web.Application:
@@ -22,4 +23,5 @@ def create_app(services: CoreServices) -> web.Application:
     app[SERVICES] = services
     health.setup(app)
     kommo.setup(app)
+    telegram.setup(app)
     return app

@@ -1,41 +1,60 @@
-"""Errors router: domain errors become translated, actionable answers; anything else is logged
-with its traceback and the manager gets a generic apology, never a stack trace."""
+"""Errors router: stale buttons restart the menu politely; domain errors become translated,
+actionable answers; anything else is logged with its traceback under an error id, and the
+manager gets a short apology with that id, never a stack trace."""
 
 from __future__ import annotations
 
+import secrets
+
 from aiogram import Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
-from bot.texts import t
-from core.errors import InvalidInput, KommoAgentError, NotFound, PermissionDenied
+from bot.dialogs.states import MainMenu, Onboarding
+from bot.errors_text import error_text
+from bot.i18n import _
+from core.errors import KommoAgentError
 from core.logging import get_logger
 
-router = Router(name=__name__)
 log = get_logger("bot.errors")
-
-_CODES = {InvalidInput: "error_invalid_input", NotFound: "error_not_found",
-          PermissionDenied: "error_permission_denied"}
-
-
-def _language(event: ErrorEvent) -> str | None:
-    user = event.update.event.from_user if hasattr(event.update.event, "from_user") else None
-    return user.language_code if user else None
 
 
 async def _reply(event: ErrorEvent, text: str) -> None:
-    message = event.update.message or (event.update.callback_query and event.update.callback_query.message)
-    if message is not None:
-        await message.answer(text)
+    query, message = event.update.callback_query, event.update.message
+    try:
+        if query is not None:
+            await query.answer(text[:200], show_alert=True)
+        elif message is not None:
+            await message.answer(text)
+    except TelegramAPIError as exc:  # e.g. the user blocked the bot meanwhile: nobody to tell
+        log.warning("could not tell the user about an error", error=exc.message[:200])
 
 
-@router.error(ExceptionTypeFilter(KommoAgentError))
+async def stale_dialog(event: ErrorEvent, dialog_manager: DialogManager, operator=None) -> None:
+    log.info("stale dialog button", error=type(event.exception).__name__)
+    if event.update.callback_query is not None:
+        await event.update.callback_query.answer(_("error.stale_button"))
+    state = MainMenu.main if operator is not None else Onboarding.choose
+    await dialog_manager.start(state, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
 async def domain_error(event: ErrorEvent) -> None:
-    key = next((v for k, v in _CODES.items() if isinstance(event.exception, k)), "error_generic")
-    await _reply(event, t(key, _language(event), detail=str(event.exception)))
+    await _reply(event, error_text(event.exception))
 
 
-@router.error()
 async def unexpected_error(event: ErrorEvent) -> None:
-    log.error("unhandled bot error", exc_info=event.exception)
-    await _reply(event, t("error_generic", _language(event)))
+    error_id = secrets.token_hex(4)
+    log.error("unhandled bot error", error_id=error_id, update_id=event.update.update_id,
+              exc_info=event.exception)
+    await _reply(event, _("error.unexpected", error_id=error_id))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState, OutdatedIntent))
+    router.errors.register(domain_error, ExceptionTypeFilter(KommoAgentError))
+    router.errors.register(unexpected_error)
+    return router

@@ -42,6 +42,10 @@ async def hand_off(deps: EngineDeps, org_id: str, conv: Conversation, *, reason:
     if not (notify_humans and conv.lead_id):
         return
     key = turn_id or f"{conv.id}:{deps.clock().isoformat()}"
+    # The console shows it to the org's operators with "I take it" / "Give back" buttons.
+    await deps.storage.notifications.publish(org_id, "handoff", dedupe_key=f"{key}:handoff", reason=reason,
+                                             conversation_id=conv.id, lead_id=conv.lead_id,
+                                             agent_id=agent.id if agent else None)
     why = describe_reason(reason, language)
     title = "AI-агент передал диалог менеджеру" if language == "ru" else "The AI agent handed the chat to a manager"
     note = f"{title}: {why}."

@@ -69,6 +69,7 @@ class Agent(OrgDocument):
     pipeline_id: int | None = None  # scope: None = every incoming message of the account
     stage_ids: list[int] = Field(default_factory=list)  # scope within the pipeline; empty = all
     stage_rules: list[StageRule] = Field(default_factory=list)  # stages it may move leads to
+    writable_field_ids: list[int] = Field(default_factory=list)  # lead fields it may write; empty = any
     handoff_rules: str = ""
     max_replies_per_conversation: int = 50
     delivery_mode: DeliveryMode = DeliveryMode.NOTE_DRAFT

@@ -124,6 +124,9 @@ async def test_agent_handoff_leaves_task_and_note(shop, fake_llm):
     assert conv.state == ConversationState.HANDED_OFF
     assert any("handed" in n["params"]["text"] for n in shop.notes())
     assert len([t for t in shop.fake_acc.tasks if t.get("entity_id") == shop.lead_id]) == 1
+    # ...and the console's outbox has one handoff for the operators, naming the conversation.
+    [handoff] = [n for n in await shop.services.storage.notifications.pending(shop.org_id) if n["kind"] == "handoff"]
+    assert handoff["params"]["conversation_id"] == conv.id and handoff["params"]["lead_id"] == shop.lead_id
 
 
 async def test_llm_failure_ends_in_handoff_not_silence(shop, fake_llm):

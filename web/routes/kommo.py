@@ -118,6 +118,12 @@ async def oauth_callback(request: web.Request) -> web.Response:
         log.warning("oauth code exchange failed", error=str(exc)[:200])
         return _page(502, "Ошибка подключения", "Не удалось получить доступ к Kommo. Попробуйте ещё раз.",
                      "Connection failed", "Could not obtain access from Kommo. Please try again.")
+    if outcome.status == "connected" and outcome.result is not None:
+        # The console tells the manager who asked (and the org's admins) through the outbox.
+        account = outcome.result.account
+        await request.app[SERVICES].storage.notifications.publish(
+            outcome.org_id, "kommo_connected", dedupe_key=f"kommo_connected:{account.id}:{account.token_version}",
+            host=account.host, operator_id=outcome.operator_id, webhook_registered=outcome.result.webhook_registered)
     if outcome.status == "denied":
         return _page(200, "Доступ не предоставлен", "Вы отказали в доступе. Kommo не подключён.",
                      "Access denied", "You declined access, so Kommo was not connected.")

@@ -112,7 +112,9 @@ class ToolValidator:
 
     async def lead_fields(self) -> list[KommoField]:
         if self._fields is None:
-            self._fields = await self.catalog.fields(self.org_id, "leads")
+            fields = await self.catalog.fields(self.org_id, "leads")
+            allowed = set(self.agent.writable_field_ids)  # set in the console; empty: any synced field
+            self._fields = [f for f in fields if not allowed or f.field_id in allowed]
         return self._fields
 
     async def users(self) -> list[KommoUser]:

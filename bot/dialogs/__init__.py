@@ -1,0 +1,1 @@
+"""aiogram-dialog dialogs, one module per workflow; states in `states.py`."""

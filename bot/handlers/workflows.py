@@ -1,0 +1,38 @@
+"""Commands that open a workflow's dialog above the main menu (so Back and Cancel lead there)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+
+from bot.dialogs.states import Agents, Kommo, MainMenu, Team
+from bot.filters import Can
+from core.team.roles import Permission
+
+
+async def _open(dialog_manager: DialogManager, state) -> None:
+    await dialog_manager.start(MainMenu.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.NO_UPDATE)
+    await dialog_manager.start(state, show_mode=ShowMode.SEND)
+
+
+async def agents(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Agents.list)
+
+
+async def team(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Team.list)
+
+
+async def kommo(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Kommo.status)
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == "private")
+    router.message.register(agents, Command("agents"), Can(Permission.VIEW))
+    router.message.register(team, Command("team"), Can(Permission.VIEW))
+    router.message.register(kommo, Command("kommo"), Can(Permission.MANAGE_KOMMO))
+    return router
