@@ -12,6 +12,7 @@ from core.storage.repositories.agents import AgentRepository
 from core.storage.repositories.campaigns import CampaignRepository, CampaignTargetRepository
 from core.storage.repositories.conversations import ConversationRepository, MessageRepository
 from core.storage.repositories.events import ActionJournal, WebhookEventRepository
+from core.storage.repositories.installation import InstallationFlags
 from core.storage.repositories.knowledge import KnowledgeSourceRepository
 from core.storage.repositories.kommo_accounts import KommoAccountRepository
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
@@ -41,6 +42,7 @@ class Storage:
     notifications: NotificationOutbox
     campaigns: CampaignRepository
     campaign_targets: CampaignTargetRepository
+    installation: InstallationFlags
 
     @classmethod
     def from_db(cls, db: AsyncDatabase) -> Storage:
@@ -62,4 +64,5 @@ class Storage:
             notifications=NotificationOutbox(db),
             campaigns=CampaignRepository(db),
             campaign_targets=CampaignTargetRepository(db),
+            installation=InstallationFlags(db),
         )
