@@ -8,6 +8,7 @@ from cli import admin, ask, campaign, conversation, keys, knowledge, kommo, noti
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kommo-agent", prog_name="kommo-agent")
 def main() -> None:
     """Kommo Agent: a trainable virtual sales employee for Kommo CRM."""
 
