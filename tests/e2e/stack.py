@@ -249,6 +249,16 @@ class Stack:
         unanswered = await db["messages"].count_documents({"role": "customer", "turn_id": None})
         lines.append(f"conversations with a pending turn: {pending}; unanswered messages: {unanswered}")
         lines.append(f"fake kommo: {self.fake.stats()['rate_limited']} rate-limited, {self.fake.faults} faults")
+        try:
+            broker = {q: await self.services.redis.llen(q) for q in ("inbound", "kommo", "ingest")}
+        except Exception as exc:  # noqa: BLE001 - a diagnosis must not fail the diagnosis
+            broker = {"error": repr(exc)}
+        lines.append(f"broker queue lengths: {broker}")
+        worker_log = self.tmp / "worker.log"
+        if worker_log.exists():
+            problems = [line for line in worker_log.read_text(errors="replace").splitlines()
+                        if any(w in line for w in ("ERROR", "error", "Traceback", "Connection", "WARNING"))]
+            lines.append("worker log problems (last 15):\n" + "\n".join(problems[-15:]))
         return "\n".join(lines)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
