@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from core.agents.service import AgentAdmin
 from core.config import TelegramSettings
@@ -12,6 +12,10 @@ from core.notifications.delivery import NotificationDelivery
 from core.services import CoreServices
 from core.team.profiles import ConsoleProfile
 from core.team.service import Membership, TeamService
+from core.testchat.service import TestChatService
+
+if TYPE_CHECKING:
+    from bot.progress import ProgressBoard
 
 
 class ConsoleDeps(TypedDict):
@@ -22,6 +26,8 @@ class ConsoleDeps(TypedDict):
     agents: AgentAdmin
     delivery: NotificationDelivery
     telegram_settings: TelegramSettings
+    test_chat: TestChatService
+    progress: ProgressBoard
 
 
 class Actor(TypedDict):

@@ -45,6 +45,13 @@ _BY_CODE = {
     "delivery_field_invalid": "error.delivery_field_invalid",
     "delivery_chats_unavailable": "error.delivery_chats_unavailable",
     "file_not_text": "error.file_not_text",
+    "knowledge_refused": "error.knowledge_refused",
+    "knowledge_unsupported": "error.knowledge_unsupported",
+    "knowledge_input_unknown": "knowledge.send_what",
+    "telegram_file_too_big": "error.telegram_file_too_big",
+    "test_chat_unavailable": "error.test_chat_unavailable",
+    "test_chat_not_open": "error.test_chat_not_open",
+    "extraction_failed": "error.extraction_failed",
 }
 
 

@@ -23,6 +23,7 @@ from bot.i18n import CatalogI18n, ConsoleI18nMiddleware, build_i18n
 from bot.messages import ConsoleMessageManager
 from bot.middlewares import ActorMiddleware
 from bot.notify import TelegramSender, delivery_loop
+from bot.progress import ProgressBoard
 from bot.session import ChatPacingMiddleware, RetryAfterMiddleware
 from core.agents.service import AgentAdmin
 from core.config import Settings, TelegramSettings
@@ -32,6 +33,7 @@ from core.notifications.delivery import NotificationDelivery
 from core.ports import TaskQueue
 from core.services import CoreServices, build_services
 from core.team.service import TeamService
+from core.testchat.service import TestChatService
 
 log = get_logger("bot")
 
@@ -54,15 +56,20 @@ def build_bot(settings: TelegramSettings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
-def console_deps(services: CoreServices) -> ConsoleDeps:
+def console_deps(services: CoreServices, test_chat: TestChatService | None = None) -> ConsoleDeps:
+    """`test_chat`: how test-chat turns run (default: in a worker unless this process may open
+    the knowledge area)."""
     return ConsoleDeps(services=services, team=TeamService(services.storage), agents=AgentAdmin(services.storage),
-                       delivery=NotificationDelivery(services.storage), telegram_settings=services.settings.telegram)
+                       delivery=NotificationDelivery(services.storage), telegram_settings=services.settings.telegram,
+                       test_chat=test_chat or services.test_chat(),
+                       progress=ProgressBoard(services.storage, services.settings.telegram.progress_interval_s))
 
 
-def build_dispatcher(services: CoreServices, i18n: CatalogI18n | None = None) -> Dispatcher:
+def build_dispatcher(services: CoreServices, i18n: CatalogI18n | None = None,
+                     test_chat: TestChatService | None = None) -> Dispatcher:
     storage = SharedRedisStorage(services.redis, key_builder=DefaultKeyBuilder(with_destiny=True))
     isolation = storage.create_isolation()  # per-chat lock in Redis: several web processes may serve webhooks
-    dp = Dispatcher(storage=storage, events_isolation=isolation, **console_deps(services))
+    dp = Dispatcher(storage=storage, events_isolation=isolation, **console_deps(services, test_chat))
     i18n = i18n or build_i18n()
     actor, language = ActorMiddleware(), ConsoleI18nMiddleware(i18n)
     for observer in (dp.update, dp.errors):
@@ -94,6 +101,7 @@ class Console:
         self.stop.set()
         if self.loop_task is not None:
             await self.loop_task
+        await self.dp["progress"].close()
         await self.bot.session.close()
 
 

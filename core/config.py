@@ -54,6 +54,10 @@ class LLMSettings(BaseSettings):
     model: str = "openai/gpt-4o-mini"
     timeout_s: float = 30.0
     max_retries: int = 3
+    price_prompt_usd_per_mtok: float = Field(default=0.15, ge=0, description=(
+        "USD per million prompt tokens, for the cost the test chat shows"))
+    price_completion_usd_per_mtok: float = Field(default=0.60, ge=0, description=(
+        "USD per million completion tokens, for the cost the test chat shows"))
 
     @property
     def enabled(self) -> bool:
@@ -129,6 +133,10 @@ class TelegramSettings(BaseSettings):
                                      "bot waits out before giving up on a call")
     notify_interval_s: float = Field(default=5.0, gt=0, description="How often the console delivers "
                                      "pending notifications")
+    test_chat_timeout_s: float = Field(default=90.0, gt=0, description="How long a test-chat message waits "
+                                       "for a worker's answer")
+    progress_interval_s: float = Field(default=2.0, ge=0.5, description="Least time between two edits of a "
+                                       "knowledge progress message")
 
 
 class KommoSettings(BaseSettings):

@@ -13,6 +13,12 @@ class TaskQueue(Protocol):
 
     async def index_source(self, org_id: str, source_id: str) -> None: ...
 
+    async def delete_source(self, org_id: str, source_id: str) -> None:
+        """Remove a knowledge source with its vectors (where the vector store's owner runs)."""
+
+    async def test_turn(self, org_id: str, request_id: str) -> None:
+        """Run a stored test-chat request (core.testchat) where the knowledge area may be opened."""
+
     async def sync_account(self, org_id: str) -> None: ...
 
     async def run_campaign(self, org_id: str, campaign_id: str) -> None:

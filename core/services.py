@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.campaigns.service import CampaignService
     from core.conversations.engine import ConversationEngine
     from core.kommo.service import KommoService
+    from core.testchat.service import TestChatService, TestTurns
 
 T = TypeVar("T")
 
@@ -105,6 +106,30 @@ class CoreServices:
                                  llm=await self.llm(), secrets=known_secrets(self.settings))
 
         return await self._area("runtime", build)
+
+    def test_turns(self) -> TestTurns:
+        """Test-chat turns run with this process's runtime (a worker, or a process owning the knowledge)."""
+        from core.testchat.service import TestTurns  # noqa: PLC0415 - areas load on first use
+
+        return TestTurns(self.storage, self.runtime)
+
+    def test_chat(self, *, in_process: bool | None = None) -> TestChatService:
+        """The test chat. `in_process` None: run turns here only where this process may open the
+        knowledge (a Qdrant server); else in a worker through the task queue."""
+        from core.testchat.service import Pricing, QueuedRunner, RuntimeRunner, TestChatService  # noqa: PLC0415
+
+        local = bool(self.settings.qdrant.url) if in_process is None else in_process
+        runner = RuntimeRunner(self.test_turns()) if local or self.queue is None else QueuedRunner(
+            self.redis, self.queue, timeout_s=self.settings.telegram.test_chat_timeout_s)
+        llm = self.settings.llm
+        return TestChatService(self.storage, self.redis, runner,
+                               Pricing(llm.price_prompt_usd_per_mtok, llm.price_completion_usd_per_mtok))
+
+    def knowledge_intake(self):
+        """Adding knowledge sources without opening the vector store (indexing runs in a worker)."""
+        from core.ai.ingest.sources import SourceIntake  # noqa: PLC0415 - areas load on first use
+
+        return SourceIntake(self.storage, self.settings.knowledge, self.queue)
 
     async def campaigns(self) -> CampaignService:
         """Campaigns over the Kommo area and the shared LLM client (no knowledge stack needed)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery.utils.log import get_task_logger
 
+from core.errors import NotFound
+from core.testchat.service import answer_queued_turn
 from tasks.app import celery_app
 from tasks.base import CoreTask
 
@@ -28,3 +30,23 @@ async def _index_source(services, org_id: str, source_id: str) -> str:
         logger.warning("ingest failed org=%s source=%s: %s", org_id, source_id, exc)
         return "failed"
     return str(source.status)
+
+
+@celery_app.task(name="ingest.delete_source", base=CoreTask, bind=True, acks_late=True)
+def delete_source(self: CoreTask, org_id: str, source_id: str) -> str:
+    return self.core(lambda s: _delete_source(s, org_id, source_id))
+
+
+async def _delete_source(services, org_id: str, source_id: str) -> str:
+    knowledge = await services.knowledge()
+    try:
+        await knowledge.ingestion.delete_source(org_id, source_id)
+    except NotFound:
+        return "gone"  # deleted already (a redelivery, or two deletes)
+    return "deleted"
+
+
+# On the ingest queue: the test chat's runtime reads the vector store this worker owns.
+@celery_app.task(name="ingest.test_turn", base=CoreTask, bind=True, soft_time_limit=120, time_limit=150)
+def test_turn(self: CoreTask, org_id: str, request_id: str) -> str:
+    return self.core(lambda s: answer_queued_turn(s.redis, s.test_turns(), org_id, request_id))

@@ -126,6 +126,12 @@ class CeleryTaskQueue:
     async def index_source(self, org_id: str, source_id: str) -> None:
         await asyncio.to_thread(self._send_many, "ingest.index_source", [(org_id, source_id)])
 
+    async def delete_source(self, org_id: str, source_id: str) -> None:
+        await asyncio.to_thread(self._send_many, "ingest.delete_source", [(org_id, source_id)])
+
+    async def test_turn(self, org_id: str, request_id: str) -> None:
+        await self._publish_batch("ingest.test_turn", [(org_id, request_id)])
+
     async def sync_account(self, org_id: str) -> None:
         await asyncio.to_thread(self._send_many, "kommo.sync_account", [(org_id,)])
 

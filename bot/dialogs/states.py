@@ -66,3 +66,23 @@ class Kommo(StatesGroup):
 class Settings(StatesGroup):
     language = State()
     mutes = State()
+
+
+class TestChat(StatesGroup):
+    agent = State()
+    chat = State()
+    stage = State()
+
+
+class Teach(StatesGroup):
+    answer = State()
+
+
+class Knowledge(StatesGroup):
+    agent = State()
+    sources = State()
+    source = State()
+    delete = State()
+    pair = State()
+    pair_edit = State()
+    pair_delete = State()

@@ -16,12 +16,14 @@ from bot.i18n import LOCALES_DIR, build_i18n
 from bot.notify import NOTIFICATION_KINDS
 from core.agents.service import EDITABLE
 from core.models.agent import AgentAction, DeliveryMode
+from core.models.knowledge import SourceKind, SourceStatus
 from core.models.org import Role
 
 BOT = Path(__file__).resolve().parents[2] / "bot"
 _LITERAL = re.compile(r"""\b(?:T|_|gettext)\(\s*["']([a-z_]+\.[a-z0-9_.]+)["']""")
 MAIN_FLOWS = ("nav.", "menu.", "onboarding.", "orgs.", "team.", "agents.", "wizard.", "kommo.", "error.", "notify.",
-              "command.", "help.", "lang.", "role.", "delivery.", "action.")
+              "command.", "help.", "lang.", "role.", "delivery.", "action.", "testchat.", "knowledge.", "teach.",
+              "approval.", "campaigns.")
 
 
 def used_ids() -> set[str]:
@@ -36,6 +38,7 @@ def used_ids() -> set[str]:
     ids |= {f"command.{c}" for c in COMMANDS} | {f"language.{c}" for c in ("mirror", "ru", "en", "es", "pt")}
     ids |= {f"kommo.health_{h}" for h in ("ok", "expires_soon", "expired", "needs_reauth", "blocked")}
     ids |= {"kommo.auth_long_lived", "kommo.auth_oauth", "notify.other"}
+    ids |= {f"knowledge.kind_{k.value}" for k in SourceKind} | {f"knowledge.status_{s.value}" for s in SourceStatus}
     return ids
 
 

@@ -37,7 +37,13 @@ _CITE = re.compile(r"\s?[\[【]\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*[\]】]")
 
 def _source(ref: str, c: RetrievedChunk) -> dict[str, Any]:
     return {"ref": ref, "source_id": c.source_id, "title": c.source_title, "heading": c.heading,
-            "chunk_index": c.chunk_index, "score": round(float(c.score), 4)}
+            "chunk_index": c.chunk_index, "score": round(float(c.score), 4), "quote": _quote(c.text)}
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    """A short excerpt of the cited passage, for people checking the answer (test chat, approval)."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 class AgentRuntime:

@@ -1,0 +1,1 @@
+"""Teaching an agent from the console: corrections kept as FAQ pairs in its "Corrections" source."""
