@@ -49,9 +49,15 @@ _BY_CODE = {
     "knowledge_unsupported": "error.knowledge_unsupported",
     "knowledge_input_unknown": "knowledge.send_what",
     "telegram_file_too_big": "error.telegram_file_too_big",
+    "knowledge_over_limit": "error.knowledge_over_limit",
     "test_chat_unavailable": "error.test_chat_unavailable",
     "test_chat_not_open": "error.test_chat_not_open",
     "extraction_failed": "error.extraction_failed",
+    "approval_taken": "error.approval_taken",
+    "approval_stale": "error.approval_stale",
+    "approval_not_your_edit": "error.approval_not_your_edit",
+    "approval_error": "error.approval_error",
+    "campaign_refused": "error.campaign_refused",
 }
 
 

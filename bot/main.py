@@ -16,6 +16,7 @@ from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram_dialog import setup_dialogs
 
+from bot.approvals import card_loop
 from bot.commands import set_default_commands
 from bot.deps import ConsoleDeps
 from bot.handlers import build_root_router
@@ -89,18 +90,21 @@ class Console:
     dp: Dispatcher
     stop: asyncio.Event
     loop_task: asyncio.Task | None = None
+    cards_task: asyncio.Task | None = None
 
     async def start_background(self) -> None:
         sender = TelegramSender(self.bot, self.dp["i18n_instance"], self.dp["services"].storage)
         interval = self.dp["telegram_settings"].notify_interval_s
         self.loop_task = asyncio.create_task(delivery_loop(self.dp["delivery"], sender, interval, self.stop))
+        self.cards_task = asyncio.create_task(card_loop(sender.cards, self.bot, 1.0, self.stop))
         with contextlib.suppress(Exception):
             await set_default_commands(self.bot, self.dp["i18n_instance"])
 
     async def close(self) -> None:
         self.stop.set()
-        if self.loop_task is not None:
-            await self.loop_task
+        for task in (self.loop_task, self.cards_task):
+            if task is not None:
+                await task
         await self.dp["progress"].close()
         await self.bot.session.close()
 

@@ -12,6 +12,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramNetworkError, TelegramRetryAfter
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.approvals import CardBoard
 from bot.i18n import CatalogI18n
 from core.languages import operator_language
 from core.logging import get_logger
@@ -22,7 +23,7 @@ from core.storage import Storage
 log = get_logger("bot.notify")
 NOTIFICATION_KINDS = ("handoff", "reply_failed", "turn_failed", "event_failed", "agent_tie", "quota_exceeded",
                       "kommo_connected", "kommo_needs_reauth", "kommo_blocked", "kommo_subdomain_changed",
-                      "campaign_finished")
+                      "campaign_finished", "approval")
 TAKE, GIVE_BACK, MUTE = "nt:t", "nt:b", "nt:m"
 
 
@@ -70,6 +71,7 @@ class TelegramSender:
 
     def __init__(self, bot: Bot, i18n: CatalogI18n, storage: Storage) -> None:
         self.bot, self.i18n, self.storage = bot, i18n, storage
+        self.cards = CardBoard(storage, i18n)
 
     async def _lead_url(self, org_id: str, lead_id: Any) -> str | None:
         if not lead_id:
@@ -81,17 +83,28 @@ class TelegramSender:
         profile = recipient.profile
         language = profile.language or operator_language(profile.telegram_language or org.language)
         params = notification.get("params") or {}
+        if notification["kind"] == "approval":
+            return await self._send_card(org, recipient, language, params.get("card_id", ""))
         text = notification_text(self.i18n, language, org, notification)
         markup = notification_markup(self.i18n, language, org, notification,
                                      await self._lead_url(org.id, params.get("lead_id")))
+        return await self._outcome(self.bot.send_message(recipient.operator.telegram_user_id, text,
+                                                         reply_markup=markup), notification["kind"])
+
+    async def _send_card(self, org: Organization, recipient: Recipient, language: str, card_id: str) -> SendOutcome:
+        return await self._outcome(self.cards.send(self.bot, org, recipient.operator.telegram_user_id, language,
+                                                   card_id), "approval")
+
+    @staticmethod
+    async def _outcome(sending, kind: str) -> SendOutcome:
         try:
-            await self.bot.send_message(recipient.operator.telegram_user_id, text, reply_markup=markup)
+            await sending
         except TelegramForbiddenError:
             return SendOutcome.UNREACHABLE
         except TelegramBadRequest as exc:
             if "chat not found" in exc.message.lower():
                 return SendOutcome.UNREACHABLE
-            log.warning("notification refused", kind=notification["kind"], error=exc.message[:200])
+            log.warning("notification refused", kind=kind, error=exc.message[:200])
             return SendOutcome.FAILED
         except TelegramRetryAfter:
             return SendOutcome.FAILED  # longer than the session waits: nothing was shown

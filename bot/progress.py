@@ -82,8 +82,24 @@ class ProgressBoard:
               locale: str, shown: str) -> asyncio.Task:
         task = asyncio.create_task(self._run(bot, chat_id, message_id, org_id, source_id, i18n, locale, shown))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._ended)
         return task
+
+    def _ended(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("progress watcher failed", exc_info=task.exception())
+
+    def watch_campaign(self, bot: Bot, chat_id: int, message_id: int, org_id: str, campaign_id: str,
+                       i18n: CatalogI18n, locale: str) -> asyncio.Task:
+        task = asyncio.create_task(self._run_campaign(bot, chat_id, message_id, org_id, campaign_id, i18n, locale))
+        task.campaign_id = campaign_id  # type: ignore[attr-defined]
+        self.tasks.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def watching(self, campaign_id: str) -> bool:
+        return any(getattr(t, "campaign_id", None) == campaign_id for t in self.tasks)
 
     async def idle(self) -> None:
         """Until every watched source has ended (tests, shutdown)."""
@@ -125,3 +141,57 @@ class ProgressBoard:
             if final:
                 return
             await asyncio.sleep(self.poll_s)
+
+    async def _run_campaign(self, bot: Bot, chat_id: int, message_id: int, org_id: str, campaign_id: str,
+                            i18n: CatalogI18n, locale: str) -> None:
+        """One message per campaign: progress while it runs or waits paused, then the report."""
+        started = last_edit = time.monotonic()  # the message was just sent: its first edit keeps the pace too
+        shown = ""
+        while True:
+            campaign = await self.storage.campaigns.get(org_id, campaign_id)
+            if campaign is None:
+                return
+            final = campaign.status.value in ("done", "cancelled", "failed")
+            if final:
+                text = await campaign_report(self.storage, campaign, i18n, locale)
+            else:
+                text = campaign_progress(campaign, i18n, locale)
+            if text != shown:
+                wait = self.interval_s - (time.monotonic() - last_edit)
+                if wait > 0:
+                    await asyncio.sleep(wait if final else min(wait, self.poll_s))
+                    if not final:
+                        continue
+                try:
+                    await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+                    shown = text
+                except TelegramAPIError as exc:
+                    log.warning("campaign progress edit failed", error=exc.message[:200], campaign_id=campaign_id)
+                last_edit = time.monotonic()
+            if final or time.monotonic() - started > self.timeout_s * 24:
+                return
+            await asyncio.sleep(self.poll_s)
+
+
+def campaign_progress(campaign, i18n: CatalogI18n, locale: str) -> str:
+    done, total = campaign.sent + campaign.skipped + campaign.failed, campaign.total
+    head = i18n.gettext("campaigns.progress_paused" if campaign.status.value == "paused"
+                        else "campaigns.progress_running", locale=locale).format(stage=campaign.stage_name)
+    line = i18n.gettext("campaigns.progress_line", locale=locale).format(
+        bar=bar(done / total if total else 0.0), percent=round(100 * done / total) if total else 0, done=done,
+        total=total or "…", sent=campaign.sent, skipped=campaign.skipped, failed=campaign.failed)
+    return f"{head}\n{line}"
+
+
+async def campaign_report(storage: Storage, campaign, i18n: CatalogI18n, locale: str) -> str:
+    from core.campaigns.report import build_report  # noqa: PLC0415 - the report is built only at the end
+
+    report = await build_report(storage, campaign)
+
+    def reasons(by_reason: dict[str, int]) -> str:
+        return "; ".join(f"{why} — {n}" for why, n in by_reason.items()) or "—"
+
+    return i18n.gettext(f"campaigns.report_{campaign.status.value}", locale=locale).format(
+        stage=campaign.stage_name, sent=report["sent"], skipped=report["skipped"], failed=report["failed"],
+        skipped_why=reasons(report["skipped_by_reason"]), failed_why=reasons(report["failed_by_reason"]),
+        reason=campaign.status_reason or "")

@@ -19,6 +19,9 @@ class TaskQueue(Protocol):
     async def test_turn(self, org_id: str, request_id: str) -> None:
         """Run a stored test-chat request (core.testchat) where the knowledge area may be opened."""
 
+    async def approval_decided(self, org_id: str, card_id: str) -> None:
+        """Carry out an approver's claimed decision (core.approvals) in a worker."""
+
     async def sync_account(self, org_id: str) -> None: ...
 
     async def run_campaign(self, org_id: str, campaign_id: str) -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from core.ai.answer.runtime import AgentRuntime
     from core.ai.knowledge import KnowledgeServices
     from core.ai.llm import LLMClient
+    from core.approvals.service import ApprovalService
     from core.campaigns.service import CampaignService
     from core.conversations.engine import ConversationEngine
     from core.kommo.service import KommoService
@@ -107,6 +108,11 @@ class CoreServices:
 
         return await self._area("runtime", build)
 
+    def approvals(self) -> ApprovalService:
+        from core.approvals.service import ApprovalService  # noqa: PLC0415 - areas load on first use
+
+        return ApprovalService(self.storage, self.queue)
+
     def test_turns(self) -> TestTurns:
         """Test-chat turns run with this process's runtime (a worker, or a process owning the knowledge)."""
         from core.testchat.service import TestTurns  # noqa: PLC0415 - areas load on first use
@@ -152,7 +158,8 @@ class CoreServices:
             kommo = await self.kommo()
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
-                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s))
+                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
+                review=self.approvals()))
 
         return await self._area("engine", build)
 

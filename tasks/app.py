@@ -65,6 +65,7 @@ def beat_schedule(settings: Settings) -> dict:
         "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
+        "approvals-expire": {"task": "inbound.approvals_expire", "schedule": 30.0, "options": {"expires": 30.0}},
         "campaigns-resume": {"task": "campaigns.resume_stalled", "schedule": 60.0},
     }
 

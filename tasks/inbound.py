@@ -49,3 +49,28 @@ def follow_ups(self: CoreTask) -> int:
 
 async def _engine_call(services, method: str, *args, **kwargs):
     return await getattr(await services.engine(), method)(*args, **kwargs)
+
+
+@celery_app.task(name="inbound.approval", base=CoreTask, bind=True, acks_late=True, reject_on_worker_lost=True)
+def approval(self: CoreTask, org_id: str, card_id: str) -> str:
+    """An approver's claimed Send / Edit / Reject, carried out (journaled: a redelivery is harmless)."""
+    try:
+        return self.core(lambda s: _approval_call(s, "execute", org_id, card_id))
+    except TRANSIENT as exc:
+        error = str(exc)
+        return self.retry_or_fail(exc, lambda s: _approval_fail(s, org_id, card_id, error))
+
+
+@celery_app.task(name="inbound.approvals_expire", base=CoreTask, bind=True)
+def approvals_expire(self: CoreTask) -> int:
+    return self.core(lambda s: _approval_call(s, "expire_due"))
+
+
+async def _approval_call(services, method: str, *args):
+    engine = await services.engine()
+    return await getattr(services.approvals(), method)(engine.deps, *args)
+
+
+async def _approval_fail(services, org_id: str, card_id: str, error: str) -> None:
+    approvals = services.approvals()
+    await approvals.end(org_id, card_id, ("sending", "rejecting"), "failed", error=error)

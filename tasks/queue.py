@@ -132,6 +132,9 @@ class CeleryTaskQueue:
     async def test_turn(self, org_id: str, request_id: str) -> None:
         await self._publish_batch("ingest.test_turn", [(org_id, request_id)])
 
+    async def approval_decided(self, org_id: str, card_id: str) -> None:
+        await asyncio.to_thread(self._send_many, "inbound.approval", [(org_id, card_id)])
+
     async def sync_account(self, org_id: str) -> None:
         await asyncio.to_thread(self._send_many, "kommo.sync_account", [(org_id,)])
 

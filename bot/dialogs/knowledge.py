@@ -44,6 +44,10 @@ class UnsupportedUpload(InvalidInput):
     code = "knowledge_unsupported"
 
 
+class OverUploadLimit(InvalidInput):
+    code = "knowledge_over_limit"
+
+
 class NotKnowledgeInput(InvalidInput):
     code = "knowledge_input_unknown"
 
@@ -169,13 +173,12 @@ def _check_document(message: Message, manager: DialogManager) -> tuple[str, int]
         raise TooBigForTelegram("Telegram bots cannot download files over 20 MB", size=human_size(size))
     limit = manager.middleware_data["services"].settings.knowledge.max_file_bytes
     if size > limit:
-        raise TooBigForTelegram("over the upload limit", size=human_size(size))
+        raise OverUploadLimit("over the upload limit", size=human_size(size), limit=human_size(limit))
     return name, size
 
 
 @guarded
 async def on_document(message: Message, widget: Any, manager: DialogManager) -> None:
-    manager.show_mode = ShowMode.SEND
     agent = await _agent(manager)
     name, _size = _check_document(message, manager)  # from the message: nothing is downloaded for a refusal
     data = (await message.bot.download(message.document)).read()
@@ -189,11 +192,11 @@ async def on_document(message: Message, widget: Any, manager: DialogManager) -> 
     except ExtractionError as exc:
         raise RefusedUpload(str(exc), reason=str(exc)) from exc
     await _start_progress(message, manager, source)
+    manager.show_mode = ShowMode.NO_UPDATE  # the progress message is the answer; the list stays above
 
 
 @guarded
 async def on_text(message: Message, widget: Any, manager: DialogManager) -> None:
-    manager.show_mode = ShowMode.SEND
     agent = await _agent(manager)
     text = (message.text or "").strip()
     intake = _intake(manager)
@@ -209,6 +212,7 @@ async def on_text(message: Message, widget: Any, manager: DialogManager) -> None
             raise RefusedUpload(str(exc), reason=str(exc)) from exc
         raise
     await _start_progress(message, manager, source)
+    manager.show_mode = ShowMode.NO_UPDATE  # the progress message is the answer; the list stays above
 
 
 async def on_other(message: Message, widget: Any, manager: DialogManager) -> None:
@@ -231,7 +235,7 @@ async def reindex_one(callback: CallbackQuery, widget: Any, manager: DialogManag
     i18n = I18n.get_current()
     manager.middleware_data["progress"].watch(callback.bot, shown.chat.id, shown.message_id, source.org_id,
                                               source.id, i18n, i18n.current_locale, shown.text)
-    manager.show_mode = ShowMode.SEND
+    manager.show_mode = ShowMode.NO_UPDATE
 
 
 @guarded

@@ -8,7 +8,7 @@ from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.kbd import Row, Start
 
-from bot.dialogs.states import Agents, Knowledge, Kommo, MainMenu, Orgs, Settings, Team, TestChat
+from bot.dialogs.states import Agents, Campaigns, Knowledge, Kommo, MainMenu, Orgs, Settings, Team, TestChat
 from bot.dialogs.widgets import T
 from core.team.roles import Permission, can
 
@@ -28,6 +28,7 @@ def main_menu() -> Dialog:
                 Start(T("menu.team"), id="m_team", state=Team.list)),
             Row(Start(T("menu.knowledge"), id="m_know", state=Knowledge.agent, when="can_agents"),
                 Start(T("menu.test"), id="m_test", state=TestChat.agent, when="can_agents")),
+            Row(Start(T("menu.campaigns"), id="m_camp", state=Campaigns.list, when="can_agents")),
             Row(Start(T("menu.kommo"), id="m_kommo", state=Kommo.status, when="can_kommo"),
                 Start(T("menu.orgs"), id="m_orgs", state=Orgs.list)),
             Row(Start(T("menu.language"), id="m_lang", state=Settings.language),

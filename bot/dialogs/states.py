@@ -86,3 +86,16 @@ class Knowledge(StatesGroup):
     pair = State()
     pair_edit = State()
     pair_delete = State()
+
+
+class ApprovalEdit(StatesGroup):
+    text = State()
+
+
+class Campaigns(StatesGroup):
+    list = State()
+    agent = State()
+    stage = State()
+    text = State()
+    preview = State()
+    card = State()

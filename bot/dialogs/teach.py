@@ -27,8 +27,9 @@ async def teach_getter(dialog_manager: DialogManager, **_kw: Any) -> dict:
 async def on_answer(message: Message, widget: Any, manager: DialogManager) -> None:
     if not (message.text or "").strip():
         raise InvalidInput("the answer is empty")
-    org_id, _operator = actor(manager)
     data = manager.start_data or {}
+    # From an approval card the org comes with the card (checked against the membership then).
+    org_id = data.get("org_id") or actor(manager)[0]
     corrections = Corrections(manager.middleware_data["services"].storage, manager.middleware_data["services"].queue)
     await corrections.add(org_id, data["agent_id"], data["question"], message.text)
     await message.answer(_("teach.saved"))

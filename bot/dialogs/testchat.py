@@ -10,11 +10,11 @@ from typing import Any
 
 from aiogram.types import CallbackQuery, ContentType, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.chat_action import ChatActionSender
-from aiogram.utils.i18n import gettext
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, SwitchTo
 
+from bot.describe import describe_action
 from bot.dialogs.states import TestChat
 from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, paged, to_main_menu
 from bot.i18n import _
@@ -78,24 +78,6 @@ async def no_stage(callback: CallbackQuery, widget: Any, manager: DialogManager)
     org_id, _operator = actor(manager)
     await manager.middleware_data["test_chat"].pretend_stage(org_id, user_key(callback.from_user.id), None, None)
     await manager.switch_to(TestChat.chat)
-
-
-def describe_action(action: dict[str, Any]) -> str:
-    params = action.get("params") or {}
-    kind = action.get("kind")
-    if not action.get("valid"):
-        return _("testchat.action_refused", kind=gettext(f"action.{kind}") if kind else "?",
-                 reason=action.get("refusal_reason") or "")
-    if kind == "move_lead_stage":
-        return _("testchat.would_move", stage=params.get("stage_name") or params.get("status_id"))
-    if kind == "create_task":
-        return _("testchat.would_task", text=params.get("text", ""), due=str(params.get("due_at", ""))[:16])
-    if kind == "update_lead_field":
-        return _("testchat.would_field", field=params.get("field_name") or params.get("field_id"),
-                 value=params.get("value"))
-    if kind == "handoff_to_human":
-        return _("testchat.would_handoff", reason=params.get("reason") or "")
-    return str(kind)
 
 
 def render_answer(answer: TestAnswer) -> str:

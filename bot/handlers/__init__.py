@@ -7,6 +7,8 @@ from aiogram import Router
 
 from bot.dialogs.agent_wizard import agent_wizard
 from bot.dialogs.agents import agents_dialog
+from bot.dialogs.approval_edit import approval_edit_dialog
+from bot.dialogs.campaigns import campaigns_dialog
 from bot.dialogs.knowledge import knowledge_dialog
 from bot.dialogs.kommo import kommo_dialog
 from bot.dialogs.menu import main_menu
@@ -17,7 +19,7 @@ from bot.dialogs.teach import teach_dialog
 from bot.dialogs.team import team_dialog
 from bot.dialogs.testchat import testchat_dialog
 from bot.filters import DialogCan
-from bot.handlers import errors, notifications, start, teaching, workflows
+from bot.handlers import approvals, errors, notifications, start, teaching, workflows
 from core.team.roles import Permission
 
 
@@ -26,19 +28,21 @@ def build_root_router() -> Router:
     # use is refused (and explained) before any of its handlers run.
     dialogs = {"menu": main_menu(), "onboarding": onboarding(), "orgs": orgs(), "team": team_dialog(),
                "agents": agents_dialog(), "wizard": agent_wizard(), "kommo": kommo_dialog(), "settings": settings(),
-               "testchat": testchat_dialog(), "teach": teach_dialog(), "knowledge": knowledge_dialog()}
+               "testchat": testchat_dialog(), "teach": teach_dialog(), "knowledge": knowledge_dialog(),
+               "approval_edit": approval_edit_dialog(), "campaigns": campaigns_dialog()}
     for dialog, permission in ((dialogs["menu"], None), (dialogs["orgs"], None), (dialogs["team"], Permission.VIEW),
                                (dialogs["agents"], Permission.VIEW), (dialogs["wizard"], Permission.MANAGE_AGENTS),
                                (dialogs["kommo"], Permission.MANAGE_KOMMO),
                                (dialogs["testchat"], Permission.MANAGE_AGENTS), (dialogs["teach"], Permission.MANAGE_AGENTS),
-                               (dialogs["knowledge"], Permission.MANAGE_AGENTS)):
+                               (dialogs["knowledge"], Permission.MANAGE_AGENTS),
+                               (dialogs["campaigns"], Permission.MANAGE_AGENTS)):
         dialog_filter = DialogCan(dialog.states_group(), permission)
         dialog.callback_query.filter(dialog_filter)
         dialog.message.filter(dialog_filter)
 
     root = Router(name="root")
     root.include_routers(start.build_router(), workflows.build_router(), notifications.build_router(),
-                         teaching.build_router())
+                         teaching.build_router(), approvals.build_router())
     root.include_routers(*dialogs.values())
     root.include_router(errors.build_router())
     return root

@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 
-from bot.dialogs.states import Agents, Knowledge, Kommo, MainMenu, Team, TestChat
+from bot.dialogs.states import Agents, Campaigns, Knowledge, Kommo, MainMenu, Team, TestChat
 from bot.dialogs.testchat import user_key
 from bot.filters import Can
 from bot.i18n import _
@@ -39,6 +39,10 @@ async def knowledge(message: Message, dialog_manager: DialogManager) -> None:
     await _open(dialog_manager, Knowledge.agent)
 
 
+async def campaigns(message: Message, dialog_manager: DialogManager) -> None:
+    await _open(dialog_manager, Campaigns.list)
+
+
 async def stop(message: Message, dialog_manager: DialogManager, test_chat, org=None) -> None:
     """Leave the test chat (its memory goes with it) and return to the menu."""
     left = org is not None and await test_chat.leave(org.id, user_key(message.from_user.id))
@@ -55,5 +59,6 @@ def build_router() -> Router:
     router.message.register(kommo, Command("kommo"), Can(Permission.MANAGE_KOMMO))
     router.message.register(test, Command("test"), Can(Permission.MANAGE_AGENTS))
     router.message.register(knowledge, Command("knowledge"), Can(Permission.MANAGE_AGENTS))
+    router.message.register(campaigns, Command("campaigns"), Can(Permission.MANAGE_AGENTS))
     router.message.register(stop, Command("stop"))
     return router

@@ -11,12 +11,13 @@ import redis.asyncio as aioredis
 from core.ai.llm import LLMClient
 from core.campaigns import runner
 from core.campaigns.errors import CampaignBusy
-from core.campaigns.facts import BASE_KEYS
+from core.campaigns.facts import BASE_KEYS, lead_facts, main_contact_id
 from core.campaigns.personalise import Personaliser
 from core.campaigns.report import build_report, recount
 from core.campaigns.runner import BatchResult, CampaignDeps, Progress
 from core.campaigns.stages import resolve_agent, resolve_stage
-from core.campaigns.template import fact_key, validate
+from core.campaigns.targets import has_tag
+from core.campaigns.template import fact_key, fill, validate
 from core.conversations.errors import RetryLater
 from core.errors import InvalidInput, NotFound
 from core.ids import new_id
@@ -134,6 +135,36 @@ class CampaignService:
         if moved:
             await runner.announce(self.deps, campaign)
         return campaign
+
+    async def pause(self, org_id: str, campaign_id: str, by: str = "an operator") -> Campaign:
+        """No further sends until `resume`: a running batch stops at its next lead."""
+        campaign = await self.get(org_id, campaign_id)
+        if campaign.status not in ACTIVE:
+            raise InvalidInput(f"campaign {campaign_id} is {campaign.status.value}; only a running one can pause")
+        await self.storage.campaigns.move(org_id, campaign_id, CampaignStatus.PAUSED, reason=f"paused by {by}",
+                                          allowed_from=ACTIVE)
+        return await recount(self.storage, await self.get(org_id, campaign_id), touch=False)
+
+    async def preview(self, org_id: str, *, pipeline_id: int, stage_id: int, template: str, tag: str | None = None,
+                      samples: int = 2) -> tuple[int, list[tuple[str, str]]]:
+        """How many leads the stage has now, and the message as the first `samples` of them
+        would get it (their real facts from Kommo). Nothing is stored or sent."""
+        known = set(BASE_KEYS)
+        for entity in ("leads", "contacts"):
+            known |= {fact_key(f.name) for f in await self.storage.kommo_catalog.fields(org_id, entity)}
+        text = validate(template, known)
+        kommo = self.deps.kommo
+        account = await kommo.actions.account(org_id)
+        leads = [lead for lead in await kommo.api.leads_in_stage(account, pipeline_id, stage_id)
+                 if has_tag(lead, tag) and lead.get("status_id") in (None, stage_id)]
+        sample = leads[:samples]
+        contact_ids = [cid for cid in (main_contact_id(lead) for lead in sample) if cid]
+        contacts = {int(c["id"]): c for c in await kommo.api.contacts_by_ids(account, contact_ids)} if contact_ids \
+            else {}
+        users = {u.user_id: u.name for u in await self.storage.kommo_catalog.users(org_id, include_gone=True)}
+        shown = [(str(lead.get("name") or lead.get("id")),
+                  fill(text, lead_facts(lead, contacts.get(main_contact_id(lead) or 0), users))) for lead in sample]
+        return len(leads), shown
 
     async def resume(self, org_id: str, campaign_id: str) -> Campaign:
         """A paused campaign (connection fixed) goes on with the leads not yet done."""

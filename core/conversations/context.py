@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from core.ai.answer.runtime import AgentRuntime
 from core.clock import utcnow
-from core.conversations.ports import KommoGateway
+from core.conversations.ports import DraftReview, KommoGateway
 from core.ports import TaskQueue
 from core.storage import Storage
 from core.usage.quota import QuotaPolicy, UnlimitedQuota
@@ -27,3 +27,4 @@ class EngineDeps:
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
     clock: Callable[[], datetime] = utcnow
+    review: DraftReview | None = None  # approval mode; None: every plan is carried out at once

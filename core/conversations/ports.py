@@ -28,3 +28,13 @@ class KommoGateway(Protocol):
 
     async def update_lead_field(self, org_id: str, *, lead_id: int, field_id: int, value: Any,
                                 enum_id: int | None, idempotency_key: str) -> None: ...
+
+
+class DraftReview(Protocol):
+    """Approval mode (implemented by core/approvals): a planned reply waits for a person."""
+
+    async def wants(self, org_id: str, plan: Any) -> Any:
+        """The agent, if this plan's reply must wait for approval; None to carry it out now."""
+
+    async def submit(self, org_id: str, conv: Any, plan: Any, agent: Any, customer_messages: list[str]) -> str:
+        """Store the draft for the approvers; the turn's outcome."""

@@ -81,7 +81,11 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         plan.timings["decide"] = time.perf_counter() - started
         plan.timings["queue"] = waited
         plan = await deps.storage.turns.save_plan(org_id, plan)
-    if plan.outcome == "planned":
+    if plan.outcome == "planned" and deps.review is not None and (agent := await deps.review.wants(org_id, plan)):
+        # Approval mode: the draft goes to the approvers instead of the customer.
+        outcome = await deps.review.submit(org_id, conv, plan, agent, [m.text for m in burst if m.text])
+        await deps.storage.turns.finish(org_id, turn_id, outcome, {})
+    elif plan.outcome == "planned":
         started = time.perf_counter()
         outcome = await carry_out(deps, org_id, conv, plan)
         timings = {"execute": time.perf_counter() - started, "kommo_send": plan.timings.get("kommo_send", 0.0)}

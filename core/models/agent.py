@@ -52,6 +52,16 @@ class FollowUpPolicy(BaseModel):
     text: str | None = None
 
 
+class ReplyMode(StrEnum):
+    AUTOMATIC = "automatic"
+    APPROVAL = "approval"  # each draft waits for an approver in the console
+
+
+class ApprovalTimeoutAction(StrEnum):
+    HANDOFF = "handoff"
+    SEND = "send"
+
+
 class Agent(OrgDocument):
     name: str
     enabled: bool = True
@@ -73,6 +83,9 @@ class Agent(OrgDocument):
     handoff_rules: str = ""
     max_replies_per_conversation: int = 50
     delivery_mode: DeliveryMode = DeliveryMode.NOTE_DRAFT
+    reply_mode: ReplyMode = ReplyMode.AUTOMATIC
+    approval_timeout_s: int = Field(default=900, ge=30)  # a card unanswered this long follows the rule below
+    approval_timeout_action: ApprovalTimeoutAction = ApprovalTimeoutAction.HANDOFF
     working_hours: WorkingHours = Field(default_factory=WorkingHours)
     follow_up: FollowUpPolicy = Field(default_factory=FollowUpPolicy)
     handoff_resume_after_hours: float | None = 24.0

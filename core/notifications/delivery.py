@@ -21,7 +21,8 @@ from core.notifications.deliveries import DeliveryRepository
 from core.storage import Storage
 from core.team.profiles import ConsoleProfile, ConsoleProfileRepository
 
-AUDIENCE_ROLES = {"admins": (Role.OWNER, Role.ADMIN), "team": tuple(Role)}
+AUDIENCE_ROLES = {"admins": (Role.OWNER, Role.ADMIN), "team": tuple(Role),
+                  "approvers": (Role.OWNER, Role.ADMIN, Role.EDITOR)}  # approval cards
 
 
 class SendOutcome(StrEnum):

@@ -22,6 +22,7 @@ from aiohttp import web
 BOT_ID = 424242
 TOKEN = f"{BOT_ID}:AAFakeTokenForTestsOnly_0123456789abc"
 BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "Kommo Agent", "username": "kommo_agent_test_bot"}
+DOWNLOAD_LIMIT = 20 * 1024 * 1024
 _JSON_FIELDS = ("reply_markup", "entities", "link_preview_options", "commands", "scope", "reply_parameters")
 
 
@@ -54,6 +55,7 @@ class FakeTelegram:
     messages: dict[tuple[int, int], ChatMessage] = field(default_factory=dict)
     commands: dict[str, list[dict]] = field(default_factory=dict)  # language_code ("" = default) -> commands
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file_id -> (file_path, content)
+    sizes: dict[str, int] = field(default_factory=dict)  # file_id -> reported size, where not len(content)
     blocked: set[int] = field(default_factory=set)  # chats whose user blocked the bot
     updates: asyncio.Queue = field(default_factory=asyncio.Queue)
     _fail: dict[str, list[tuple[int, str, dict]]] = field(default_factory=dict)
@@ -92,8 +94,12 @@ class FakeTelegram:
         """The next call of `method` gets this error (e.g. 429 with retry_after=1)."""
         self._fail.setdefault(method, []).append((status, description, parameters))
 
-    def add_file(self, file_id: str, content: bytes, file_path: str = "documents/file.txt") -> None:
+    def add_file(self, file_id: str, content: bytes, file_path: str = "documents/file.txt",
+                 size: int | None = None) -> None:
+        """`size`: what Telegram knows the file's size to be (a big file stood in for by a few bytes)."""
         self.files[file_id] = (file_path, content)
+        if size is not None:
+            self.sizes[file_id] = size
 
     def queue_update(self, update: dict) -> None:
         self.updates.put_nowait(update)
@@ -311,6 +317,8 @@ class FakeTelegram:
         if found is None:
             return self._error(400, "Bad Request: wrong file_id or the file is temporarily unavailable")
         path, content = found
+        if self.sizes.get(params["file_id"], len(content)) > DOWNLOAD_LIMIT:  # the Bot API serves up to 20 MB
+            return self._error(400, "Bad Request: file is too big")
         return self._ok({"file_id": params["file_id"], "file_unique_id": params["file_id"] + "u",
                          "file_size": len(content), "file_path": path})
 

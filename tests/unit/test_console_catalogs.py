@@ -16,6 +16,7 @@ from bot.i18n import LOCALES_DIR, build_i18n
 from bot.notify import NOTIFICATION_KINDS
 from core.agents.service import EDITABLE
 from core.models.agent import AgentAction, DeliveryMode
+from core.models.campaign import CampaignStatus
 from core.models.knowledge import SourceKind, SourceStatus
 from core.models.org import Role
 
@@ -38,6 +39,10 @@ def used_ids() -> set[str]:
     ids |= {f"command.{c}" for c in COMMANDS} | {f"language.{c}" for c in ("mirror", "ru", "en", "es", "pt")}
     ids |= {f"kommo.health_{h}" for h in ("ok", "expires_soon", "expired", "needs_reauth", "blocked")}
     ids |= {"kommo.auth_long_lived", "kommo.auth_oauth", "notify.other"}
+    ids |= {f"approval.status_{s}" for s in ("sending", "sent", "editing", "rejecting", "rejected")}
+    ids |= {f"campaigns.status_{s.value}" for s in CampaignStatus}
+    ids |= {f"campaigns.report_{s}" for s in ("done", "cancelled", "failed")}
+    ids |= {f"approval.ok_{d}" for d in ("send", "edit", "reject")}
     ids |= {f"knowledge.kind_{k.value}" for k in SourceKind} | {f"knowledge.status_{s.value}" for s in SourceStatus}
     return ids
 

@@ -108,10 +108,14 @@ class AgentRuntime:
         usage = translation_usage(org_id, agent.id, turn_id=turn_id, conversation_id=conversation_id,
                                   purpose="test_chat" if dry_run else "query_translation")
         try:
-            return await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit, usage=usage)
+            result = await self.retriever.retrieve(org_id, agent.id, text, limit=self.retrieval_limit, usage=usage)
         except Exception:
             log.exception("retrieval_failed", org_id=org_id, agent_id=agent.id)
             return RetrievalResult(chunks=[], nothing_relevant=True)
+        # A manager's correction (core/teaching) that is relevant at all comes first: it was
+        # written because the other passages led to a wrong answer to this kind of question.
+        result.chunks.sort(key=lambda c: not c.metadata.get("correction"))
+        return result
 
     async def _stage_names(self, validator: ToolValidator, agent: Agent) -> dict[tuple[int, int], str]:
         names: dict[tuple[int, int], str] = {}

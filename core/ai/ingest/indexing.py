@@ -76,7 +76,11 @@ class IngestionService(SourceIntake):
                                      crawl=bool(source.options.get("crawl")),
                                      max_pages=self.settings.crawl_max_pages, policy=self.egress)
         if source.kind == SourceKind.FAQ:
-            return extract_faq(source.options.get("pairs", []), source.title)
+            sections = extract_faq(source.options.get("pairs", []), source.title)
+            if source.options.get("corrections"):  # a manager's corrections outrank the rest (answer/runtime)
+                for section in sections:
+                    section.metadata["correction"] = True
+            return sections
         if "sections" in source.options:  # prepared sections (evaluation, imports)
             return [Section(s["text"], s.get("heading_path", []), bool(s.get("atomic")), s.get("metadata", {}),
                             bool(s.get("sentence_vectors", True)))

@@ -105,3 +105,53 @@ async def test_test_chat_refuses_a_forged_agent_and_a_viewer(console_stack):
     await console.press(alice, message, button["callback_data"].rsplit(":", 1)[0] + ":" + agent_b.id)
     assert "Not found" in console.text(alice) and "Theirs" not in console.text(alice)
     assert await stack.services.test_chat().session(org_b.org.id, f"tg{alice.id}") is None
+
+
+async def test_a_correction_changes_the_next_answer_and_is_managed_under_knowledge(console_stack):
+    stack, console, fake = console_stack, console_stack.console, console_stack.telegram
+    storage = stack.services.storage
+    owner = user(next(_users), language_code="en")
+    membership, agent = await agent_with_knowledge(stack, owner)
+    org_id = membership.org.id
+    await console.send(owner, "/test")
+    await console.click(owner, "Anna")
+    await console.send(owner, "How much is delivery in Madrid?")
+    assert console.text(owner).startswith("Delivery in Madrid costs 15 euros")
+
+    await console.click(owner, "Correct this")
+    assert "Question: «How much is delivery in Madrid?»" in console.text(owner)
+    await console.send(owner, "Delivery in Madrid costs 9 euros since December.")
+    assert "Saved" in fake.chat(owner.id)[-2].text
+    assert "Test chat with Anna" in console.text(owner)  # back in the chat
+
+    async def corrections_ready():
+        found = [s for s in await storage.knowledge.for_agent(org_id, agent.id) if s.options.get("corrections")]
+        return found and found[0].status == "ready" and found[0]
+    corrections = await stack.until(corrections_ready, what="the correction to be indexed")
+    assert corrections.title == "Corrections" and corrections.chunks_total == 1
+
+    await console.send(owner, "What does delivery to Madrid cost?")  # paraphrased
+    answer = console.text(owner)
+    assert answer.startswith("Delivery in Madrid costs 9 euros since December."), answer
+    assert "• Corrections — «How much is delivery in Madrid? Delivery in Madrid costs 9 euros" in answer
+
+    # Listed under /knowledge as its own source; a pair is editable and deletable there.
+    await console.send(owner, "/stop")
+    await console.send(owner, "/knowledge")
+    await console.click(owner, "Anna")
+    await console.click(owner, "Corrections")
+    assert "Corrections from the chat" in console.text(owner)
+    await console.click(owner, "How much is delivery in Madrid?")
+    assert "Answer: Delivery in Madrid costs 9 euros since December." in console.text(owner)
+    await console.click(owner, "Edit the answer")
+    await console.send(owner, "Delivery in Madrid costs 11 euros.")
+    assert "Answer: Delivery in Madrid costs 11 euros." in console.text(owner)
+    [pair] = (await storage.knowledge.get(org_id, corrections.id)).options["pairs"]
+    assert pair["answer"] == "Delivery in Madrid costs 11 euros."
+    await console.click(owner, "Delete")
+    assert "Delete the correction «How much is delivery in Madrid?»" in console.text(owner)
+    await console.click(owner, "Yes, delete")
+
+    async def gone():
+        return await storage.knowledge.get(org_id, corrections.id) is None
+    await stack.until(gone, what="the emptied corrections source to be deleted")

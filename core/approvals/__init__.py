@@ -1,0 +1,1 @@
+"""Approval mode: an agent's drafts wait for a person to send, edit or reject them."""
