@@ -5,9 +5,17 @@ from __future__ import annotations
 import click
 
 from cli import admin, ask, campaign, conversation, keys, knowledge, kommo, notifications, processes, team
+from core.config import agent_home
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        home, origin = agent_home()
+        formatter.write_paragraph()
+        formatter.write_text(f"Home: {home} ({origin}); its .env is read from there, wherever you run this.")
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kommo-agent", prog_name="kommo-agent")
 def main() -> None:
     """Kommo Agent: a trainable virtual sales employee for Kommo CRM."""

@@ -22,7 +22,7 @@ def extract_pdf(data: bytes, max_pages: int) -> list[Section]:
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise ExtractionError(f"the PDF is damaged or not a PDF ({exc})") from None
     if count > max_pages:
-        raise ExtractionError(f"the PDF has {count} pages; the limit is {max_pages}", pages=count)
+        raise ExtractionError(f"the PDF has {count} pages; the limit is {max_pages} (KNOWLEDGE_MAX_PAGES)", pages=count)
     sections = []
     for number, page in enumerate(pages, start=1):
         try:
