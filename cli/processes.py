@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import click
@@ -52,9 +53,19 @@ def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
     if settings.qdrant.url is None:
         _own_the_store(settings)
     pool = pool or ("threads" if settings.qdrant.url is None else "prefork")
-    celery_app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
-                     "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
-                     "--without-mingle"])
+    code: int | str | None = 0
+    try:
+        celery_app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
+                                "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
+                                "--without-mingle"])
+    except SystemExit as exc:
+        code = exc.code
+    # Celery has finished (a stopping worker ends its ingestions as interrupted first); an
+    # encoder batch still computing in an abandoned thread must not hold the exit for its length
+    # (the interpreter would join those threads at exit).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 def _own_the_store(settings) -> None:

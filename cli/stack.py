@@ -55,19 +55,27 @@ async def call(settings: Settings, name: str, args: list[Any], *, timeout: float
         raise ServiceUnavailable("cannot reach the running stack's Redis; is `kommo-agent up` still running?",
                                  detail=str(exc)) from None
     deadline = None if timeout is None else time.monotonic() + timeout
+    lost = ServiceUnavailable("lost the running stack while waiting (did `kommo-agent up` stop?); "
+                              "run the command again")
     try:
         while True:
             try:
                 outcome = await asyncio.to_thread(result.get, timeout=1.0, propagate=False,
                                                   disable_sync_subtasks=False)
-                if isinstance(outcome, BaseException):
-                    raise ServiceUnavailable(f"the stack's worker failed on this request; see "
-                                             f"{settings.data_dir / 'logs' / 'worker.log'}")
-                return outcome
             except ResultTimeout:
-                pass
+                outcome = None
+            except Exception:  # noqa: BLE001 - the result backend (the stack's Redis) went away
+                raise lost from None
+            if isinstance(outcome, BaseException):
+                raise ServiceUnavailable(f"the stack's worker failed on this request; see "
+                                         f"{settings.data_dir / 'logs' / 'worker.log'}")
+            if outcome is not None:
+                return outcome
             if while_waiting is not None:
-                await while_waiting()
+                try:
+                    await while_waiting()
+                except Exception:  # noqa: BLE001 - the stack's MongoDB went away
+                    raise lost from None
             if deadline is not None and time.monotonic() > deadline:
                 raise ServiceUnavailable(f"the stack's worker did not answer within {timeout:.0f}s; see "
                                          f"{settings.data_dir / 'logs' / 'worker.log'}")

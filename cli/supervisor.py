@@ -212,21 +212,25 @@ class Supervisor:
             pass
 
     def stop(self) -> None:
+        """Apps first (a stopping worker still writes to the database), then the servers."""
         self.stopping.set()
-        for child in reversed(self.children):
-            if child.proc and child.proc.poll() is None:
-                self._signal_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            if child.proc is None:
-                continue
-            try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            self._signal_group(child, signal.SIGKILL)  # whatever is left of its group
-            if child.proc.poll() is None:
-                child.proc.wait()
+        apps = [c for c in self.children if c.name not in ("mongo", "redis")]
+        servers = [c for c in self.children if c.name in ("mongo", "redis")]
+        for group in (apps, servers):
+            for child in reversed(group):
+                if child.proc and child.proc.poll() is None:
+                    self._signal_group(child, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for child in reversed(group):
+                if child.proc is None:
+                    continue
+                try:
+                    child.proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+                self._signal_group(child, signal.SIGKILL)  # whatever is left of its group
+                if child.proc.poll() is None:
+                    child.proc.wait()
 
     def run(self) -> int:
         interrupted = self.interrupted
