@@ -21,7 +21,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from core.ai.errors import LLMRejected, LLMUnavailable
 from core.config import LLMSettings
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, plain_reason
 from core.logging import get_logger
 from core.usage.metering import UsageContext, UsageMeter
 
@@ -121,7 +121,7 @@ class LLMClient:
                     attempts = attempt.retry_state.attempt_number
                     completion = await self._client.chat.completions.create(**kwargs)
         except TRANSIENT as exc:
-            raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {type(exc).__name__}",
+            raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {plain_reason(exc)}",
                                  attempts=attempts, model=model) from exc
         except openai.APIStatusError as exc:
             raise LLMRejected(f"LLM rejected the request: HTTP {exc.status_code}",

@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from core.clock import utcnow
 from core.config import KommoSettings
+from core.errors import plain_reason
 from core.kommo.errors import (
     TRANSIENT,
     KommoAuthError,
@@ -169,7 +170,7 @@ class KommoClient:
                 status = resp.status
                 retry_header = resp.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise KommoUnavailable(f"Kommo did not answer: {type(exc).__name__}") from None
+            raise KommoUnavailable(f"Kommo did not answer: {plain_reason(exc)}") from None
         if status == 204 or (200 <= status < 300 and not raw.strip()):
             return None
         try:

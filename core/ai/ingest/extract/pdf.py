@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import warnings
 
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError, PyPdfError
@@ -10,6 +12,12 @@ from pypdf.errors import PdfReadError, PyPdfError
 from core.ai.errors import ExtractionError
 from core.ai.ingest.clean import clean_text
 from core.ai.ingest.extract.base import Section
+
+# pypdf reports recoverable oddities of a file (a bad xref, odd fonts) as warnings; with no
+# logging configured (a CLI command) Python would print them on the terminal. They go to our
+# logs where logging is configured (the worker), never to a user's screen.
+logging.getLogger("pypdf").addHandler(logging.NullHandler())
+warnings.filterwarnings("ignore", module="pypdf")
 
 
 def extract_pdf(data: bytes, max_pages: int) -> list[Section]:
