@@ -20,7 +20,7 @@ from cli.common import require_agent, require_org, run_with_services
 from core.ai.errors import AlreadyAdded
 from core.ai.eval.retrieval import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
 from core.ai.factory import build_translator
-from core.ai.ingest.leases import sweep_orphans
+from core.ai.ingest.leases import INTERRUPTED, sweep_orphans
 from core.ai.ingest.sources import SourceIntake
 from core.ai.knowledge import build_knowledge
 from core.errors import KommoAgentError, NotFound
@@ -44,7 +44,16 @@ class _Local:
         self.intake = knowledge.ingestion
 
     async def index(self, org_id: str, source: KnowledgeSource, force: bool) -> KnowledgeSource:
-        return await self.knowledge.ingestion.index_source(org_id, source.id, force=force, on_progress=_progress)
+        try:
+            return await self.knowledge.ingestion.index_source(org_id, source.id, force=force,
+                                                               on_progress=_progress)
+        except asyncio.CancelledError:
+            # Ctrl-C before the run took the source: nobody else would ever index it here.
+            repo = self.knowledge.ingestion.storage.knowledge
+            current = await repo.get(org_id, source.id)
+            if current is not None and current.status == SourceStatus.QUEUED:
+                await repo.set_status(org_id, source.id, SourceStatus.FAILED, error=INTERRUPTED)
+            raise
 
     async def remove(self, org_id: str, source_id: str) -> None:
         await self.knowledge.ingestion.delete_source(org_id, source_id)

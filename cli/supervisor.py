@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from core.config import Settings, agent_home
+from core.redact import url_without_password
 from core.security.keyring import load_keyring
 from core.storage.embedded import (
     child_options,
@@ -90,7 +91,8 @@ class Supervisor:
             env["REDIS_URL"] = s.redis.url
         else:
             if s.redis.url:
-                self.echo(f"REDIS_URL {s.redis.url} is unreachable: starting the bundled Redis instead")
+                self.echo(f"REDIS_URL {url_without_password(s.redis.url)} is unreachable: starting the bundled "
+                          "Redis instead")
             port = s.redis.embedded_port
             self._require_free(port, "embedded Redis", "REDIS_EMBEDDED_PORT")
             infra.append(Child("redis", redis_command(self.data_dir / "redis", port),

@@ -12,6 +12,7 @@ servers. A separate short `up` is interrupted 2 s after its start.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -56,6 +57,7 @@ class Up:
     org: str = ""
     agent: str = ""
     acc: object = None
+    llm: FakeLLMServer | None = None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -133,7 +135,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory):
     with open(log, "wb") as out:
         proc = subprocess.Popen(_cli("up", "--ready-timeout", "180"), cwd=home, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-    stack = Up(home, env, proc, log, fake)
+    stack = Up(home, env, proc, log, fake, llm=llm)
 
     async def ready():
         assert proc.poll() is None, stack.output()[-3000:]
@@ -172,8 +174,11 @@ async def test_worker_answers_a_customer_then_knowledge_and_ask_go_through_it(up
     assert source_id.startswith("src_")
     again = await up.run("knowledge", "add", "--org", up.org, "--agent", up.agent, str(faq))
     assert again.returncode == 0 and "already added" in again.stderr
+    asked_before = len(up.llm.requests)
     answer = await up.ok("ask", "--org", up.org, "--agent", "Sales", "how much does delivery cost?")
-    assert f"({source_id}, score" in answer  # the answer cites the source just added
+    assert answer.startswith("answer (llm, en):\nOK: how much does delivery cost?")
+    # The worker retrieved the passage just added and gave it to the LLM.
+    assert any("7 euros" in json.dumps(r, ensure_ascii=False) for r in up.llm.requests[asked_before:])
     assert await up.ok("knowledge", "remove", "--org", up.org, source_id) == f"removed {source_id}\n"
     assert await up.sources() == []
     unknown = await up.run("knowledge", "list", "--org", up.org, "--agent", "agt_nope")
