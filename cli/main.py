@@ -11,7 +11,20 @@ import sys
 
 import click
 
-from cli import admin, ask, campaign, conversation, keys, knowledge, kommo, notifications, processes, refs, team
+from cli import (
+    admin,
+    ask,
+    campaign,
+    conversation,
+    doctor,
+    keys,
+    knowledge,
+    kommo,
+    notifications,
+    processes,
+    refs,
+    team,
+)
 from core.config import agent_home
 
 
@@ -53,7 +66,8 @@ def main() -> None:
 
 
 for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledge, knowledge.eval_group,
-              ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team):
+              ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team,
+              doctor.doctor):
     main.add_command(group)
 for command in processes.COMMANDS:
     main.add_command(command)
