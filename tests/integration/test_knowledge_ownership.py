@@ -25,17 +25,24 @@ TEXT = "# Delivery\n\nDelivery costs 5 euros and takes two days.\n\n# Returns\n\
 
 
 class GatedEmbedder:
-    """The real embedder behind a gate: indexing waits in its first batch until the test opens it."""
+    """The real embedder behind a gate: indexing waits in batch number `stop_at` until the test
+    opens the gate. Counts the passages it embeds."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner, stop_at: int = 1) -> None:
         self.inner = inner
         self.model_name, self.dim = inner.model_name, inner.dim
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
+        self.stop_at = stop_at
+        self.batches = 0
+        self.passages = 0
 
     async def embed_passages(self, texts, **kw):
-        self.waiting.set()
-        await self.gate.wait()
+        self.batches += 1
+        if self.batches >= self.stop_at:
+            self.waiting.set()
+            await self.gate.wait()
+        self.passages += len(texts)
         return await self.inner.embed_passages(texts, **kw)
 
     async def embed_query(self, text, **kw):
@@ -78,8 +85,11 @@ def test_a_second_process_gets_a_clear_refusal_not_the_wal_error(tmp_path: Path)
 
 
 async def test_an_interrupted_indexing_ends_failed_interrupted_and_a_rerun_succeeds(storage, stack):
-    ingestion, gated, _store = stack
-    source = await ingestion.add_text("o1", "a1", "Terms", TEXT)
+    ingestion, gated, store = stack
+    ingestion.batch_size = 4
+    gated.stop_at = 2  # interrupted in its second batch, once the first is stored
+    text = "\n\n".join(f"# Item {i}\n\nItem {i} costs {i * 10} euros and ships in {i} days." for i in range(12))
+    source = await ingestion.add_text("o1", "a1", "Items", text)
     run = asyncio.create_task(ingestion.index_source("o1", source.id))
     await gated.waiting.wait()
     assert (await storage.knowledge.get("o1", source.id)).status == SourceStatus.EMBEDDING
@@ -88,9 +98,20 @@ async def test_an_interrupted_indexing_ends_failed_interrupted_and_a_rerun_succe
         await run
     failed = await storage.knowledge.get("o1", source.id)
     assert (failed.status, failed.error, failed.lease_owner) == (SourceStatus.FAILED, "interrupted", "")
+    assert failed.generation == 0  # nothing of the partial run is live
+    assert gated.passages > 0  # the first batch was embedded and stored
     gated.gate.set()
     done = await ingestion.index_source("o1", source.id)
-    assert done.status == SourceStatus.READY and done.chunks_done == done.chunks_total > 0
+    assert done.status == SourceStatus.READY and done.chunks_done == done.chunks_total > 4
+    interrupted_and_rerun = gated.passages
+    # The re-run embedded only what the interrupted run had not stored: together they embedded
+    # as much as one uninterrupted run (of another agent, which can reuse nothing).
+    gated.passages = 0
+    other = await ingestion.add_text("o1", "a2", "Items", text)
+    await ingestion.index_source("o1", other.id)
+    assert interrupted_and_rerun == gated.passages
+    points = await store.fetch("o1", "a1", where={"source_id": source.id})
+    assert {p.payload["gen_key"] for p in points} == {f"{source.id}:{done.generation}"}
 
 
 async def test_a_cancel_request_stops_a_running_indexing(storage, stack):

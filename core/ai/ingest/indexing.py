@@ -92,7 +92,8 @@ class IngestionService(SourceIntake):
         """Index one source; idempotent (safe to run twice). Failures end in status `failed`
         with the reason, and the previous generation stays live. The run holds the source's
         lease (`core.ai.ingest.leases`): a second run while the first is alive raises
-        `SourceBusy`; an interrupted run (Ctrl-C, a cancel request) ends `failed: interrupted`."""
+        `SourceBusy`; an interrupted run (Ctrl-C, a cancel request) ends `failed: interrupted`
+        and the next run picks up its vectors."""
         repo = self.storage.knowledge
         source = await repo.get(org_id, source_id)
         if source is None:
@@ -132,11 +133,10 @@ class IngestionService(SourceIntake):
                 return
 
     async def _abandon(self, source: KnowledgeSource, reason: str) -> None:
-        gen = source.generation + 1
-        try:
-            await self.store.delete(source.org_id, source.agent_id, where={"gen_key": gen_key(source.id, gen)})
-        finally:
-            await self.storage.knowledge.set_status(source.org_id, source.id, SourceStatus.FAILED, error=reason)
+        """End an interrupted run. Its partial generation stays: readers never see it (it is not
+        live), the next run writes the same generation over it and reuses its vectors by chunk
+        hash, so a re-run embeds only what is missing; removing the source removes it too."""
+        await self.storage.knowledge.set_status(source.org_id, source.id, SourceStatus.FAILED, error=reason)
 
     async def _index_claimed(self, source: KnowledgeSource, force: bool,
                              on_progress: Progress | None) -> KnowledgeSource:
