@@ -13,17 +13,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from core.ai.eval.retrieval import Metrics
+from core.ai.retrieval.hybrid import Ranking
+
+# The shipped ranking without the cross-lingual encoder's signals: what those add on a price list.
+NO_CROSSLINGUAL = Ranking(crosslingual=0.0, alignment=0.0)
 
 
 @dataclass
 class CatalogReport:
     overall: Metrics = field(default_factory=Metrics)
     by: dict[str, Metrics] = field(default_factory=dict)  # "ru", "en", "es", "name", "kind", "misspelt"
+    no_crosslingual: Metrics = field(default_factory=Metrics)
 
     def line(self, label: str) -> str:
         parts = [f"{label}: r@1 {self.overall.recall(1):.3f} r@5 {self.overall.recall(5):.3f} "
                  f"({len(self.overall.ranks)} questions)"]
         parts += [f"{k} {m.recall(1):.2f}/{m.recall(5):.2f}" for k, m in sorted(self.by.items())]
+        parts.append(f"without cross-lingual signals {self.no_crosslingual.recall(1):.3f}/"
+                     f"{self.no_crosslingual.recall(5):.3f}")
         return "; ".join(parts)
 
 
@@ -45,6 +52,8 @@ async def evaluate_catalog(retriever, org_id: str, agent_id: str, questions: lis
         ranked = [by_id[pid].payload.get("text", "") for pid, _ in retriever.rank(found, q["question"])[:limit]]
         rank = _rank(ranked, q["codes"])
         report.overall.ranks.append(rank)
+        plain = [by_id[pid].payload.get("text", "") for pid, _ in retriever.rank(found, q["question"], NO_CROSSLINGUAL)]
+        report.no_crosslingual.ranks.append(_rank(plain[:limit], q["codes"]))
         for key in (q.get("language"), q.get("style")):
             if key:
                 report.by.setdefault(key, Metrics()).ranks.append(rank)
