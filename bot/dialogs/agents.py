@@ -13,7 +13,7 @@ from bot.dialogs.states import Agents, AgentWizard
 from bot.dialogs.widgets import Err, T, actor, choice, common_getter, guarded, nav, nav_to, needs, paged
 from core.agents.hours import format_hours
 from core.agents.service import EDITABLE, AgentAdmin
-from core.models.agent import Agent
+from core.models.agent import Agent, ApprovalTimeoutAction, ReplyMode
 from core.team.roles import Permission, can
 
 FIELD_STATES = {"name": AgentWizard.name, "persona": AgentWizard.persona, "instructions": AgentWizard.instructions,
@@ -61,8 +61,34 @@ async def describe(manager: DialogManager, agent: Agent) -> dict[str, Any]:
 async def card_getter(dialog_manager: DialogManager, agents: AgentAdmin, org, operator, **_: Any) -> dict:
     agent = await agents.get(org.id, operator, dialog_manager.dialog_data["agent_id"])
     can_edit = can(operator.role, Permission.MANAGE_AGENTS)
+    approval = agent.reply_mode == ReplyMode.APPROVAL
+    rule = gettext("approval.rule_send" if agent.approval_timeout_action == ApprovalTimeoutAction.SEND
+                   else "approval.rule_handoff")
     return {**await describe(dialog_manager, agent), "can_edit": can_edit,
-            "enabled": can_edit and agent.enabled, "disabled": can_edit and not agent.enabled}
+            "enabled": can_edit and agent.enabled, "disabled": can_edit and not agent.enabled,
+            "reply_mode": gettext("agents.mode_approval" if approval else "agents.mode_automatic"),
+            "timeout_rule": rule, "minutes": agent.approval_timeout_s // 60, "approval": approval,
+            "to_approval": can_edit and not approval, "to_automatic": can_edit and approval,
+            "can_rule": can_edit and approval}
+
+
+@guarded
+async def toggle_reply_mode(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    org_id, operator = actor(manager)
+    admin: AgentAdmin = manager.middleware_data["agents"]
+    agent = await admin.get(org_id, operator, manager.dialog_data["agent_id"])
+    mode = ReplyMode.AUTOMATIC if agent.reply_mode == ReplyMode.APPROVAL else ReplyMode.APPROVAL
+    await admin.set_reply_mode(org_id, operator, agent.id, mode.value)
+
+
+@guarded
+async def toggle_timeout_rule(callback: CallbackQuery, widget: Any, manager: DialogManager) -> None:
+    org_id, operator = actor(manager)
+    admin: AgentAdmin = manager.middleware_data["agents"]
+    agent = await admin.get(org_id, operator, manager.dialog_data["agent_id"])
+    rule = ApprovalTimeoutAction.HANDOFF if agent.approval_timeout_action == ApprovalTimeoutAction.SEND \
+        else ApprovalTimeoutAction.SEND
+    await admin.set_reply_mode(org_id, operator, agent.id, agent.reply_mode.value, rule.value)
 
 
 @guarded
@@ -110,11 +136,15 @@ def agents_dialog() -> Dialog:
             state=Agents.list, getter=list_getter,
         ),
         Window(
-            Err(), T("agents.card_head"), T("agents.card_body"),
+            Err(), T("agents.card_head"), T("agents.card_body"), T("agents.reply_mode_line"),
+            T("agents.approval_rule_line", when="approval"),
             SwitchTo(T("agents.edit"), id="ag_edit", state=Agents.edit, when="can_edit",
                      on_click=needs(Permission.MANAGE_AGENTS)),
             Button(T("agents.disable"), id="ag_off", on_click=toggle, when="enabled"),
             Button(T("agents.enable"), id="ag_on", on_click=toggle, when="disabled"),
+            Button(T("agents.to_approval"), id="ag_appr", on_click=toggle_reply_mode, when="to_approval"),
+            Button(T("agents.to_automatic"), id="ag_auto", on_click=toggle_reply_mode, when="to_automatic"),
+            Button(T("agents.toggle_rule"), id="ag_rule", on_click=toggle_timeout_rule, when="can_rule"),
             SwitchTo(T("agents.delete"), id="ag_del", state=Agents.delete, when="can_edit",
                      on_click=needs(Permission.MANAGE_AGENTS)),
             nav_to(Agents.list),

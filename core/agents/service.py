@@ -12,8 +12,17 @@ from typing import Any
 
 from core.agents.errors import AgentFieldInvalid
 from core.agents.hours import parse_hours
-from core.errors import AlreadyExists, NotFound
-from core.models.agent import Agent, AgentAction, DeliveryMode, LanguagePolicy, StageRule, WorkingHours
+from core.errors import AlreadyExists, InvalidInput, NotFound
+from core.models.agent import (
+    Agent,
+    AgentAction,
+    ApprovalTimeoutAction,
+    DeliveryMode,
+    LanguagePolicy,
+    ReplyMode,
+    StageRule,
+    WorkingHours,
+)
 from core.models.org import Operator
 from core.orgs import MAX_INSTRUCTIONS, MAX_NAME, create_agent
 from core.storage import Storage
@@ -161,6 +170,19 @@ class AgentAdmin:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)
         agent = await self._agent(org_id, agent_id)
         return await self.storage.agents.update(org_id, agent.id, {"enabled": bool(enabled)})
+
+    async def set_reply_mode(self, org_id: str, actor: Operator, agent_id: str, mode: str,
+                             timeout_action: str | None = None) -> Agent:
+        """Automatic, or approval (each draft waits for an approver in the console)."""
+        self._check(org_id, actor, Permission.MANAGE_AGENTS)
+        agent = await self._agent(org_id, agent_id)
+        try:
+            changes: dict = {"reply_mode": ReplyMode(mode).value}
+            if timeout_action is not None:
+                changes["approval_timeout_action"] = ApprovalTimeoutAction(timeout_action).value
+        except ValueError:
+            raise InvalidInput("unknown reply mode", mode=mode) from None
+        return await self.storage.agents.update(org_id, agent.id, changes)
 
     async def delete(self, org_id: str, actor: Operator, agent_id: str) -> Agent:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)

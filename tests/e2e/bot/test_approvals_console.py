@@ -85,8 +85,17 @@ async def shop(console_stack):
     kommo = await stack.services.kommo()
     await kommo.connections.connect_long_lived(org_id, fake_acc.subdomain, stack.kommo.book.issue_long_lived(fake_acc.id))
     agent = await create_agent(stack.services.storage, org_id, "Sales", "Sell.")
-    agent = await stack.services.storage.agents.update(org_id, agent.id, {
-        "reply_mode": ReplyMode.APPROVAL, "language": "en", "approval_timeout_s": 600})
+    await stack.services.storage.agents.update(org_id, agent.id, {"language": "en", "approval_timeout_s": 600})
+    # Approval mode is switched on from the agent's card in the console.
+    console = stack.console
+    await console.send(owner, "/agents")
+    await console.click(owner, "Sales")
+    assert "Replies: automatic" in console.text(owner)
+    await console.click(owner, "Turn on reply approval")
+    assert "Replies: after approval in Telegram" in console.text(owner)
+    assert "Unanswered for 10 min: I hand it to a human" in console.text(owner)
+    agent = await stack.services.storage.agents.get(org_id, agent.id)
+    assert agent.reply_mode == ReplyMode.APPROVAL
     return Shop(stack, owner, editor, org_id, agent, fake_acc)
 
 
@@ -158,8 +167,10 @@ async def test_send_edit_reject_race_and_stale(shop):
 @pytest.mark.timeout(600)
 async def test_unanswered_card_follows_the_agent_rule(shop):
     stack = shop.stack
-    await stack.services.storage.agents.update(shop.org_id, shop.agent.id, {
-        "approval_timeout_action": ApprovalTimeoutAction.SEND})
+    await stack.console.click(shop.owner, "Switch the unanswered rule")
+    assert "Unanswered for 10 min: I send the draft anyway" in stack.console.text(shop.owner)
+    agent = await stack.services.storage.agents.get(shop.org_id, shop.agent.id)
+    assert agent.approval_timeout_action == ApprovalTimeoutAction.SEND
     lead = add_lead(shop.fake_acc, "Lena")
     await shop.customer_says(lead, "c-late", "Are you open on Sunday?")
     card = await shop.card(lead)
