@@ -107,11 +107,9 @@ async def on_message(message: Message, widget: Any, manager: DialogManager) -> N
     async with ChatActionSender.typing(bot=message.bot, chat_id=message.chat.id, interval=4.0):
         answer = await chat.ask(org_id, user_key(message.from_user.id), message.text or "")
     # What "Correct this" needs later: the question, the answer and whose agent it was.
-    session = await chat.session(org_id, user_key(message.from_user.id))
     redis = manager.middleware_data["services"].redis
     await redis.set(turn_key(org_id, answer.turn_id), json.dumps({
-        "agent_id": session.agent_id if session else "", "question": answer.question, "answer": answer.reply_text}),
-        ex=TURN_TTL_S)
+        "agent_id": answer.agent_id, "question": answer.question, "answer": answer.reply_text}), ex=TURN_TTL_S)
     await send_long(message.bot, message.chat.id, render_answer(answer), reply_markup=correct_button(answer.turn_id))
 
 

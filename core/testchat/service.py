@@ -18,14 +18,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from core.ai.answer.turn import TurnResult
 from core.clock import utcnow
 from core.errors import InvalidInput, KommoAgentError, NotFound
 from core.ids import new_id
+from core.logging import get_logger
 from core.models.conversation import Message
 from core.storage import Storage
 
+log = get_logger(__name__)
 SESSION_TTL_S = 24 * 3600
 HISTORY_LIMIT = 30  # messages of memory handed to the runtime, as in a real conversation
 MAX_TEXT = 4000
@@ -67,6 +70,7 @@ class TestAnswer:
     """One answer as the console shows it."""
 
     turn_id: str
+    agent_id: str
     question: str
     reply_text: str
     mode: str
@@ -138,10 +142,13 @@ class QueuedRunner:
 
     async def run(self, org_id: str, request: dict[str, Any]) -> dict[str, Any]:
         request_id = request["turn_id"]
-        await self.redis.set(self.request_key(request_id), json.dumps({"org_id": org_id, **request}),
-                             ex=int(self.timeout_s) + 60)
-        await self.queue.test_turn(org_id, request_id)
-        got = await self.redis.blpop([self.answer_key(request_id)], timeout=self.timeout_s)
+        try:
+            await self.redis.set(self.request_key(request_id), json.dumps({"org_id": org_id, **request}),
+                                 ex=int(self.timeout_s) + 60)
+            await self.queue.test_turn(org_id, request_id)
+            got = await self.redis.blpop([self.answer_key(request_id)], timeout=self.timeout_s)
+        except RedisError as exc:
+            raise TestChatUnavailable(f"the task queue is unreachable ({type(exc).__name__})") from exc
         if got is None:
             raise TestChatUnavailable("no worker answered the test chat in time")
         answer = json.loads(got[1])
@@ -163,6 +170,9 @@ async def answer_queued_turn(redis: aioredis.Redis, turns: TestTurns, org_id: st
         payload = {"result": await turns.run(org_id, request)}
     except KommoAgentError as exc:
         payload = {"error": str(exc)[:300]}
+    except Exception as exc:  # the console waits on this list: it must hear of any failure at once
+        log.exception("test_turn_failed", org_id=org_id, request_id=request_id)
+        payload = {"error": f"the test turn failed ({type(exc).__name__})"}
     await redis.rpush(key, json.dumps(payload, ensure_ascii=False, default=str))
     await redis.expire(key, 120)
     return "answered"
@@ -244,9 +254,9 @@ class TestChatService:
         session.history += [{"role": "customer", "text": text}, {"role": "agent", "text": result["reply_text"]}]
         session.history = session.history[-2 * HISTORY_LIMIT:]
         await self._save(org_id, user_key, session)
-        return await self._answer(org_id, text, result)
+        return self._answer(session.agent_id, text, result)
 
-    async def _answer(self, org_id: str, question: str, result: dict[str, Any]) -> TestAnswer:
+    def _answer(self, agent_id: str, question: str, result: dict[str, Any]) -> TestAnswer:
         sources = []
         for s in result.get("sources") or []:
             sources.append({"title": s.get("title") or "", "heading": s.get("heading") or "",
@@ -255,8 +265,9 @@ class TestChatService:
         usage = result.get("usage") or {}
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         actions = [a for a in result.get("planned_actions") or [] if a.get("kind") != "reply"]
-        return TestAnswer(turn_id=result["turn_id"], question=question, reply_text=result.get("reply_text") or "",
-                          mode=result.get("mode") or "", sources=sources, actions=actions,
+        return TestAnswer(turn_id=result["turn_id"], agent_id=agent_id, question=question,
+                          reply_text=result.get("reply_text") or "", mode=result.get("mode") or "",
+                          sources=sources, actions=actions,
                           handoff=bool(result.get("handoff")), handoff_reason=result.get("handoff_reason"),
                           prompt_tokens=prompt, completion_tokens=completion,
                           cost_usd=self.pricing.cost(prompt, completion), model=usage.get("model") or "")
