@@ -19,6 +19,7 @@ from core.conversations.context import EngineDeps
 from core.conversations.errors import AgentTie, RetryLater
 from core.conversations.handoff import resume, resume_due
 from core.conversations.hours import is_within_hours
+from core.conversations.lead_events import LEFT_STAGES
 from core.conversations.routing import needs_lead_stage, pick_agent
 from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
@@ -126,6 +127,8 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     now = deps.clock()
     if conv.state == ConversationState.HANDED_OFF and resume_due(conv, agent, now):
         conv = await resume(deps, org_id, conv.id) or conv
+    if conv.state == ConversationState.CLOSED and conv.state_reason == LEFT_STAGES:
+        conv = await resume(deps, org_id, conv.id) or conv  # the lead is back in an agent's stages
     if conv.state != ConversationState.BOT_ACTIVE:
         return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
     base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
