@@ -142,8 +142,11 @@ class KommoSettings(BaseSettings):
     client_secret: SecretStr | None = None
     redirect_uri: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
-    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0, description="Requests per second from this "
+                                  "egress IP, all accounts together (Kommo allows 7 per calling IP)")
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
+    egress_id: str = Field(default="default", min_length=1, max_length=64, description="Name of the IP these "
+                           "processes call Kommo from: processes sharing one IP share one budget")
     request_timeout_s: float = 15.0
     forbidden_block_after: int = Field(default=3, ge=1, description="403 answers (outside admin-only calls) "
                                        "within the window after which an account's calls are stopped")

@@ -43,6 +43,7 @@ class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
         self.subdomain_lookups = 0
         self.code_calls = 0
         self.rate_limited = 0
+        self.first_429_at: float | None = None  # monotonic time of the first 429 the fake answered
         self.faults = 0
         self.requests: list[tuple[int | None, str, str, float]] = []
         self.api_hosts: list[str] = []  # the account host each API call named (X-Forwarded-Host)
@@ -138,6 +139,7 @@ class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
         # Kommo counts the calling IP's requests, whichever accounts they are for.
         if len(from_ip) - bisect.bisect_right(from_ip, now - 1.0) > self.rate_limit:  # appended in order
             self.rate_limited += 1
+            self.first_429_at = self.first_429_at or now
             return problem(429, "Too Many Requests", "Rate limit exceeded", retry_after=self.retry_after)
         if self.fault_rate and self._rng.random() < self.fault_rate:
             self.faults += 1

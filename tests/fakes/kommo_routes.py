@@ -259,7 +259,7 @@ class IntegrationRoutes:
 
     async def list_webhooks(self, request):
         acc = request[ACC]
-        if acc.webhooks_forbidden:
+        if acc.webhooks_forbidden or not acc.is_admin(request[USER]):
             return problem(403, "Forbidden", "Access denied")
         wanted = request.query.get("filter[destination]")
         hooks = [w for w in acc.webhooks if wanted is None or w["destination"] == wanted]

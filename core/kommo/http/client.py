@@ -54,6 +54,7 @@ from core.storage.repositories.kommo_accounts import KommoAccountRepository
 log = structlog.get_logger("kommo.client")
 PAGE_LIMIT = 250
 MAX_RETRY_AFTER_S = 30.0  # longer pauses are left to the caller (a Celery retry), not a sleeping call
+MAX_PAUSE_S = 300.0  # Kommo's documented retry_after; a longer one from a confused gateway is not obeyed
 
 
 def base_url(settings: KommoSettings, account: KommoAccount) -> str:
@@ -208,7 +209,7 @@ class KommoClient:
                 retry_after = float(body["retry_after"])
             elif retry_header and retry_header.isdigit():
                 retry_after = float(retry_header)
-            await self.limiter.pause(account.id, retry_after or 1.0)
+            await self.limiter.pause(min(retry_after or 1.0, MAX_PAUSE_S))  # Kommo counts the IP: all accounts wait
             raise KommoRateLimited(f"{what}: rate limited", retry_after=retry_after)
         if status == 403:
             if forbidden_ok:
