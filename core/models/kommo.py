@@ -38,6 +38,7 @@ class KommoAccount(OrgDocument):
     chats_scope_id: str | None = None
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
+    timezone: str | None = None  # the account's own (IANA name, synced); working hours and deadlines use it
     last_sync_at: datetime | None = None
 
     @property

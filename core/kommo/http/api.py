@@ -14,7 +14,10 @@ class KommoApi:
 
     # account and catalog ------------------------------------------------------------------------
     async def account(self, acc: KommoAccount) -> dict[str, Any]:
-        return await self.client.request(acc, "GET", "/api/v4/account", params={"with": "amojo_id"}) or {}
+        """The account, with its chat id and its date/time settings (`_embedded.datetime_settings`
+        holds the account's timezone)."""
+        return await self.client.request(acc, "GET", "/api/v4/account",
+                                         params={"with": "amojo_id,datetime_settings"}) or {}
 
     async def users(self, acc: KommoAccount) -> list[dict[str, Any]]:
         """Admin-only in Kommo: a non-admin token gets `KommoForbidden`, never a blocked account."""
