@@ -113,7 +113,7 @@ class WebhookIntake:
              acc_id: int | None, subdomain: str | None) -> IntakeEvent:
         # Whether an event echoes one of our own writes is the worker's call (the action journal);
         # here only the kinds the engine does not act on are set aside: stored, counted, ignored.
-        status = EventStatus.RECEIVED if ev.actionable else EventStatus.IGNORED
+        status = EventStatus.RECEIVED if ev.actionable and not _talk_in_work(ev) else EventStatus.IGNORED
         payload = {"entity": ev.entity, "action": ev.action, "entity_id": ev.entity_id, "lead_id": ev.lead_id,
                    "author_user_id": ev.author_user_id, "account_id": acc_id, "item": item,
                    "subdomain": subdomain}
@@ -182,6 +182,12 @@ class WebhookIntake:
             else:
                 result.unhandled += 1
         return result
+
+
+def _talk_in_work(ev: KommoEvent) -> bool:
+    """Kommo sends `update_talk` for every read mark and reassignment too; only a closed talk
+    (`is_in_work` off) is acted on, so the rest is not worth a task."""
+    return ev.kind == "talk.update" and str(ev.data.get("is_in_work", "1")).strip().lower() not in ("0", "false", "")
 
 
 def _as_int(value: Any) -> int | None:
