@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import redis.asyncio as aioredis  # noqa: E402
+import aiohttp
+import redis.asyncio as aioredis
 
-from core.kommo.http.ratelimit import RateLimiter  # noqa: E402
-from tests.fakes.kommo import FakeKommo  # noqa: E402
+from core.kommo.http.ratelimit import RateLimiter
+from tests.fakes.kommo import FakeKommo
 
 _FIFO = """
 local t = redis.call('TIME')
