@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bot.i18n import build_i18n
+from bot.notify import notification_text
 from core.clock import aware, utcnow
 from core.kommo.errors import KommoBlocked, KommoForbidden, KommoNotConnected, KommoTokenRevoked
 from core.kommo.http.ratelimit import RateLimiter
@@ -198,6 +200,10 @@ async def test_repeated_403_blocks_account_alerts_with_the_reason_and_stops_call
     (alert,) = await core_services.storage.notifications.pending(org.id)
     assert alert["kind"] == "kommo_blocked"
     assert "3 requests" in alert["params"]["detail"] and "rights" in alert["params"]["detail"]
+    # The console tells each operator why, in their language.
+    org_doc = await core_services.storage.orgs.get(org.id)
+    ru = notification_text(build_i18n(), "ru", org_doc, alert)
+    assert "3 отказов (403) за 10 мин" in ru and "прав" in ru and "IP" in ru and "?" not in ru
 
 
 async def test_pagination_follows_next_and_204_is_empty(kommo, connected, fake_kommo):

@@ -249,7 +249,8 @@ class KommoClient:
         await self.accounts.update(account.org_id, account.id, {
             "status": ConnectionStatus.BLOCKED, "status_reason": why[:300]})
         await self.notifications.publish(
-            account.org_id, "kommo_blocked", subdomain=account.subdomain, detail=why[:400],
+            account.org_id, "kommo_blocked", subdomain=account.subdomain, count=strikes, minutes=minutes,
+            detail=why[:400],
             dedupe_key=f"kommo_blocked:{account.id}:{utcnow():%Y%m%d%H}")
 
     def unblock(self, account_id: str) -> None:
