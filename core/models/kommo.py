@@ -34,7 +34,7 @@ class KommoAccount(OrgDocument):
     token_version: int = 0
     account_id: int | None = None
     amojo_id: str | None = None
-    bot_user_id: int | None = None  # our token's user: events they author are our own writes
+    bot_user_id: int | None = None  # our token's user (often a real admin): not how our own writes are told apart
     chats_scope_id: str | None = None
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
