@@ -83,7 +83,7 @@ async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessag
         changes["reply_context"] = reply_context
     conv = await _conversation_for(deps, org_id, msg, changes)
     if lead_events.reopen_for(conv, msg.lead_id, msg.talk_id):
-        await lead_events._reopen(deps, org_id, conv)  # a new lead or talk: a new conversation for the agent
+        await lead_events.reopen(deps, org_id, conv)  # a new lead or talk: a new conversation for the agent
         conv.state = ConversationState.BOT_ACTIVE
     message = Message(_id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="customer",
                       text=msg.text, kommo_message_id=msg.message_id, attachment=msg.attachment,

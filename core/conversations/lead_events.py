@@ -60,7 +60,7 @@ async def _close(deps: EngineDeps, org_id: str, conv: Conversation, reason: str)
     return True
 
 
-async def _reopen(deps: EngineDeps, org_id: str, conv: Conversation, agent_id: str | None = None) -> None:
+async def reopen(deps: EngineDeps, org_id: str, conv: Conversation, agent_id: str | None = None) -> None:
     changes: dict[str, Any] = {"state": ConversationState.BOT_ACTIVE, "state_reason": None,
                                "closed_lead_id": None, "closed_talk_id": None}
     if agent_id:
@@ -109,7 +109,7 @@ async def _apply_stage(deps: EngineDeps, org_id: str, convs: list[Conversation],
                 await _close(deps, org_id, conv, LEFT_STAGES)
                 outcome = f"closed:{LEFT_STAGES}"
         elif conv.state == ConversationState.CLOSED and conv.state_reason in REOPENABLE:
-            await _reopen(deps, org_id, conv, agent.id)  # back in an agent's stages (or a lead re-opened)
+            await reopen(deps, org_id, conv, agent.id)  # back in an agent's stages (or a lead re-opened)
             outcome = "reopened"
         elif conv.agent_id != agent.id and conv.state == ConversationState.BOT_ACTIVE:
             await deps.storage.conversations.update(org_id, conv.id, {"agent_id": agent.id})
