@@ -3,7 +3,7 @@
 - Base URL per account (`https://{subdomain}.{base_domain}`); `settings.api_base_url` overrides.
 - Every call waits for the account's slot in the Redis-shared `RateLimiter`.
 - 429/5xx/timeouts are retried with exponential backoff and jitter (tenacity); a 429's
-  `retry_after` pauses the account for every process. POSTs are retried on 429 only unless the
+  `retry_after` pauses the calling IP's budget for every account and process. POSTs are retried on 429 only unless the
   caller says the call is idempotent: after a timeout a POST may have landed (the action journal
   decides about resending).
 - 401: one retry with a refreshed token (`TokenManager` handles rotation and re-auth alerts); a
@@ -238,6 +238,7 @@ class KommoClient:
 
     async def _block(self, account: KommoAccount, what: str, detail: str, strikes: int) -> None:
         self._blocked.add(account.id)
+        await self.redis.delete(f"kommo:forbidden:{account.id}")  # a reconnected account starts counting afresh
         minutes = max(1, round(self.settings.forbidden_window_s / 60))
         # Said in words the operator can act on: the two causes Kommo documents for a 403.
         why = (f"Kommo answered 403 to {strikes} requests within {minutes} min (last: {what}"
