@@ -127,7 +127,7 @@ async def lead_status_changed(deps: EngineDeps, org_id: str, event: WebhookEvent
     await deps.storage.lead_status_events.record(org_id, LeadStatusEvent(
         _id=f"lse_{event.id}", org_id=org_id, agent_id=next((c.agent_id for c in convs if c.agent_id), None),
         conversation_id=convs[0].id if convs else None, lead_id=lead_id, pipeline_id=pipeline_id,
-        old_pipeline_id=_int(data.get("old_pipeline_id")), status_id=status_id,
+        old_pipeline_id=_int(data.get("old_pipeline_id")), new_status_id=status_id,
         old_status_id=_int(data.get("old_status_id")), won=status_id == WON, lost=status_id == LOST,
         by_agent=await _moved_by_agent(deps, org_id, lead_id, status_id), at=at, day=day_key(at),
         event_id=event.id))

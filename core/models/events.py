@@ -68,8 +68,8 @@ class LeadStatusEvent(OrgDocument):
     lead_id: int
     pipeline_id: int | None = None
     old_pipeline_id: int | None = None
-    status_id: int
     old_status_id: int | None = None
+    new_status_id: int
     won: bool = False
     lost: bool = False
     by_agent: bool = False  # the move was one our agent made (found in the action journal)

@@ -55,7 +55,7 @@ async def test_won_lead_closes_the_conversation_cancels_follow_ups_and_is_record
     assert await _turn(shop, pending) == "skipped:closed"
     assert len(shop.notes()) == notes
     (change,) = await storage.lead_status_events.of_lead(shop.org_id, shop.lead_id)
-    assert (change.won, change.lost, change.status_id, change.old_status_id, change.pipeline_id) == (
+    assert (change.won, change.lost, change.new_status_id, change.old_status_id, change.pipeline_id) == (
         True, False, 142, 4001, 3001)
     assert change.agent_id == shop.agent.id and change.conversation_id == conv.id and not change.by_agent
     assert change.day == day_key(change.at) and int(change.at.timestamp()) == stamp
@@ -96,7 +96,7 @@ async def test_the_agent_stops_when_the_lead_leaves_its_stages_and_returns_with_
     assert await feed(shop, status_body(shop.fake_acc, shop.lead_id, 4002, 4003)) == ["reopened"]
     assert (await shop.conversation()).state == ConversationState.BOT_ACTIVE
     changes = await storage.lead_status_events.of_lead(shop.org_id, shop.lead_id)
-    assert [(c.old_status_id, c.status_id) for c in changes] == [(4001, 4003), (4003, 4002)]
+    assert [(c.old_status_id, c.new_status_id) for c in changes] == [(4001, 4003), (4003, 4002)]
 
 
 async def test_lead_deleted_and_talk_closed_close_the_conversation(shop):
