@@ -8,8 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.kommo.errors import KommoTokenRevoked
+from core.kommo.errors import KommoError, KommoTokenRevoked
 from core.kommo.http.hosts import lookup_base_domain
+from core.kommo.service import build_kommo
 from core.models.kommo import ConnectionStatus
 
 
@@ -101,3 +102,25 @@ async def test_oauth_link_for_kommo_and_amocrm_accounts(kommo, core_services, fa
     assert query["client_id"] == [fake_kommo.client_id] and query["mode"] == ["post_message"]
     with pytest.raises(Exception, match="kommo.com or amocrm.ru"):
         await kommo.oauth.authorize_url(org.id, 1, domain="evil.example")
+
+
+async def test_reconnecting_a_blocked_account_lifts_the_block_in_every_process(kommo, core_services, fake_kommo):
+    storage = core_services.storage
+    org = await storage.orgs.create("Blocked")
+    fake_acc = fake_kommo.add_account("shop")
+    result = await kommo.connections.connect_long_lived(org.id, "shop", fake_kommo.book.issue_long_lived(fake_acc.id))
+    worker = build_kommo(core_services.settings.kommo, storage=storage, redis=core_services.redis,
+                         keyring=core_services.keyring)  # another process: it sees the 403s, not the reconnect
+    try:
+        fake_acc.blocked = True
+        for _ in range(3):
+            with pytest.raises(KommoError):
+                await worker.api.pipelines(result.account)
+        assert (await storage.kommo_accounts.for_org(org.id)).status == ConnectionStatus.BLOCKED
+        fake_acc.blocked = False  # the admin fixed the user's rights and reconnects from the console
+        await kommo.connections.connect_long_lived(org.id, "shop", fake_kommo.book.issue_long_lived(fake_acc.id))
+        account = await storage.kommo_accounts.for_org(org.id)
+        assert account.status == ConnectionStatus.ACTIVE
+        assert len(await worker.api.pipelines(account)) == 2  # the worker calls again
+    finally:
+        await worker.close()

@@ -83,13 +83,15 @@ class KommoClient:
         self.accounts = accounts
         self.notifications = notifications
         self.max_attempts = max_attempts
-        self._blocked: set[str] = set()
+        # account id -> the token version it was blocked under: reconnecting (a new version) lifts it
+        # in every process, not only in the one the operator used.
+        self._blocked: dict[str, int] = {}
 
     async def request(self, account: KommoAccount, method: str, path: str, *,
                       params: dict[str, Any] | None = None, json_body: Any = None,
                       idempotent: bool | None = None, forbidden_ok: bool = False) -> Any:
         """`path` is `/api/v4/...` (query allowed); returns parsed JSON or None for 204."""
-        if account.status != ConnectionStatus.ACTIVE or account.id in self._blocked:
+        if account.status != ConnectionStatus.ACTIVE or self._blocked.get(account.id) == account.token_version:
             raise KommoNotConnected(f"Kommo connection is {account.status.value}; calls are stopped",
                                     status_reason=account.status_reason)
         idempotent = method.upper() in ("GET", "PATCH", "PUT", "DELETE") if idempotent is None else idempotent
@@ -237,7 +239,7 @@ class KommoClient:
         return int(count)
 
     async def _block(self, account: KommoAccount, what: str, detail: str, strikes: int) -> None:
-        self._blocked.add(account.id)
+        self._blocked[account.id] = account.token_version
         await self.redis.delete(f"kommo:forbidden:{account.id}")  # a reconnected account starts counting afresh
         minutes = max(1, round(self.settings.forbidden_window_s / 60))
         # Said in words the operator can act on: the two causes Kommo documents for a 403.
@@ -255,4 +257,4 @@ class KommoClient:
             dedupe_key=f"kommo_blocked:{account.id}:{utcnow():%Y%m%d%H}")
 
     def unblock(self, account_id: str) -> None:
-        self._blocked.discard(account_id)
+        self._blocked.pop(account_id, None)
