@@ -38,6 +38,8 @@ class KommoAccount(OrgDocument):
     chats_scope_id: str | None = None
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
+    # Bumped by every delivery set-up: a broken set-up alerts once per version, not per message.
+    delivery_version: int = 0
     last_sync_at: datetime | None = None
 
     @property
