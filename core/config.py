@@ -144,6 +144,8 @@ class KommoSettings(BaseSettings):
     rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
     request_timeout_s: float = 15.0
+    salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
+                                   "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")

@@ -135,7 +135,8 @@ class CoreServices:
             kommo = await self.kommo()
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
-                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s))
+                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
+                salesbot_wait_s=self.settings.kommo.salesbot_wait_s))
 
         return await self._area("engine", build)
 

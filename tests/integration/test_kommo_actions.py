@@ -71,9 +71,18 @@ async def test_salesbot_continue_carries_full_reply(kommo, connected, fake_kommo
                                          context={"return_url": return_url, "show": True, "goto_step": 3})
     assert rec.state == ActionState.SENT
     (cont,) = fake_acc.continues.values()
+    # Over the 80-character `show` cap: the whole reply in data, for the bot's "send message" step.
     assert cont["body"]["data"]["reply"] == long_text
-    show, goto = cont["body"]["execute_handlers"]
-    assert len(show["params"]["value"]) <= 80 and goto["params"]["step"] == 3
+    (goto,) = cont["body"]["execute_handlers"]
+    assert goto["handler"] == "goto" and goto["params"]["step"] == 3
+    short_url = fake_kommo.open_continue(fake_acc)
+    await kommo.actions.send_reply(org.id, lead_id=lead_of(fake_acc), text="Да, доставим завтра.",
+                                   mode=DeliveryMode.SALESBOT, idempotency_key="reply:sb2",
+                                   context={"return_url": short_url})
+    short = fake_acc.continues[short_url.rsplit("/", 1)[-1]]["body"]
+    assert short["execute_handlers"] == [{"handler": "show", "params": {"type": "text",
+                                                                        "value": "Да, доставим завтра."}}]
+    assert short["data"]["reply"] == ""  # shown once, not repeated by the send step
 
 
 async def test_salesbot_return_url_on_another_host_is_refused(kommo, connected, fake_kommo):

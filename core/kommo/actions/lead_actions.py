@@ -60,6 +60,17 @@ class KommoActions:
             find_existing=self.replies.finder(account, mode, lead_id, text),
             conversation_id=conversation_id, agent_id=agent_id)
 
+    async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
+                               idempotency_key: str, conversation_id: str | None = None) -> ActionRecord:
+        """Continue a Salesbot that waits on `return_url` without a reply (see ReplySender)."""
+        account = await self.account(org_id)
+        refuse = self.replies.check(account, DeliveryMode.SALESBOT, {"return_url": return_url})
+        return await self._journal(
+            org_id, kind="salesbot.release", key=idempotency_key, lead_id=lead_id, refuse=refuse,
+            params={"return_url": return_url, "status": status},
+            perform=lambda: self.replies.release_salesbot(account, return_url, status),
+            conversation_id=conversation_id)
+
     async def move_lead(self, org_id: str, lead_id: int, pipeline_id: int, status_id: int, idempotency_key: str, *,
                         allowed_stages: list[tuple[int, int]] | None = None, dry_run: bool = False,
                         conversation_id: str | None = None, agent_id: str | None = None) -> ActionRecord:

@@ -123,12 +123,20 @@ class WebhookIntake:
                                  status=status,
                                  error="caused by our own write" if status == EventStatus.IGNORED else None)
 
+    def widget_secret(self, account: KommoAccount) -> str | None:
+        """The JWT of a widget_request is signed by the integration that owns the widget: the
+        one this connection set up (`kommo delivery --widget-secret-file`), else ours."""
+        if "widget_secret" in account.secrets:
+            return self.keyring.decrypt(account.org_id, "widget_secret", account.secrets["widget_secret"])
+        return self.settings.client_secret.get_secret_value() if self.settings.client_secret else None
+
     async def salesbot(self, hook_token: str, body: bytes, content_type: str) -> IntakeResult:
         account = await self.resolve(hook_token)
-        if not self.settings.client_secret:
-            raise InvalidWebhook("salesbot hooks are not configured (no integration secret)")
+        secret = self.widget_secret(account)
+        if secret is None:
+            raise InvalidWebhook("salesbot hooks are not configured (no widget integration secret)")
         data = _json_or_form(body, content_type)
-        claims = verify_salesbot_token(data.get("token"), self.settings.client_secret.get_secret_value())
+        claims = verify_salesbot_token(data.get("token"), secret)
         if claims.get("account_id") and account.account_id and int(claims["account_id"]) != account.account_id:
             raise InvalidWebhook("salesbot token is for another Kommo account")
         return_url = str(data.get("return_url") or "")
