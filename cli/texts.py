@@ -7,7 +7,6 @@ import functools
 import gettext
 from typing import Any
 
-from bot.i18n import DOMAIN, LOCALES_DIR, compile_catalog
 from core.errors import KommoAgentError
 
 LANGUAGES = ("en", "ru", "es")
@@ -15,6 +14,8 @@ LANGUAGES = ("en", "ru", "es")
 
 @functools.cache
 def _catalog(language: str) -> gettext.GNUTranslations:
+    from bot.i18n import DOMAIN, LOCALES_DIR, compile_catalog  # noqa: PLC0415 - keeps every command's start fast
+
     return compile_catalog(LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po")
 
 

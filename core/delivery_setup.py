@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, SecretError
 from core.kommo.errors import KommoError
 from core.models.agent import Agent, DeliveryMode
 from core.models.kommo import KommoAccount
@@ -188,13 +188,16 @@ class DeliverySetupService:
         from core.kommo.intake.parser import SUBSCRIBED_EVENTS  # noqa: PLC0415 - the engine's own list
 
         kommo = await self.kommo()
-        webhook = kommo.connections.webhook_url(account)
+        try:
+            webhook, salesbot_url = kommo.connections.webhook_url(account), kommo.connections.salesbot_url(account)
+        except (KeyError, SecretError):  # no readable webhook token: reconnecting makes one
+            webhook = salesbot_url = "(reconnect Kommo to get the address)"
         steps: list[tuple[str, dict[str, Any]]] = []
         if mode == DeliveryMode.SALESBOT_RUN:
             steps.append(("salesbot_run.bot", {"bot_id": account.salesbot_bot_id,
                                                "field_id": account.reply_field_id}))
         elif mode == DeliveryMode.SALESBOT:
-            steps.append(("salesbot.widget", {"url": kommo.connections.salesbot_url(account)}))
+            steps.append(("salesbot.widget", {"url": salesbot_url}))
         elif mode == DeliveryMode.CHATS_API:
             steps.append(("chats_api.channel", {}))
         else:

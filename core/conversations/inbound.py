@@ -136,7 +136,7 @@ async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> st
     elif event.kind == "outgoing_message.add":
         outcome = await accept_manager_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
     elif event.kind == "chats.message":
-        outcome = await accept_manager_message(deps, org_id, _chats_message(payload, event.id))
+        outcome = await _chats_takeover(deps, org_id, _chats_message(payload, event.id))
     elif event.kind.startswith("salesbot"):
         outcome = await _salesbot_request(deps, org_id, event)
     else:
@@ -225,6 +225,16 @@ async def _widget_twin(deps: EngineDeps, org_id: str, conv: Conversation, text: 
                 and _same_text(message.text, text) and _fresh(message, now)):
             return message
     return None
+
+
+async def _chats_takeover(deps: EngineDeps, org_id: str, msg: ChatMessage) -> str:
+    """A Chats API hook is a manager writing in our own channel: it takes over only a
+    conversation of that channel the bot is running; a hook about any other chat is no
+    takeover of anything (and creates no conversation)."""
+    conv = await deps.storage.conversations.by_key(org_id, msg.conversation_key) if msg.chat_id else None
+    if conv is None:
+        return "not_our_conversation"
+    return await accept_manager_message(deps, org_id, msg)
 
 
 def _chats_message(payload: dict[str, Any], fallback_id: str) -> ChatMessage:

@@ -1,14 +1,17 @@
-"""`kommo-agent kommo connect | delivery | status` as an operator runs them (real subprocesses
-on the test Mongo, the fake Kommo over HTTP): connect warns that note_draft reaches nobody,
-delivery is checked against the live account (a missing bot or a numeric field is refused and
-nothing is saved), `--create-field` makes the reply field, the steps are printed in the chosen
-language, and status says in words whether each agent reaches customers."""
+"""`kommo-agent kommo connect | delivery | status | widget` as an operator runs them (real
+subprocesses on the test Mongo, the fake Kommo over HTTP): connect warns that note_draft reaches
+nobody; delivery is checked against the live account (a missing bot is refused with the
+account's bots named, and nothing is saved; the other refusals are tested in-process in
+test_salesbot_delivery.py); `--create-field` makes the reply field; the steps are printed in the
+chosen language; status says in words whether each agent reaches customers; the widget archive
+and salesbot mode with its integration's secret (stored encrypted)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+import zipfile
 
 from core.models.agent import DeliveryMode
 from core.orgs import create_agent
@@ -54,20 +57,9 @@ async def test_delivery_is_checked_live_then_saved_and_status_says_who_reaches_c
     code, out, err = await _run(env, "delivery", "--org", org.id, "--agent", "Anna", "--mode", "salesbot_run",
                                 "--bot-id", "4242", "--field-id", "501")
     assert code == 1 and "Kommo has no Salesbot 4242" in err and "77 AI reply sender" in err, err
-    # A numeric field cannot carry a reply.
-    code, out, err = await _run(env, "delivery", "--org", org.id, "--agent", "Anna", "--mode", "salesbot_run",
-                                "--bot-id", "77", "--field-id", "502")
-    assert code == 1 and "text or textarea lead field" in err, err
     account = await storage.kommo_accounts.for_org(org.id)
     assert account.salesbot_bot_id is None and account.reply_field_id is None
     assert (await storage.agents.get(org.id, agent.id)).delivery_mode == DeliveryMode.NOTE_DRAFT
-
-    # A switched-off bot is refused with what to do.
-    fake_acc.bots[88] = {"id": 88, "name": "Draft bot", "is_active": False}
-    code, out, err = await _run(env, "delivery", "--org", org.id, "--mode", "salesbot_run", "--bot-id", "88",
-                                "--create-field")
-    assert code == 1 and "switched off" in err, err
-    assert [f["name"] for f in fake_acc.custom_fields["leads"]].count("AI reply") == 1  # nothing created
 
     # Created field, bot checked, steps printed in Russian.
     code, out, err = await _run(env, "delivery", "--org", org.id, "--agent", agent.id, "--mode", "salesbot_run",
@@ -80,9 +72,25 @@ async def test_delivery_is_checked_live_then_saved_and_status_says_who_reaches_c
     assert (await storage.agents.get(org.id, agent.id)).delivery_mode == DeliveryMode.SALESBOT_RUN
     assert f"{{{{lead.cf.{created['id']}}}}}" in out and "Остановить бота" in out and "add_message" in out
 
-    code, out, err = await _run(env, "status", "--org", org.id)
-    assert "salesbot_run: replies reach the customer's chat" in out, out
     # Kommo switched the bot off meanwhile: status says so.
     fake_acc.bots[77]["is_active"] = False
     code, out, err = await _run(env, "status", "--org", org.id, "--lang", "es")
     assert "NO llegan" in out and "apagado" in out, out
+
+    # The widget archive for salesbot mode, then salesbot mode with its integration's secret.
+    out_zip = tmp_path / "widget.zip"
+    code, out, err = await _run(env, "widget", "--org", org.id, "--out", str(out_zip))
+    assert code == 0, err
+    with zipfile.ZipFile(out_zip) as archive:
+        script = archive.read("script.js").decode()
+        assert "manifest.json" in archive.namelist()
+    hook = await storage.kommo_accounts.for_org(org.id)
+    assert "https://agent.example/kommo/salesbot/" in script and hook.hook_token_hash
+    secret_file = tmp_path / "widget-secret"
+    secret_file.write_text("integration-secret-" + "x" * 40 + "\n")
+    code, out, err = await _run(env, "delivery", "--org", org.id, "--mode", "salesbot", "--widget-secret-file",
+                                str(secret_file))
+    assert code == 0, err
+    assert "json.reply" in out and "https://agent.example/kommo/salesbot/" in out
+    account = await storage.kommo_accounts.for_org(org.id)
+    assert "widget_secret" in account.secrets and "x" * 40 not in account.secrets["widget_secret"]  # encrypted

@@ -19,10 +19,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from core.clock import utcnow
 from core.conversations.errors import RetryLater
+from core.delivery_setup import DeliverySetupInvalid
+from core.errors import PermissionDenied
 from core.kommo.delivery.widget import build_widget_archive
+from core.kommo.intake.signatures import chats_body_signature
 from core.models.agent import DeliveryMode, WorkingHours
 from core.models.conversation import ConversationState
 from core.models.org import Operator, Role
+from tests.fakes.kommo_wire import CHANNEL_SECRET
 from tests.fixtures.engine import message_body
 from tests.fixtures.kommo import SALESBOT_SECRET
 from web.app import create_app
@@ -289,3 +293,64 @@ async def test_widget_archive_describes_exactly_the_request_the_route_accepts(wi
     (event,) = [e for e in await shop.services.storage.events.list(shop.org_id) if e.kind.startswith("salesbot")]
     assert event.payload["lead_id"] == shop.lead_id and event.payload["data"]["message"] == "Is the sofa available?"
     assert event.payload["data"]["talk_id"] == "11"
+
+
+async def test_chats_api_only_for_our_own_channel_and_foreign_chats_hooks_take_nothing_over(shop):
+    setup = shop.services.delivery_setup()
+    with pytest.raises(DeliverySetupInvalid) as refused:
+        await setup.configure(shop.org_id, _owner(shop.org_id), shop.agent.id, DeliveryMode.CHATS_API)
+    assert refused.value.code == "delivery_chats_unavailable"
+    assert (await shop.services.storage.agents.get(shop.org_id, shop.agent.id)).delivery_mode == DeliveryMode.NOTE_DRAFT
+    account = await shop.services.storage.kommo_accounts.for_org(shop.org_id)
+    scope = shop.fake.scope_id(shop.fake_acc)
+    await shop.services.storage.kommo_accounts.update(shop.org_id, account.id, {"chats_scope_id": scope})
+    await setup.configure(shop.org_id, _owner(shop.org_id), shop.agent.id, DeliveryMode.CHATS_API)
+
+    await shop.customer_says("Hi there", chat_id="chat-own")  # a chat the bot is running
+    kommo = await shop.services.kommo()
+
+    async def manager_writes(chat_id: str, msg_id: str) -> str:
+        body = json.dumps({"account_id": shop.fake_acc.amojo_id, "time": int(time.time()), "message": {
+            "receiver": {"id": "cust", "client_id": "c-1"}, "sender": {"id": "mgr", "name": "Manager"},
+            "conversation": {"id": chat_id, "client_id": "conv-1"}, "timestamp": int(time.time()),
+            "message": {"id": msg_id, "type": "text", "text": "I will take this one"}}}).encode()
+        result = await kommo.intake.chats(scope, body, chats_body_signature(body, CHANNEL_SECRET))
+        return await shop.engine.process_event(shop.org_id, result.event_ids[0])
+
+    assert await manager_writes("chat-of-another-channel", "k-1") == "not_our_conversation"
+    assert await shop.services.storage.conversations.by_key(shop.org_id, "chat:chat-of-another-channel") is None
+    assert (await shop.conversation("chat-own")).state == ConversationState.BOT_ACTIVE
+    assert await manager_writes("chat-own", "k-2") == "handed_off"
+    assert (await shop.conversation("chat-own")).state == ConversationState.HANDED_OFF
+
+
+async def test_delivery_setup_refuses_what_cannot_work_and_saves_nothing(shop):
+    setup = shop.services.delivery_setup()
+    owner = _owner(shop.org_id)
+    shop.fake_acc.bots[88] = {"id": 88, "name": "Draft bot", "is_active": False}
+    cases = [(dict(bot_id=77, field_id=502), "delivery_field_invalid"),  # numeric: cannot carry a reply
+             (dict(bot_id=77, field_id=999), "delivery_field_invalid"),  # not in Kommo
+             (dict(bot_id=88, create_field=True), "delivery_bot_disabled"),
+             (dict(bot_id=77, field_id=501, create_field=True), "delivery_field_conflict"),
+             (dict(field_id=501), "delivery_bot_missing")]
+    for choices, code in cases:
+        with pytest.raises(DeliverySetupInvalid) as refused:
+            await setup.configure(shop.org_id, owner, shop.agent.id, DeliveryMode.SALESBOT_RUN, **choices)
+        assert refused.value.code == code, choices
+    assert [f["name"] for f in shop.fake_acc.custom_fields["leads"]].count("AI reply") == 1  # nothing created
+    account = await shop.services.storage.kommo_accounts.for_org(shop.org_id)
+    assert (account.salesbot_bot_id, account.reply_field_id, account.delivery_version) == (None, None, 0)
+    # salesbot mode needs the widget's integration secret when the deployment has no client secret of its own.
+    bare = type(setup)(storage=shop.services.storage, kommo=shop.services.kommo, keyring=shop.services.keyring,
+                       global_widget_secret=False)
+    with pytest.raises(DeliverySetupInvalid) as no_secret:
+        await bare.configure(shop.org_id, owner, shop.agent.id, DeliveryMode.SALESBOT)
+    assert no_secret.value.code == "delivery_widget_secret_missing"
+    with pytest.raises(DeliverySetupInvalid) as bad_secret:
+        await bare.configure(shop.org_id, owner, shop.agent.id, DeliveryMode.SALESBOT, widget_secret="two words")
+    assert bad_secret.value.code == "delivery_widget_secret_invalid"
+    assert (await shop.services.storage.agents.get(shop.org_id, shop.agent.id)).delivery_mode == DeliveryMode.NOTE_DRAFT
+    # A viewer may not change delivery.
+    viewer = Operator(_id="op-v", org_id=shop.org_id, telegram_user_id=2, role=Role.VIEWER, name="Vic")
+    with pytest.raises(PermissionDenied):
+        await setup.configure(shop.org_id, viewer, shop.agent.id, DeliveryMode.NOTE_DRAFT)
