@@ -84,8 +84,8 @@ def connect(org_id: str, subdomain: str, token_file: Path, lang: str) -> None:
         click.echo(f"webhook not registered automatically: {result.webhook_note}")
         click.echo(f"paste this URL into Kommo > Settings > Integrations > Web hooks: {result.webhook_url}")
     silent = [a.name for a in status.agents if not a.reaches_now]
-    if silent or not status.agents:
-        click.echo(text(lang, "kommo.warn_not_reaching", agents=", ".join(silent) or "-", org=org_id), err=True)
+    if silent:
+        click.echo(text(lang, "kommo.warn_not_reaching", agents=", ".join(silent), org=org_id), err=True)
 
 
 @kommo.command()
@@ -96,10 +96,8 @@ def status(org_id: str, lang: str) -> None:
     its replies reach customers (the Salesbot checked live in Kommo)."""
 
     async def job(services):
-        if await services.storage.kommo_accounts.for_org(org_id) is None:
-            return None
         account = await services.storage.kommo_accounts.for_org(org_id)
-        return account, await _deliveries(services, org_id)
+        return None if account is None else (account, await _deliveries(services, org_id))
 
     found = run_with_services(job)
     if found is None:

@@ -250,6 +250,14 @@ async def test_salesbot_run_with_a_deleted_bot_gives_one_alert_and_a_handoff(sho
     msg = await shop.customer_says("Still there?", chat_id="chat-y")
     assert await shop.engine.run_turn(shop.org_id, conv.id, msg) == "replied"
     assert shop.fake_acc.bot_runs[-1]["bot_id"] == 90
+    # Switched off in Kommo later: refused by both endpoints, the new set-up's one alert.
+    shop.fake_acc.bots[90]["is_active"] = False
+    for chat in ("chat-z", "chat-w"):
+        msg = await shop.customer_says(f"Hello from {chat}", chat_id=chat)
+        assert await shop.engine.run_turn(shop.org_id, (await shop.conversation(chat)).id, msg) == "delivery_failed"
+    alerts = [a for a in await shop.services.storage.notifications.pending(shop.org_id) if a["kind"] == "reply_failed"]
+    assert len(alerts) == 2 and "Salesbot 90" in alerts[-1]["params"]["error"]
+    assert len(shop.fake_acc.bot_runs) == 1
 
 
 async def test_widget_archive_describes_exactly_the_request_the_route_accepts(widget_shop, web):
