@@ -103,21 +103,30 @@ class KommoAdmin:
                   for a in await self.storage.agents.list(org_id, sort=[("created_at", 1)])]
         return KommoStatus(
             connected=True, host=account.host, auth_kind=account.auth_kind.value, status=account.status.value,
-            status_reason=account.status_reason, token_health=self._health(account), expires_at=account.expires_at,
+            status_reason=account.status_reason, token_health=self.token_health(account), expires_at=account.expires_at,
             last_sync_at=account.last_sync_at, pipelines=len(await self.storage.kommo_catalog.pipelines(org_id)),
             users=len(await self.storage.kommo_catalog.users(org_id)),
-            webhook_url=self._webhook_url(kommo, account), events=list(SUBSCRIBED_EVENTS), agents=agents,
+            webhook_url=self.webhook_url(kommo, account), events=list(SUBSCRIBED_EVENTS), agents=agents,
             oauth_available=oauth)
 
     @staticmethod
-    def _webhook_url(kommo: Any, account: Any) -> str:
+    def webhook_url(kommo: Any, account: Any) -> str:
         try:
             return kommo.connections.webhook_url(account)
         except (KeyError, SecretError):  # no readable webhook token: reconnecting makes one
             return ""
 
     @staticmethod
-    def _health(account) -> str:
+    def missing_for_mode(mode: DeliveryMode, account) -> list[str]:
+        if mode == DeliveryMode.SALESBOT_RUN:
+            return [name for name, value in (("salesbot_bot_id", account.salesbot_bot_id),
+                                             ("reply_field_id", account.reply_field_id)) if not value]
+        if mode == DeliveryMode.CHATS_API and not account.chats_scope_id:
+            return ["chats_channel"]
+        return []
+
+    @staticmethod
+    def token_health(account) -> str:
         if account.status.value != "active":
             return account.status.value
         if account.expires_at is None:
