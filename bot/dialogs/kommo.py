@@ -37,8 +37,8 @@ async def status_getter(dialog_manager: DialogManager, services, org, operator, 
         return data
     agents = "\n".join(
         f"• {a.name}: {gettext('delivery.' + a.mode.value)}"
-        + ("" if a.reaches_customer and not a.missing else " ⚠️ " + gettext(
-            "kommo.not_reaching" if not a.reaches_customer else "kommo.needs_setup"))
+        + ("" if a.reaches_now else " ⚠️ " + (gettext("kommo.not_reaching") if not a.reaches_customer else
+                                              "; ".join(gettext(f"problem.{p}") for p in a.missing)))
         for a in status.agents) or gettext("kommo.no_agents")
     events = ", ".join(status.events)
     return {**data, "host": status.host, "auth": gettext("kommo.auth_" + status.auth_kind),

@@ -167,3 +167,7 @@ async def test_delivery_setup_refused_for_a_missing_bot(console, console_service
     await console.click(owner, "AI reply")
     assert "Salesbot 1299" in console.text(owner)
     assert (await storage.kommo_accounts.for_org(membership.org.id)).salesbot_bot_id == 1299
+    # Status checks the chosen bot live: deleted in Kommo, the screen says so in words.
+    del fake_acc.bots[1299]
+    await console.send(owner, "/kommo")
+    assert "Seller" in console.text(owner) and "the Salesbot is gone from Kommo" in console.text(owner)
