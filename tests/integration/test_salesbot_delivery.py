@@ -362,3 +362,20 @@ async def test_delivery_setup_refuses_what_cannot_work_and_saves_nothing(shop):
     viewer = Operator(_id="op-v", org_id=shop.org_id, telegram_user_id=2, role=Role.VIEWER, name="Vic")
     with pytest.raises(PermissionDenied):
         await setup.configure(shop.org_id, viewer, shop.agent.id, DeliveryMode.NOTE_DRAFT)
+
+
+async def test_widget_requests_that_cannot_be_answered_are_refused_clearly(widget_shop, web):
+    shop = widget_shop
+    url = await _salesbot_url(shop)
+    return_url = shop.fake.open_continue(shop.fake_acc, lead_id=shop.lead_id)
+    customer_token = jwt.encode({"account_id": shop.fake_acc.id, "entity_id": 5, "entity_type": 12,
+                                 "exp": int(time.time()) + 300}, WIDGET_SECRET, algorithm="HS512")
+    resp = await web.post(url, json={"token": customer_token, "data": {"message": "hi"}, "return_url": return_url})
+    assert resp.status == 400 and "no lead" in (await resp.json())["error"]
+    foreign = return_url.replace(f"{shop.fake_acc.subdomain}.kommo.com", "evil.example")
+    resp = await web.post(url, json={"token": widget_jwt(shop.fake_acc, shop.lead_id), "data": {"message": "hi"},
+                                     "return_url": foreign})
+    assert resp.status == 400 and "host" in (await resp.json())["error"]
+    resp = await web.post(url, data=b"token=&return_url=", headers=FORM)
+    assert resp.status == 400
+    assert not [e for e in await shop.services.storage.events.list(shop.org_id) if e.kind.startswith("salesbot")]

@@ -143,9 +143,15 @@ class WebhookIntake:
         path = urlsplit(return_url).path
         if "/salesbot/" not in path or "/continue/" not in path:
             raise InvalidWebhook("missing or malformed return_url")
+        host = urlsplit(return_url).hostname
+        if host and host.lower() != account.host.lower():
+            # Our account token is sent to the return_url: only ever to the account's own host.
+            raise InvalidWebhook("return_url is not on the account's host")
         fields = data.get("data") if isinstance(data.get("data"), dict) else {}
         lead_id = claims.get("entity_id") if str(claims.get("entity_type", "2")) == "2" else None
         lead_id = _as_int(lead_id or fields.get("lead_id"))
+        if lead_id is None or lead_id <= 0:
+            raise InvalidWebhook("widget_request names no lead (the agent answers leads only)")
         doc = WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="salesbot",
                            kind="salesbot.widget_request", dedupe_key=f"salesbot:{path.rsplit('/', 1)[-1]}",
                            raw_body=body.decode("utf-8", errors="replace"), content_type=content_type,
