@@ -20,12 +20,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from core.clock import utcnow
 from core.conversations.errors import RetryLater
 from core.delivery_setup import DeliverySetupInvalid
-from core.errors import PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.kommo.delivery.widget import build_widget_archive
 from core.kommo.intake.signatures import chats_body_signature
 from core.models.agent import DeliveryMode, WorkingHours
 from core.models.conversation import ConversationState
 from core.models.org import Operator, Role
+from core.orgs import create_agent
 from tests.fakes.kommo_wire import CHANNEL_SECRET
 from tests.fixtures.engine import message_body
 from tests.fixtures.kommo import SALESBOT_SECRET
@@ -379,3 +380,16 @@ async def test_widget_requests_that_cannot_be_answered_are_refused_clearly(widge
     resp = await web.post(url, data=b"token=&return_url=", headers=FORM)
     assert resp.status == 400
     assert not [e for e in await shop.services.storage.events.list(shop.org_id) if e.kind.startswith("salesbot")]
+
+
+async def test_the_agent_is_found_by_id_or_name_and_an_ambiguous_choice_is_refused(shop):
+    setup = shop.services.delivery_setup()
+    assert (await setup.find_agent(shop.org_id, None)).id == shop.agent.id  # the org's only agent
+    other = await create_agent(shop.services.storage, shop.org_id, "Support", "Help.")
+    assert (await setup.find_agent(shop.org_id, "support")).id == other.id
+    assert (await setup.find_agent(shop.org_id, shop.agent.id)).id == shop.agent.id
+    with pytest.raises(DeliverySetupInvalid) as ambiguous:
+        await setup.find_agent(shop.org_id, None)
+    assert ambiguous.value.code == "delivery_agent_ambiguous" and "Support" in ambiguous.value.params["agents"]
+    with pytest.raises(NotFound):
+        await setup.find_agent(shop.org_id, "Nobody")
