@@ -34,6 +34,7 @@ from core.errors import AlreadyExists, NotFound
 from core.kommo.errors import (
     TRANSIENT,
     ActionInProgress,
+    DeliverySetupBroken,
     KommoAuthError,
     KommoBlocked,
     KommoError,
@@ -48,7 +49,9 @@ from core.models.events import ActionState
 from core.storage import Storage
 
 log = get_logger(__name__)
-CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError)
+# What stops every send alike, so the campaign pauses (resumable) instead of failing each lead:
+# the connection, or a salesbot_run set-up whose bot or field is gone in Kommo.
+CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError, DeliverySetupBroken)
 Progress = Callable[[Campaign, dict[str, int]], Awaitable[None] | None]
 
 
