@@ -97,16 +97,17 @@ class ReplySender:
             await self.api.update_lead(account, lead_id, {"custom_fields_values": [
                 {"field_id": field_id, "values": [{"value": text}]}]})
         except KommoValidationError as exc:
-            raise DeliverySetupBroken(f"Kommo refused the reply field {field_id} (deleted?): {exc}"[:300],
+            raise DeliverySetupBroken(f"Kommo refused the reply field {field_id} (deleted?); set delivery up again "
+                                      f"(/kommo or kommo delivery): {exc}"[:300],
                                       what="field", field_id=field_id, bot_id=bot_id,
                                       version=account.delivery_version) from exc
         try:
             endpoint = await self.api.salesbot_run(account, bot_id, lead_id)
         except (KommoNotFound, KommoValidationError) as exc:
             # Both endpoints refused: the bot is gone or switched off (the lead exists: we just wrote it).
-            raise DeliverySetupBroken(f"Kommo refused to run Salesbot {bot_id} (deleted or switched off?): "
-                                      f"{exc}"[:300], what="bot", field_id=field_id, bot_id=bot_id,
-                                      version=account.delivery_version) from exc
+            raise DeliverySetupBroken(f"Kommo refused to run Salesbot {bot_id} (deleted or switched off?); switch "
+                                      f"it on or set delivery up again (/kommo or kommo delivery): {exc}"[:300],
+                                      what="bot", field_id=field_id, bot_id=bot_id, version=account.delivery_version) from exc
         return {"bot_id": bot_id, "field_id": field_id, "endpoint": endpoint}
 
     async def release_salesbot(self, account: KommoAccount, return_url: str, status: str) -> dict[str, Any]:
