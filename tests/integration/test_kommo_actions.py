@@ -9,7 +9,7 @@ import pytest
 
 from core.clock import utcnow
 from core.kommo.delivery.replies import DRAFT_PREFIX
-from core.kommo.errors import ActionInProgress, KommoValidationError
+from core.kommo.errors import ActionInProgress, DeliverySetupBroken, KommoValidationError
 from core.models.agent import DeliveryMode
 from core.models.events import ActionState
 from core.models.kommo import KommoStage
@@ -97,9 +97,10 @@ async def test_salesbot_return_url_on_another_host_is_refused(kommo, connected, 
 async def test_salesbot_run_writes_field_then_runs_bot(kommo, connected, core_services):
     org, account, fake_acc = connected
     lead = lead_of(fake_acc)
-    refused = await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,
-                                             idempotency_key="reply:run0")
-    assert refused.state == ActionState.REFUSED and not fake_acc.bot_runs
+    with pytest.raises(DeliverySetupBroken, match="reply field and bot id"):  # not set up: nothing journaled
+        await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,
+                                       idempotency_key="reply:run1")
+    assert not fake_acc.bot_runs
     await core_services.storage.kommo_accounts.update(org.id, account.id, {"reply_field_id": 501,
                                                                            "salesbot_bot_id": 77})
     rec = await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,

@@ -393,3 +393,24 @@ async def test_the_agent_is_found_by_id_or_name_and_an_ambiguous_choice_is_refus
     assert ambiguous.value.code == "delivery_agent_ambiguous" and "Support" in ambiguous.value.params["agents"]
     with pytest.raises(NotFound):
         await setup.find_agent(shop.org_id, "Nobody")
+
+
+async def test_salesbot_run_never_set_up_alerts_once_and_hands_off(shop):
+    """An agent switched to salesbot_run elsewhere (the agent wizard) before the bot and field
+    were chosen: each turn hands off with its draft, the operators get one alert."""
+    await shop.services.storage.agents.update(shop.org_id, shop.agent.id, {"delivery_mode": "salesbot_run"})
+    for chat in ("chat-p", "chat-q"):
+        msg = await shop.customer_says(f"Price of the oak table? ({chat})", chat_id=chat)
+        assert await shop.engine.run_turn(shop.org_id, (await shop.conversation(chat)).id, msg) == "delivery_failed"
+        assert (await shop.conversation(chat)).state == ConversationState.HANDED_OFF
+        assert any(chat in n["params"]["text"] and "oak" in n["params"]["text"] for n in shop.notes())
+    alerts = [a for a in await shop.services.storage.notifications.pending(shop.org_id) if a["kind"] == "reply_failed"]
+    assert len(alerts) == 1 and "kommo delivery" in alerts[0]["params"]["error"]
+    # Set up now: the next turn goes out through the bot.
+    await shop.services.delivery_setup().configure(shop.org_id, _owner(shop.org_id), shop.agent.id,
+                                                   DeliveryMode.SALESBOT_RUN, bot_id=77, field_id=501)
+    conv = await shop.conversation("chat-q")
+    await shop.services.storage.conversations.update(shop.org_id, conv.id, {"state": ConversationState.BOT_ACTIVE})
+    msg = await shop.customer_says("And the chairs?", chat_id="chat-q")
+    assert await shop.engine.run_turn(shop.org_id, conv.id, msg) == "replied"
+    assert len(shop.fake_acc.bot_runs) == 1

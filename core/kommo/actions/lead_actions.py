@@ -15,7 +15,7 @@ from core.clock import utcnow
 from core.config import KommoSettings
 from core.kommo.actions.journal import run_journaled
 from core.kommo.delivery.replies import ReplySender
-from core.kommo.errors import KommoNotConnected
+from core.kommo.errors import DeliverySetupBroken, KommoNotConnected
 from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
@@ -51,6 +51,11 @@ class KommoActions:
         `return_url`, chats `conversation_id`/`receiver`...)."""
         account = await self.account(org_id)
         context = context or {}
+        problem = self.replies.setup_problem(account, mode)
+        if problem and not dry_run:
+            # Not journaled: every reply would be refused alike until the set-up is fixed, and
+            # then this one must still be sendable (one alert per set-up, see the engine).
+            raise DeliverySetupBroken(problem, what="setup", version=account.delivery_version)
         refuse = None if text.strip() else "empty reply"
         refuse = refuse or self.replies.check(account, mode, context)
         return await self._journal(

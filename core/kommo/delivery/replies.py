@@ -41,6 +41,15 @@ class ReplySender:
         self.api = api
         self.chats = chats
 
+    @staticmethod
+    def setup_problem(account: KommoAccount, mode: DeliveryMode) -> str | None:
+        """What the account's set-up lacks for `mode`, whatever the message (see check)."""
+        if mode == DeliveryMode.SALESBOT_RUN and not (account.reply_field_id and account.salesbot_bot_id):
+            return "salesbot_run mode needs the account's reply field and bot id: set delivery up (/kommo or kommo delivery)"
+        if mode == DeliveryMode.CHATS_API and not account.chats_scope_id:
+            return "chats_api mode needs the account connected to this project's own chat channel"
+        return None
+
     def check(self, account: KommoAccount, mode: DeliveryMode, context: dict[str, Any]) -> str | None:
         """Why this mode cannot be used for this reply, or None."""
         if mode == DeliveryMode.SALESBOT:
