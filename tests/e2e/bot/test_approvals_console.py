@@ -12,6 +12,7 @@ import itertools
 import pytest
 
 from bot.notify import TelegramSender
+from core.kommo.delivery.replies import DRAFT_PREFIX
 from core.models.agent import ApprovalTimeoutAction, ReplyMode
 from core.models.org import Role
 from core.orgs import create_agent
@@ -25,7 +26,7 @@ _msgs = itertools.count(1)
 
 def replies(fake_acc, lead_id: int) -> list[str]:
     """The texts delivered to the lead in note_draft mode (the note's label line dropped)."""
-    return [d.split("\n\n", 1)[-1] for d in drafts(fake_acc, lead_id) if d.startswith("AI draft reply")]
+    return [d.removeprefix(DRAFT_PREFIX) for d in drafts(fake_acc, lead_id) if d.startswith(DRAFT_PREFIX)]
 
 
 class Shop:
