@@ -40,6 +40,9 @@ class RetrievedChunk:
 class RetrievalResult:
     chunks: list[RetrievedChunk]
     nothing_relevant: bool
+    # The best whole-chunk dense cosine (of the original or the translated query): unlike fused
+    # scores it is comparable across queries; None when the retriever does not measure it.
+    best_dense: float | None = None
 
     @property
     def best(self) -> RetrievedChunk | None:
