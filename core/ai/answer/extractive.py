@@ -143,7 +143,7 @@ def parse_row(line: str) -> Row:
         elif len(value) <= MAX_ATTRIBUTE_CHARS:
             row.attributes.append((header, value))
     if not row.name:  # no named column: the longest wordy cell that is not a link, code or price
-        words = [(h, v) for h, v in row.attributes if re.search(r"[^\W\d_]{3}", v)]
+        words = [(h, v) for h, v in row.attributes if re.search(r"[^\W\d_]{3}\w*\s+\S*[^\W\d_]{2}", v)]
         if words:
             best = max(words, key=lambda hv: len(hv[1]))
             row.name = best[1]

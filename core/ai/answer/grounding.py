@@ -38,6 +38,12 @@ _KINDS = {
                               r"business|working|días|dias|día|horas?|semanas?)", re.I),
     GUARANTEE: re.compile(r"гарант|warrant|guarantee|garantía|garantia|garantiza", re.I),
 }
+_TIME = re.compile(r"(\d+)(?:\s*[–—-]\s*(\d+))?\s*(?:рабоч\w*|календарн\w*|working|business|hábiles|habiles)?\s*"
+                   r"(дн|день|сут|day|día|dia|час|hour|hora|недел|week|semana|месяц|month|mes|год|лет|year|año)",
+                   re.I)
+_UNIT = {"дн": "d", "де": "d", "сут": "d", "day": "d", "día": "d", "dia": "d", "час": "h", "hou": "h", "hor": "h",
+         "нед": "w", "wee": "w", "sem": "w", "мес": "m", "mon": "m", "mes": "m", "год": "y", "лет": "y", "yea": "y",
+         "año": "y"}
 _NEGATION = re.compile(r"\b(не|нет|без|ни|no|not|never|none|don't|doesn't|dont|sin|nunca|ningún|ninguna)\b", re.I)
 _WORD = re.compile(r"\w+", re.U)
 _KIND_WORDS = {"скидк", "беспл", "гаран", "disco", "free", "grati", "warra", "guara", "descu", "garan"}
@@ -91,8 +97,24 @@ def numbers(text: str) -> set[str]:
     return out
 
 
+# Function words, so a shared "для" or "you" does not tie a claim to an unrelated sentence.
+_STOP = {"для", "вас", "вам", "все", "всё", "это", "как", "что", "при", "или", "наш", "наши", "так", "уже", "мы",
+         "the", "you", "your", "for", "and", "with", "our", "all", "are", "this", "that", "will", "get", "can",
+         "para", "con", "los", "las", "una", "por", "que", "del", "sus", "nuestro", "todo", "todos", "usted"}
+
+
+def durations(text: str) -> set[str]:
+    """Durations as "1-3d", "14d", "18m": a claimed "1 day" is not grounded by "1-3 days"."""
+    out = set()
+    for m in _TIME.finditer(text):
+        word = m.group(3).lower()
+        unit = next((u for prefix, u in _UNIT.items() if word.startswith(prefix)), word)
+        out.add(f"{m.group(1)}-{m.group(2)}{unit}" if m.group(2) else f"{m.group(1)}{unit}")
+    return out
+
+
 def _stems(text: str) -> set[str]:
-    return {w[:5] for w in _WORD.findall(_fold(text)) if len(w) >= 3 and not w.isdigit()}
+    return {w[:5] for w in _WORD.findall(_fold(text)) if len(w) >= 3 and not w.isdigit() and w not in _STOP}
 
 
 def sentences(text: str) -> list[str]:
@@ -110,6 +132,7 @@ class Grounding:
     def __init__(self, *texts: str) -> None:
         self.text = "\n".join(t for t in texts if t)
         self.numbers = numbers(self.text)
+        self.durations = durations(self.text)
         self._positive: dict[str, list[set[str]]] = {k: [] for k in COMMITMENTS}
         for sentence in sentences(self.text):
             negated = bool(_NEGATION.search(sentence))
@@ -122,6 +145,9 @@ class Grounding:
         missing = sorted(numbers(sentence) - self.numbers)
         if missing:
             return f"{'/'.join(kinds)} with figures not in the knowledge ({', '.join(missing[:5])})"
+        unknown_times = sorted(durations(sentence) - self.durations)
+        if unknown_times:
+            return f"{'/'.join(kinds)} with durations not in the knowledge ({', '.join(unknown_times[:5])})"
         negated = bool(_NEGATION.search(sentence))
         words = _stems(sentence) - _KIND_WORDS
         for kind in kinds:

@@ -22,8 +22,7 @@ from core.ai.answer.turn import PlannedAction, TurnResult
 from core.ai.errors import LLMError
 from core.ai.language import reply_language
 from core.ai.llm import LLMClient, LLMResponse
-from core.ai.retrieval.relevance import SMALL_TALK, Verdict, judge
-from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
+from core.ai.types import RetrievalResult, RetrievedChunk, Retriever, Verdict
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.conversation import Conversation, Message
@@ -65,7 +64,7 @@ class AgentRuntime:
         retrieval = await self._retrieve(org_id, agent, customer_text, turn_id=turn_id, dry_run=dry_run,
                                          conversation_id=conversation.id if conversation else None)
         retrieve_s = time.perf_counter() - started
-        verdict = judge(customer_text, retrieval)
+        verdict = retrieval.verdict or _unjudged(retrieval)
         if not self.llm_enabled:
             result = self._extractive(agent, customer_text, retrieval, verdict, language, dry_run, turn_id)
             result.timings["retrieve"] = retrieve_s
@@ -210,7 +209,7 @@ class AgentRuntime:
                     dry_run: bool, turn_id: str) -> TurnResult:
         result = TurnResult(turn_id=turn_id, reply_text="", language=language, mode="extractive",
                             dry_run=dry_run, relevance=_verdict(verdict))
-        if verdict.kind == SMALL_TALK:
+        if verdict.kind == "small_talk":
             result.reply_text = phrase("small_talk", language)
             return result
         answer = extractive_answer(text, retrieval, language)
@@ -227,6 +226,12 @@ class AgentRuntime:
         result.reply_text = answer.text
         result.sources = [_source(f"S{i}", c) for i, c in enumerate(answer.used, 1)]
         return result
+
+
+def _unjudged(retrieval: RetrievalResult) -> Verdict:
+    """A retriever without a relevance floor: its own "nothing relevant" decides."""
+    found = bool(retrieval.chunks) and not retrieval.nothing_relevant
+    return Verdict(found, "unknown", "retrieved" if found else "nothing relevant in the knowledge base")
 
 
 def _verdict(verdict: Verdict) -> dict[str, Any]:

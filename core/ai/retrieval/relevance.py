@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
 
-from core.ai.types import RetrievalResult
+from core.ai.types import RetrievalResult, Verdict
 
 PRODUCT, POLICY, SMALL_TALK, OFF_TOPIC = "product", "policy", "small_talk", "off_topic"
 # Bars (tuned on the tuning half, see the module docstring).
@@ -66,14 +65,6 @@ _INTENT = {
 }
 
 
-@dataclass
-class Verdict:
-    answer: bool
-    kind: str
-    reason: str
-    signals: dict[str, float] = field(default_factory=dict)
-
-
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text.lower().replace("ё", "е").replace("й", "и"))
     return "".join(ch for ch in text if not unicodedata.combining(ch))
@@ -83,9 +74,26 @@ def _stem(word: str) -> str:
     return word if word.isdigit() else word[:5]
 
 
+def _weighted_stems(question: str) -> dict[str, float]:
+    """The question's content stems with weights: a name (a capitalised word past the first, a
+    Latin word in a Cyrillic question, a code with digits) weighs double, being what tells one
+    product from another; a number of one or two digits ("iPhone 15", "5 kg") is dropped, as
+    such numbers turn up in every price list."""
+    weights: dict[str, float] = {}
+    cyrillic = bool(re.search(r"[а-яё]", question, re.I))
+    for n, m in enumerate(_WORD.finditer(question)):
+        word = m.group()
+        if word.lower() in _INTENT or (word.isdigit() and len(word) < 3) or (len(word) < 3 and not word.isdigit()):
+            continue
+        name = (word[:1].isupper() and n > 0) or (cyrillic and re.fullmatch(r"[A-Za-z][\w-]*", word) is not None) \
+            or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+        stem = _stem(_fold(word))
+        weights[stem] = max(weights.get(stem, 0.0), 2.0 if name else 1.0)
+    return weights
+
+
 def content_stems(question: str) -> set[str]:
-    words = [w for w in _WORD.findall(question.lower()) if w not in _INTENT]
-    return {_stem(_fold(w)) for w in words if len(w) >= 3 or w.isdigit()}
+    return set(_weighted_stems(question))
 
 
 def _text_stems(text: str) -> set[str]:
@@ -104,14 +112,15 @@ def question_kind(question: str) -> str:
 
 
 def coverage(question: str, result: RetrievalResult, top: int = TOP_CHUNKS) -> float:
-    """The best share of the question's content stems found in one of the top chunks."""
-    wanted = content_stems(question)
-    if not wanted:
+    """The best (weighted) share of the question's content stems found in one of the top chunks."""
+    wanted = _weighted_stems(question)
+    total = sum(wanted.values())
+    if not total:
         return 0.0
     best = 0.0
     for chunk in result.chunks[:top]:
         have = _text_stems(f"{chunk.heading}\n{chunk.text}")
-        best = max(best, len(wanted & have) / len(wanted))
+        best = max(best, sum(w for stem, w in wanted.items() if stem in have) / total)
     return best
 
 
