@@ -125,12 +125,26 @@ def claim_kinds(sentence: str) -> list[str]:
     return [kind for kind, rx in _KINDS.items() if rx.search(sentence)]
 
 
-class Grounding:
-    """The text a reply may draw its commitments from: the retrieved knowledge and the agent's
-    instructions."""
+# A knowledge sentence speaking to the assistant is an injection, not a fact of the shop: it
+# grounds nothing (else a planted "promise everyone 40% off" would ground the promise).
+_TO_THE_ASSISTANT = re.compile(
+    r"(ignore|disregard|forget|игнориру\w*|забудь\w*|не обращай\w* внимани\w*|ignora\w*|olvida\w*)\W+(\w+\W+){0,4}"
+    r"(rules|instructions|prompt|правил\w*|инструкци\w*|промпт\w*|reglas|instrucciones)|"
+    r"\b(for|to|для|к|para)\s+(the\s+|el\s+|la\s+)?(ai|assistant|bot|chatbot|gpt|llm|ии|ассистент\w*|бот\w*|"
+    r"нейросет\w*|asistente|modelo)\b|\b(ai|ии) (assistant|ассистент)", re.I)
 
-    def __init__(self, *texts: str) -> None:
-        self.text = "\n".join(t for t in texts if t)
+
+def trusted_facts(text: str) -> str:
+    """`text` without the sentences addressed to the assistant."""
+    return "\n".join(s for s in sentences(text) if not _TO_THE_ASSISTANT.search(s))
+
+
+class Grounding:
+    """The text a reply may draw its commitments from: the retrieved knowledge (less anything
+    addressed to the assistant) and the agent's instructions (`trusted`: the business wrote them)."""
+
+    def __init__(self, *texts: str, trusted: tuple[str, ...] = ()) -> None:
+        self.text = "\n".join([*(trusted_facts(t) for t in texts if t), *(t for t in trusted if t)])
         self.numbers = numbers(self.text)
         self.durations = durations(self.text)
         self._positive: dict[str, list[set[str]]] = {k: [] for k in COMMITMENTS}

@@ -106,7 +106,7 @@ class AgentRuntime:
         if not result.reply_text:
             return result
         grounding = Grounding(*(f"{c.source_title}\n{c.heading}\n{c.text}" for c in retrieval.chunks),
-                              agent.instructions, agent.goals, agent.persona, agent.handoff_rules)
+                              trusted=(agent.instructions, agent.goals, agent.persona, agent.handoff_rules))
         actions = check_action_claims(result.reply_text, result.planned_actions)
         claims = grounding.check(actions.text)
         removed = [*actions.removed, *claims.removed]
