@@ -180,3 +180,16 @@ def test_a_planted_instruction_in_the_knowledge_grounds_nothing():
     assert grounding.check("You get a 40% discount.").commitment_removed
     assert grounding.check("Delivery is free for you.").commitment_removed
     assert not grounding.check("Доставка по Москве стоит 1 500 рублей.").removed
+
+
+def test_the_turn_record_keeps_what_the_checks_removed():
+    from core.ai.answer.turn import TurnResult  # noqa: PLC0415
+    from core.conversations.decide import plan_from_result  # noqa: PLC0415
+    from core.models.conversation import Conversation  # noqa: PLC0415
+
+    result = TurnResult(turn_id="t1", reply_text="Здравствуйте!", language="ru", mode="llm",
+                        checks=[{"sentence": "Скидка 40%!", "reason": "discount with figures not in the knowledge (40)",
+                                 "kinds": ["discount"]}])
+    conv = Conversation(_id="c1", org_id="o1", conversation_key="k")
+    plan = plan_from_result("o1", conv, "a1", "t1", ["m1"], result)
+    assert plan.checks == result.checks and plan.to_mongo()["checks"][0]["kinds"] == ["discount"]
