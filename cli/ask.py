@@ -37,6 +37,11 @@ def render(result: TurnResult) -> str:
         lines.append(f"  [{s['ref']}] {where} ({s['source_id']}, score {s['score']})")
     lines.append("planned actions:" if result.planned_actions else "planned actions: none")
     lines += [f"  {a.describe()}" for a in result.planned_actions]
+    if result.relevance:
+        r = result.relevance
+        lines.append(f"relevance: {r.get('kind')}, {'answered' if r.get('answer') else 'below the floor'} "
+                     f"({r.get('reason')})")
+    lines += [f"removed by the checks: {c['sentence']!r} ({c['reason']})" for c in result.checks]
     if result.handoff:
         lines.append(f"handoff: yes ({result.handoff_reason})")
     u = result.usage
