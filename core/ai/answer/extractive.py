@@ -87,15 +87,9 @@ def stems(text: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(fold(text)) if len(w) >= 3 or w.isdigit()}
 
 
-_stems = stems
-
-
 def is_row(line: str) -> bool:
     parts = [p for p in re.split(r";|\s\|\s", line) if p.strip()]
     return len(parts) >= 2 and sum(bool(_PAIR.match(p)) for p in parts) >= 2
-
-
-_is_row = is_row
 
 
 def _cells(line: str) -> list[tuple[str, str]]:
