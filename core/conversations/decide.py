@@ -51,7 +51,7 @@ def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: st
         _id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent_id, message_ids=message_ids,
         reply_text=result.reply_text, language=result.language, mode=result.mode, sources=result.sources,
         actions=[a.to_dict() for a in result.executable_actions], handoff=result.handoff,
-        handoff_reason=result.handoff_reason, summary=result.summary,
+        handoff_reason=result.handoff_reason, checks=result.checks, summary=result.summary,
         usage={"model": result.usage.model, "prompt_tokens": result.usage.prompt_tokens,
                "completion_tokens": result.usage.completion_tokens},
     )
