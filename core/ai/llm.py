@@ -11,6 +11,7 @@ minutes, (d) one typed final error (`LLMUnavailable`) the runtime turns into a h
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from core.ai.errors import LLMRejected, LLMUnavailable
+from core.ai.tokens import count_tokens
 from core.config import LLMSettings
 from core.errors import ConfigurationError
 from core.logging import get_logger
@@ -110,6 +112,7 @@ class LLMClient:
         if max_tokens:
             kwargs["max_tokens"] = max_tokens
         attempts = 0
+        started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.max_retries + 1), wait=self._wait,
@@ -126,23 +129,33 @@ class LLMClient:
         except openai.APIStatusError as exc:
             raise LLMRejected(f"LLM rejected the request: HTTP {exc.status_code}",
                               status=exc.status_code, model=model) from exc
-        return await self._finish(completion, model, attempts, usage)
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        return await self._finish(completion, model, attempts, usage, messages, latency_ms)
 
-    async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext) -> LLMResponse:
+    async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext,
+                      messages: list[dict[str, Any]], latency_ms: int) -> LLMResponse:
         choice = completion.choices[0] if completion.choices else None
         message = choice.message if choice else None
         calls = [LLMToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "")
                  for tc in (message.tool_calls or []) if getattr(tc, "function", None)] if message else []
         u = completion.usage
+        prompt, done = (getattr(u, "prompt_tokens", None), getattr(u, "completion_tokens", None)) if u else (None, None)
+        estimated = not isinstance(prompt, int) or not isinstance(done, int)
+        if estimated:
+            # No usage in the answer (some proxies drop it): counted offline, and the event says so.
+            prompt = count_tokens(json.dumps(messages, ensure_ascii=False, default=str))
+            done = count_tokens((message.content or "") + "".join(c.arguments for c in calls)) if message else 0
         result = LLMResponse(
             content=message.content if message else None, tool_calls=calls,
-            model=completion.model or model, attempts=attempts,
-            prompt_tokens=u.prompt_tokens if u else 0, completion_tokens=u.completion_tokens if u else 0,
+            model=completion.model or model, attempts=attempts, prompt_tokens=prompt, completion_tokens=done,
         )
+        # OpenRouter reports the call's price in `usage.cost` (USD), outside the SDK's schema.
+        provider_cost = (getattr(u, "model_extra", None) or {}).get("cost") if u else None
         if self.meter is not None:
             try:
                 await self.meter.record_llm(usage, model=result.model, prompt_tokens=result.prompt_tokens,
-                                            completion_tokens=result.completion_tokens)
+                                            completion_tokens=result.completion_tokens, tokens_estimated=estimated,
+                                            latency_ms=latency_ms, provider_cost_usd=provider_cost)
             except Exception:
                 log.exception("usage_record_failed", key=usage.idempotency_key)
         return result
