@@ -16,12 +16,18 @@ from core.ai.answer.turn import TurnResult
 from core.errors import NotFound
 from core.ids import new_id
 from core.services import CoreServices
+from core.usage.quota import QuotaExceeded
 
 
 async def ask_once(services: CoreServices, org_id: str, agent_id: str, question: str) -> TurnResult:
     agent = await services.storage.agents.get(org_id, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id} not found in organisation {org_id}")
+    decision = await services.quota.check_reply(org_id, agent_id)
+    if not decision.allowed:
+        # The test chat answers like the customer-facing agent would: not at all, and says why.
+        raise QuotaExceeded(f"the plan's monthly limit is reached ({decision.reason}): the agent does not answer "
+                            "until the next period or a plan change (kommo-agent org plan)", reason=decision.reason)
     # The process's own areas (closed with the services): the same retriever, query translation
     # and LLM client a worker's turn uses.
     runtime = await services.runtime()

@@ -16,7 +16,7 @@ from typing import Protocol
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import month_key, utcnow
-from core.errors import KommoAgentError
+from core.errors import KommoAgentError, NotFound
 from core.logging import get_logger
 from core.storage import Storage
 from core.usage.plans import PlanCatalog
@@ -103,3 +103,14 @@ class PlanQuota:
                                                  limit=limit, percent=percent, used_percent=round(share * 100),
                                                  month=month, agent_id=agent_id)
         log.info("quota_notice", org_id=org_id, month=month, limit=limit, percent=percent)
+
+
+async def set_org_plan(storage: Storage, plans: PlanCatalog, org_id: str, name: str) -> str:
+    """Put the organisation on plan `name` from now on; returns the previous plan."""
+    plan = plans.get(name)  # NotFound names the plans there are
+    org = await storage.orgs.get(org_id)
+    if org is None:
+        raise NotFound(f"organisation {org_id} not found", org_id=org_id)
+    await storage.orgs.update(org_id, {"plan": plan.name, "plan_since": utcnow()})
+    log.info("org_plan_set", org_id=org_id, plan=plan.name, previous=org.plan)
+    return org.plan
