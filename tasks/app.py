@@ -7,13 +7,14 @@ take ids, and call one core service. Settings are read once, when the app is cre
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 from core.config import Settings, load_settings
 from core.services import effective_redis_url
 from tasks.routing import QUEUES, ROUTES
 
-TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns", "tasks.usage", "tasks.reports")
 
 
 def create_celery(broker_url: str | None = None, settings: Settings | None = None) -> Celery:
@@ -66,6 +67,9 @@ def beat_schedule(settings: Settings) -> dict:
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
         "campaigns-resume": {"task": "campaigns.resume_stalled", "schedule": 60.0},
+        # After midnight UTC the day before is closed: its roll-ups are checked against its events.
+        "usage-reconcile": {"task": "usage.reconcile", "schedule": crontab(minute=20, hour=0)},
+        "billing-monthly": {"task": "reports.billing_month", "schedule": crontab(minute=0, hour=3, day_of_month=1)},
     }
 
 

@@ -1,10 +1,12 @@
 """Queues and routes by task area (plain data: the CLI reads it without importing Celery)."""
 
-QUEUES = ("inbound", "kommo", "ingest")
+QUEUES = ("inbound", "kommo", "ingest", "reports")
 # Each task name prefix (its area) and the queue its tasks run on.
 ROUTES = {
     "inbound.*": {"queue": "inbound"},
     "kommo.*": {"queue": "kommo"},  # also the pre-0.2 campaign names, kept routed for one release
     "campaigns.*": {"queue": "kommo"},  # campaigns are Kommo API calls at Kommo's pace
     "ingest.*": {"queue": "ingest"},
+    "usage.*": {"queue": "reports"},
+    "reports.*": {"queue": "reports"},  # notebooks take seconds to minutes: apart from customer replies
 }
