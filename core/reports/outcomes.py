@@ -37,9 +37,18 @@ class OutcomesReadModel:
         self.status = db[STATUS_EVENTS]
         self.usage = UsageReadModel(db)
 
-    async def talked(self, period: Period, org_id: str, agent_id: str) -> set[int]:
-        found = await self.events.distinct("lead_id", period.match(org_id=org_id, agent_id=agent_id, kind="turn"))
-        return {lead for lead in map(_lead_key, found) if lead}
+    async def talked(self, period: Period) -> dict[tuple[str, str], set[int]]:
+        """The distinct leads each (org, agent) finished a turn with: one `$group` by the
+        events' `lead_key` ("org|agent|lead") over the period."""
+        pipeline = [{"$match": period.match(kind="turn", lead_key={"$gt": ""})}, {"$group": {"_id": "$lead_key"}}]
+        found: dict[tuple[str, str], set[int]] = {}
+        for row in await (await self.events.aggregate(pipeline)).to_list():
+            org_id, _, rest = str(row["_id"]).partition("|")
+            agent_id, _, lead_text = rest.rpartition("|")
+            lead = _lead_key(lead_text)
+            if org_id and agent_id and lead:
+                found.setdefault((org_id, agent_id), set()).add(lead)
+        return found
 
     async def status_changes(self, period: Period, org_id: str, leads: set[int]) -> tuple[set[int], set[int]]:
         """(moved forward, won) among `leads` in the period."""
@@ -62,22 +71,21 @@ class OutcomesReadModel:
 
     async def per_agent(self, period: Period) -> list[dict[str, Any]]:
         """One row per (org, agent) with usage in the period."""
+        usage = await self.usage.by_org_agent(period)
+        talked = await self.talked(period)
         rows = []
-        orgs = [period.org_id] if period.org_id else sorted(await self.usage.by(period, "org_id"))
-        for org_id in orgs:
-            scoped = Period(period.start, period.end, org_id)
-            for agent_id, usage in sorted((await self.usage.by(scoped, "agent_id")).items()):
-                if not agent_id:
-                    continue  # ingestion and other calls no agent made
-                talked = await self.talked(scoped, org_id, agent_id)
-                moved, won = await self.status_changes(scoped, org_id, talked)
-                cost = usage["cost_nano"]
-                rows.append({
-                    "org_id": org_id, "agent_id": agent_id, "replies": usage["replies"], "turns": usage["turns"],
-                    "handoffs": usage["handoffs"], "cost_nano": cost, "total_tokens": usage["total_tokens"],
-                    "leads_talked": len(talked), "leads_moved": len(moved), "deals_won": len(won),
-                    "cost_per_reply_nano": _ratio(cost, usage["replies"]),
-                    "cost_per_lead_moved_nano": _ratio(cost, len(moved)),
-                    "cost_per_deal_won_nano": _ratio(cost, len(won)),
-                })
+        for (org_id, agent_id), row in sorted(usage.items()):
+            if not agent_id:
+                continue  # ingestion and other calls no agent made
+            leads = talked.get((org_id, agent_id), set())
+            moved, won = await self.status_changes(period, org_id, leads)
+            cost = row["cost_nano"]
+            rows.append({
+                "org_id": org_id, "agent_id": agent_id, "replies": row["replies"], "turns": row["turns"],
+                "handoffs": row["handoffs"], "cost_nano": cost, "total_tokens": row["total_tokens"],
+                "leads_talked": len(leads), "leads_moved": len(moved), "deals_won": len(won),
+                "cost_per_reply_nano": _ratio(cost, row["replies"]),
+                "cost_per_lead_moved_nano": _ratio(cost, len(moved)),
+                "cost_per_deal_won_nano": _ratio(cost, len(won)),
+            })
         return rows

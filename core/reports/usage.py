@@ -74,6 +74,20 @@ class UsageReadModel:
             raise InvalidInput(f"no breakdown by {field!r}; one of {', '.join(BREAKDOWNS)}")
         return await self._grouped(self.daily, period.match(), field)
 
+    async def by_org_agent(self, period: Period) -> dict[tuple[str, str], dict[str, int]]:
+        """The counters per (org, agent): grouped by a `$concat`-ed key (compound `_id`s are not portable)."""
+        pipeline = [
+            {"$match": period.match()},
+            {"$project": {"k": {"$concat": ["$org_id", "|", "$agent_id"]}, **dict.fromkeys(COUNTERS, 1)}},
+            {"$group": {"_id": "$k", **_sum_stage()}},
+        ]
+        rows = await (await self.daily.aggregate(pipeline)).to_list()
+        out = {}
+        for r in rows:
+            org_id, _, agent_id = str(r["_id"]).partition("|")
+            out[(org_id, agent_id)] = _row(r)
+        return out
+
     async def totals(self, period: Period) -> dict[str, int]:
         # Grouped by org in the database (a constant group key is not portable), summed here.
         total = dict.fromkeys(COUNTERS, 0)

@@ -126,6 +126,8 @@ class UsageMeter:
             agent_id=ctx.agent_id, conversation_id=ctx.conversation_id, lead_id=ctx.lead_id, purpose=ctx.purpose,
             day=day, month=month_key(now), idempotency_key=ctx.idempotency_key, cost_nano=cost, price_known=known,
             provider_cost_nano=provider_cost_nano, replies=replies, handoffs=handoffs,
+            lead_key=f"{ctx.org_id}|{ctx.agent_id}|{ctx.lead_id}" if kind == "turn" and ctx.agent_id and ctx.lead_id
+            else "",
         )
         try:
             await self._usage.record(ctx.org_id, event)

@@ -18,6 +18,7 @@ class UsageEvent(OrgDocument):
     agent_id: str | None = None
     conversation_id: str | None = None
     lead_id: int | None = None
+    lead_key: str = ""  # turn events: "org|agent|lead", so one $group finds every agent's distinct leads
     purpose: str = ""  # reply, test_chat, ingest, summary, query_translation, campaign...
     day: str  # YYYY-MM-DD (UTC), see core/clock.py
     month: str
