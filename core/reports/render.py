@@ -86,6 +86,7 @@ def render_report(kind: str, params: dict[str, Any], settings: ReportSettings, o
     if not source.exists():
         raise ConfigurationError(f"report notebook {source} is missing (set REPORT_NOTEBOOKS_DIR)")
     check_kernel(settings.kernel)
+    out_dir = out_dir.resolve()  # the kernel runs in the work folder: a relative path would land inside it
     out_dir.mkdir(parents=True, exist_ok=True)
     name = report_name(kind, params)
     work = out_dir / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
