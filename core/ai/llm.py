@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from core import metrics
 from core.ai.errors import LLMRejected, LLMUnavailable
 from core.ai.tokens import count_tokens
 from core.config import LLMSettings
@@ -124,13 +125,16 @@ class LLMClient:
                     attempts = attempt.retry_state.attempt_number
                     completion = await self._client.chat.completions.create(**kwargs)
         except TRANSIENT as exc:
+            metrics.LLM_SECONDS.labels("unavailable").observe(time.perf_counter() - started)
             raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {type(exc).__name__}",
                                  attempts=attempts, model=model) from exc
         except openai.APIStatusError as exc:
+            metrics.LLM_SECONDS.labels("rejected").observe(time.perf_counter() - started)
             raise LLMRejected(f"LLM rejected the request: HTTP {exc.status_code}",
                               status=exc.status_code, model=model) from exc
-        latency_ms = int((time.perf_counter() - started) * 1000)
-        return await self._finish(completion, model, attempts, usage, messages, latency_ms)
+        elapsed = time.perf_counter() - started
+        metrics.LLM_SECONDS.labels("ok").observe(elapsed)
+        return await self._finish(completion, model, attempts, usage, messages, int(elapsed * 1000))
 
     async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext,
                       messages: list[dict[str, Any]], latency_ms: int) -> LLMResponse:
@@ -149,6 +153,8 @@ class LLMClient:
             content=message.content if message else None, tool_calls=calls,
             model=completion.model or model, attempts=attempts, prompt_tokens=prompt, completion_tokens=done,
         )
+        metrics.LLM_TOKENS.labels("prompt").inc(result.prompt_tokens)
+        metrics.LLM_TOKENS.labels("completion").inc(result.completion_tokens)
         # OpenRouter reports the call's price in `usage.cost` (USD), outside the SDK's schema.
         provider_cost = (getattr(u, "model_extra", None) or {}).get("cost") if u else None
         if self.meter is not None:

@@ -15,6 +15,7 @@ import json
 import structlog
 from aiohttp import web
 
+from core import metrics
 from core.errors import InvalidInput, KommoAgentError
 from core.kommo.errors import InvalidOAuthState, InvalidWebhook, UnknownHook
 from core.kommo.service import KommoService
@@ -51,18 +52,25 @@ def _reject(status: int, reason: str) -> web.Response:
     return web.json_response({"ok": False, "error": reason}, status=status)
 
 
-async def _intake(request: web.Request, call) -> web.Response:
+async def _intake(request: web.Request, route: str, call) -> web.Response:
     kommo = request.app[KOMMO]
     try:
         body = await read_limited(request, request.app[SERVICES].settings.kommo.max_webhook_body_bytes)
         result = await call(kommo.intake, body)
     except BodyTooLarge:
+        metrics.WEBHOOKS.labels(route, "too_large").inc()
         return _reject(413, "body too large")
     except UnknownHook:
+        metrics.WEBHOOKS.labels(route, "unknown_hook").inc()
         return _reject(404, "unknown hook")
     except InvalidWebhook as exc:
+        metrics.WEBHOOKS.labels(route, "invalid").inc()
         log.warning("not a kommo webhook", route=request.path.split("/")[1:3], reason=exc.reason)
         return _reject(400, exc.reason)
+    metrics.WEBHOOKS.labels(route, "accepted").inc()
+    for outcome in ("accepted", "duplicates", "unhandled", "ignored"):
+        if count := getattr(result, outcome):
+            metrics.WEBHOOK_EVENTS.labels(outcome).inc(count)
     return _accepted(result.accepted, result.duplicates, result.unhandled, result.ignored)
 
 
@@ -79,17 +87,17 @@ def _accepted(*counts: int) -> web.Response:
 
 async def kommo_webhook(request: web.Request) -> web.Response:
     token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
-    return await _intake(request, lambda intake, body: intake.kommo_webhook(token, body, ctype))
+    return await _intake(request, "kommo", lambda intake, body: intake.kommo_webhook(token, body, ctype))
 
 
 async def salesbot_hook(request: web.Request) -> web.Response:
     token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
-    return await _intake(request, lambda intake, body: intake.salesbot(token, body, ctype))
+    return await _intake(request, "salesbot", lambda intake, body: intake.salesbot(token, body, ctype))
 
 
 async def chats_hook(request: web.Request) -> web.Response:
     scope, signature = request.match_info["scope_id"], request.headers.get("X-Signature")
-    return await _intake(request, lambda intake, body: intake.chats(scope, body, signature))
+    return await _intake(request, "chats", lambda intake, body: intake.chats(scope, body, signature))
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Kommo Agent</title></head>
