@@ -40,8 +40,7 @@ class BillingReadModel:
         query = {"_id": org_id} if org_id else {}
         lines = []
         async for org in self.orgs.find(query, sort=[("_id", 1)]):
-            name = org.get("plan") or "free"
-            plan = self.plans.get(name) if name in self.plans.names() else self.plans.get("free")
+            plan = self.plans.of(org.get("plan"))
             used = usage.get(org["_id"], dict.fromkeys(COUNTERS, 0))
             included = min(used["replies"], plan.included_replies)
             overage = max(0, used["replies"] - plan.included_replies)

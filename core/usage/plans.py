@@ -19,6 +19,12 @@ SHIPPED_PLANS = Path(__file__).with_name("data") / "plans.json"
 LIMIT_KEYS = ("replies", "tokens", "spend_usd", "agents", "knowledge_mb")
 
 
+class PlanLimitReached(InvalidInput):
+    """Creating this would go beyond the organisation's plan (agents, knowledge size)."""
+
+    code = "plan_limit"
+
+
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -92,6 +98,10 @@ class PlanCatalog:
 
     def names(self) -> list[str]:
         return list(self._plans)
+
+    def of(self, plan_name: str | None) -> Plan:
+        """The organisation's plan; an unknown name (a plan removed from the file) counts as the first plan."""
+        return self._plans.get(plan_name or "") or next(iter(self._plans.values()))
 
     def get(self, name: str) -> Plan:
         plan = self._plans.get(name)

@@ -68,7 +68,7 @@ class PlanQuota:
         org = await self.storage.orgs.get(org_id)
         if org is None:
             return {}
-        plan = self.plans.get(org.plan) if org.plan in self.plans.names() else self.plans.get(self.plans.names()[0])
+        plan = self.plans.of(org.plan)
         totals = await self.usage.month_totals(org_id, month or month_key(self.clock()))
         found = {}
         for limit, cap in plan.limits().items():

@@ -5,13 +5,19 @@ agent stops answering and hands off with a Kommo note saying why, and the test c
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import pytest
 
 from cli.ask import ask_once
+from core.agents.service import AgentAdmin
 from core.clock import month_key, utcnow
 from core.models.conversation import ConversationState
+from core.models.org import Role
 from core.usage.metering import UsageContext
+from core.usage.plans import PlanLimitReached
 from core.usage.quota import PlanQuota, QuotaExceeded
 
 WORKERS = 8
@@ -92,3 +98,28 @@ async def test_a_bigger_plan_lifts_the_limit(shop):
 
 def _month() -> str:
     return month_key(utcnow())
+
+
+async def test_the_plan_limits_agents_and_the_cli_sets_the_plan(shop, mongo_url, redis_url, tmp_path):
+    services = shop.services
+    owner = await services.storage.operators.add(shop.org_id, 777001, Role.OWNER, name="Olga")
+    admin = AgentAdmin(services.storage, services.plans)
+    draft = {"name": "Second", "persona": "a second seller", "instructions": "Be brief."}
+    with pytest.raises(PlanLimitReached, match="Free plan allows 1 agent"):
+        await admin.create(shop.org_id, owner, draft)  # the shop's agent is the free plan's one
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "SECRETS_"))}
+    env.update(MONGO_URL=mongo_url, MONGO_DATABASE=services.storage.db.name, REDIS_URL=redis_url,
+               DATA_DIR=str(tmp_path), SECRETS_KEYS="k1:" + "A" * 43 + "=", PYTHONPATH=os.getcwd())
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli", "org", "plan", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    refused = cli(shop.org_id, "platinum")
+    assert refused.returncode == 1 and "no plan 'platinum'" in refused.stderr and "Traceback" not in refused.stderr
+    done = cli(shop.org_id, "pro")
+    assert done.returncode == 0 and "free -> pro" in done.stdout, done.stderr
+    shown = cli(shop.org_id)
+    assert "plan pro" in shown.stdout and "replies 0%" in shown.stdout
+    assert (await admin.create(shop.org_id, owner, draft)).name == "Second"  # pro allows five
