@@ -19,7 +19,7 @@ from core.clock import month_key, utcnow
 from core.errors import KommoAgentError, NotFound
 from core.logging import get_logger
 from core.storage import Storage
-from core.usage.plans import PlanCatalog
+from core.usage.plans import PlanCatalog, PlanLimitReached
 from core.usage.repository import UsageRepository
 
 log = get_logger(__name__)
@@ -114,3 +114,23 @@ async def set_org_plan(storage: Storage, plans: PlanCatalog, org_id: str, name: 
     await storage.orgs.update(org_id, {"plan": plan.name, "plan_since": utcnow()})
     log.info("org_plan_set", org_id=org_id, plan=plan.name, previous=org.plan)
     return org.plan
+
+
+def knowledge_room(storage: Storage, plans: PlanCatalog):
+    """A check for the knowledge intake: refuses `size` more bytes of sources when the org's plan
+    has no room for them (PlanLimitReached names the plan and its size)."""
+
+    async def check(org_id: str, size: int) -> None:
+        org = await storage.orgs.get(org_id)
+        plan = plans.of(org.plan if org else None)
+        if plan.knowledge_mb is None:
+            return
+        pipeline = [{"$match": {"org_id": org_id}}, {"$group": {"_id": "$org_id", "b": {"$sum": "$size_bytes"}}}]
+        rows = await (await storage.knowledge.collection.aggregate(pipeline)).to_list()
+        used = int(rows[0]["b"]) if rows else 0
+        if used + size > plan.knowledge_mb * 1024 * 1024:
+            raise PlanLimitReached(f"the {plan.title} plan holds {plan.knowledge_mb} MB of knowledge; "
+                                   f"{used / 1048576:.1f} MB are used and this adds {size / 1048576:.1f} MB",
+                                   limit=plan.knowledge_mb, plan=plan.title)
+
+    return check

@@ -13,12 +13,14 @@ import pytest
 
 from cli.ask import ask_once
 from core.agents.service import AgentAdmin
+from core.ai.ingest.sources import SourceIntake
 from core.clock import month_key, utcnow
+from core.config import KnowledgeSettings
 from core.models.conversation import ConversationState
 from core.models.org import Role
 from core.usage.metering import UsageContext
-from core.usage.plans import PlanLimitReached
-from core.usage.quota import PlanQuota, QuotaExceeded
+from core.usage.plans import PlanCatalog, PlanLimitReached
+from core.usage.quota import PlanQuota, QuotaExceeded, knowledge_room
 
 WORKERS = 8
 
@@ -123,3 +125,20 @@ async def test_the_plan_limits_agents_and_the_cli_sets_the_plan(shop, mongo_url,
     shown = cli(shop.org_id)
     assert "plan pro" in shown.stdout and "replies 0%" in shown.stdout
     assert (await admin.create(shop.org_id, owner, draft)).name == "Second"  # pro allows five
+
+
+async def test_the_plan_limits_knowledge_size(storage, tmp_path):
+    plans_file = tmp_path / "plans.json"
+    plans_file.write_text('{"tiny": {"fee_usd": "0", "limits": {"knowledge_mb": 1}}}')
+    plans = PlanCatalog.from_file(plans_file)
+    org = await storage.orgs.create("Tiny")
+    await storage.orgs.update(org.id, {"plan": "tiny"})
+    intake = SourceIntake(storage, KnowledgeSettings(), room=knowledge_room(storage, plans))
+    first = await intake.add_file(org.id, "agt_1", "prices.txt", b"x" * 600_000)
+    with pytest.raises(PlanLimitReached, match="holds 1 MB of knowledge"):
+        await intake.add_file(org.id, "agt_1", "more.txt", b"y" * 600_000)
+    with pytest.raises(PlanLimitReached):
+        await intake.add_text(org.id, "agt_1", "notes", "z" * 500_000)
+    sources = await storage.knowledge.list(org.id)
+    assert [s.id for s in sources] == [first.id]  # nothing stored for the refused ones (checked before the upload)
+    await intake.add_text(org.id, "agt_1", "small", "fits in what is left")
