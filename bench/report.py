@@ -38,7 +38,7 @@ from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from core.usage.model import UsageEvent
 from core.usage.pricing import SHIPPED_TABLE, PriceTable
-from core.usage.repository import COUNTERS, daily_key, event_counters, monthly_key
+from core.usage.repository import COUNTERS, daily_key, event_counters, monthly_key, org_day
 from tests.fixtures.servers import nx_server
 
 MONTHS = {"2026-09": 30, "2026-10": 31, "2026-11": 30}
@@ -82,7 +82,7 @@ def generate(n: int, orgs: int, prices: PriceTable):
             event.idempotency_key = f"llm:b{i}:1"
         counters = event_counters(event)
         doc = {**template, **{k: getattr(event, k) for k in FIELDS}, "_id": event.id, **counters,
-               "rollup_key": daily_key(event)}
+               "rollup_key": daily_key(event), "org_day": org_day(org, day)}
         yield doc, event, counters
 
 
@@ -99,7 +99,8 @@ async def load(db, n: int, orgs: int) -> dict[str, dict[str, int]]:
     for doc, event, counters in generate(n, orgs, prices):
         batch.append(doc)
         for store, key, identity in (
-                (daily, daily_key(event), {"org_id": event.org_id, "day": event.day, "month": event.month,
+                (daily, daily_key(event), {"org_id": event.org_id, "day": event.day,
+                                           "org_day": org_day(event.org_id, event.day), "month": event.month,
                                            "agent_id": event.agent_id or "", "model": event.model,
                                            "purpose": event.purpose}),
                 (monthly, monthly_key(event.org_id, event.month), {"org_id": event.org_id, "month": event.month})):

@@ -44,10 +44,12 @@ class Period:
             raise InvalidInput(f"the period starts ({self.start}) after it ends ({self.end})")
 
     def match(self, **extra: Any) -> dict[str, Any]:
-        query: dict[str, Any] = {"day": {"$gte": self.start, "$lte": self.end}, **extra}
+        """Events and daily roll-ups of the period: one org by its `org_day` range (selective
+        through one index), every org by the day range."""
         if self.org_id:
-            query["org_id"] = self.org_id
-        return query
+            return {"org_day": {"$gte": f"{self.org_id}|{self.start}", "$lte": f"{self.org_id}|{self.end}"},
+                    "org_id": self.org_id, **extra}
+        return {"day": {"$gte": self.start, "$lte": self.end}, **extra}
 
 
 def _row(doc: dict[str, Any]) -> dict[str, int]:

@@ -46,6 +46,12 @@ def daily_key(event: UsageEvent) -> str:
     return "|".join([event.org_id, event.day, event.agent_id or "", event.model or "", event.purpose or ""])
 
 
+def org_day(org_id: str, day: str) -> str:
+    """One string field for "this org, these days": a string range over it is selective through a
+    single-field index, the only kind the embedded server plans queries with."""
+    return f"{org_id}|{day}"
+
+
 def monthly_key(org_id: str, month: str) -> str:
     return f"{org_id}|{month}"
 
@@ -63,7 +69,7 @@ class UsageRepository(OrgScopedRepository[UsageEvent]):
         """Insert the event (AlreadyExists when its idempotency key is taken), then add it to
         the roll-ups. A crash between the two leaves the roll-ups short until the reconcile."""
         counters = event_counters(event)
-        doc = {**event.to_mongo(), **counters, "rollup_key": daily_key(event)}
+        doc = {**event.to_mongo(), **counters, "rollup_key": daily_key(event), "org_day": org_day(org_id, event.day)}
         if doc["org_id"] != org_id:
             raise InvalidInput("document belongs to another organisation")
         try:
@@ -71,7 +77,8 @@ class UsageRepository(OrgScopedRepository[UsageEvent]):
         except DuplicateKeyError as exc:
             raise AlreadyExists("usage_events: duplicate key", detail=str(exc)) from None
         await self._add(self.daily, daily_key(event), counters, {
-            "org_id": org_id, "day": event.day, "month": event.month, "agent_id": event.agent_id or "",
+            "org_id": org_id, "day": event.day, "org_day": org_day(org_id, event.day), "month": event.month,
+            "agent_id": event.agent_id or "",
             "model": event.model or "", "purpose": event.purpose or ""})
         await self._add(self.monthly, monthly_key(org_id, event.month), counters,
                         {"org_id": org_id, "month": event.month})
@@ -101,8 +108,8 @@ class UsageRepository(OrgScopedRepository[UsageEvent]):
         """Make the day's roll-ups equal its events (a closed day: no writer adds to it any more).
         Returns how many roll-up documents changed. The month's document gets the same
         corrections as `$inc`, so increments landing meanwhile for today are kept."""
-        truth = await self._sums(scope(org_id, {"day": day}), "rollup_key")
-        stored = {d["_id"]: d async for d in self.daily.find(scope(org_id, {"day": day}))}
+        truth = await self._sums(scope(org_id, {"org_day": org_day(org_id, day)}), "rollup_key")
+        stored = {d["_id"]: d async for d in self.daily.find(scope(org_id, {"org_day": org_day(org_id, day)}))}
         ops, month_delta, changed = [], dict.fromkeys(COUNTERS, 0), 0
         for key in set(truth) | set(stored):
             want = truth.get(key, dict.fromkeys(COUNTERS, 0))
@@ -118,7 +125,8 @@ class UsageRepository(OrgScopedRepository[UsageEvent]):
                 continue
             org, d, agent, model, purpose = key.split("|", 4)
             ops.append(UpdateOne({"_id": key}, {"$set": want, "$setOnInsert": {
-                "org_id": org, "day": d, "month": d[:7], "agent_id": agent, "model": model, "purpose": purpose}},
+                "org_id": org, "day": d, "org_day": org_day(org, d), "month": d[:7], "agent_id": agent, "model": model,
+                "purpose": purpose}},
                 upsert=True))
         if ops:
             await self.daily.bulk_write(ops, ordered=False)

@@ -176,6 +176,7 @@ async def test_reconcile_repairs_rollups_of_closed_days(storage):
     await storage.db["usage_daily"].delete_one({"_id": keys[0]})
     await storage.db["usage_daily"].update_one({"_id": keys[1]}, {"$inc": {"cost_nano": 999, "replies": 1}})
     await storage.db["usage_daily"].insert_one({"_id": f"{ORG}|{day}|ghost||reply", "org_id": ORG, "day": day,
+                                                "org_day": f"{ORG}|{day}",
                                                 "month": day[:7], "calls": 3, "cost_nano": 50})
     for c in COUNTERS:
         await storage.db["usage_monthly"].update_one({"_id": f"{ORG}|{day[:7]}"}, {"$inc": {c: 1}})
