@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-from cli.ask import ask_once
 from core.agents.service import AgentAdmin
 from core.ai.ingest.sources import SourceIntake
 from core.clock import month_key, utcnow
@@ -21,6 +20,7 @@ from core.models.org import Role
 from core.usage.metering import UsageContext
 from core.usage.plans import PlanCatalog, PlanLimitReached
 from core.usage.quota import PlanQuota, QuotaExceeded, knowledge_room
+from tasks.ask import ask_once
 
 WORKERS = 8
 
