@@ -60,7 +60,8 @@ def build_bot(settings: TelegramSettings) -> Bot:
 def console_deps(services: CoreServices, test_chat: TestChatService | None = None) -> ConsoleDeps:
     """`test_chat`: how test-chat turns run (default: in a worker unless this process may open
     the knowledge area)."""
-    return ConsoleDeps(services=services, team=TeamService(services.storage), agents=AgentAdmin(services.storage),
+    return ConsoleDeps(services=services, team=TeamService(services.storage),
+                       agents=AgentAdmin(services.storage, services.plans),
                        delivery=NotificationDelivery(services.storage), telegram_settings=services.settings.telegram,
                        test_chat=test_chat or services.test_chat(),
                        progress=ProgressBoard(services.storage, services.settings.telegram.progress_interval_s))

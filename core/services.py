@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
@@ -24,6 +25,9 @@ from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from core.usage.metering import UsageMeter
+from core.usage.plans import SHIPPED_PLANS, PlanCatalog
+from core.usage.pricing import SHIPPED_TABLE, PriceTable
+from core.usage.quota import PlanQuota
 from core.usage.repository import UsageRepository
 
 if TYPE_CHECKING:
@@ -49,6 +53,9 @@ class CoreServices:
     keyring: Keyring
     usage: UsageRepository
     meter: UsageMeter
+    prices: PriceTable
+    plans: PlanCatalog
+    quota: PlanQuota
     # Background work; None in a process that never enqueues (a one-off CLI command).
     queue: TaskQueue | None = None
     _areas: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -59,8 +66,11 @@ class CoreServices:
              keyring: Keyring, queue: TaskQueue | None = None) -> CoreServices:
         """Services over clients the caller already holds (tests, benchmarks)."""
         usage = UsageRepository(storage.db)
+        prices, plans = load_prices(settings), load_plans(settings)
+        meter = UsageMeter(usage, prices, provider=provider_name(settings.llm.base_url))
+        quota = PlanQuota(storage, usage, plans, warn_ratio=settings.usage.warn_ratio)
         return cls(settings=settings, mongo_client=mongo_client, storage=storage, redis=redis, keyring=keyring,
-                   usage=usage, meter=UsageMeter(usage), queue=queue)
+                   usage=usage, meter=meter, prices=prices, plans=plans, quota=quota, queue=queue)
 
     async def _area(self, name: str, build: Callable[[], Awaitable[T]]) -> T:
         lock = self._area_locks.setdefault(name, asyncio.Lock())
@@ -125,7 +135,7 @@ class CoreServices:
         """Test-chat turns run with this process's runtime (a worker, or a process owning the knowledge)."""
         from core.testchat.service import TestTurns  # noqa: PLC0415 - areas load on first use
 
-        return TestTurns(self.storage, self.runtime)
+        return TestTurns(self.storage, self.runtime, self.quota)
 
     def test_chat(self, *, in_process: bool | None = None) -> TestChatService:
         """The test chat. `in_process` None: run turns here only where this process may open the
@@ -167,7 +177,8 @@ class CoreServices:
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
                 kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
-                review=self.approvals(), salesbot_wait_s=self.settings.kommo.salesbot_wait_s))
+                review=self.approvals(), salesbot_wait_s=self.settings.kommo.salesbot_wait_s, quota=self.quota,
+                meter=self.meter))
 
         return await self._area("engine", build)
 
@@ -186,6 +197,22 @@ class CoreServices:
             await close_queue()
         await self.redis.aclose()
         await self.mongo_client.close()
+
+
+def load_prices(settings: Settings) -> PriceTable:
+    u = settings.usage
+    return PriceTable.from_csv(u.price_table or SHIPPED_TABLE, default_input_usd_per_1m=u.default_input_usd_per_1m,
+                               default_output_usd_per_1m=u.default_output_usd_per_1m)
+
+
+def load_plans(settings: Settings) -> PlanCatalog:
+    return PlanCatalog.from_file(settings.usage.plans_file or SHIPPED_PLANS)
+
+
+def provider_name(base_url: str) -> str:
+    """The LLM provider a usage event names: the API host without "api." and the port."""
+    host = urlsplit(base_url).hostname or ""
+    return host.removeprefix("api.") or "unknown"
 
 
 def effective_mongo_url(settings: Settings) -> str:

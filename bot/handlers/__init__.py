@@ -19,7 +19,7 @@ from bot.dialogs.teach import teach_dialog
 from bot.dialogs.team import team_dialog
 from bot.dialogs.testchat import testchat_dialog
 from bot.filters import DialogCan
-from bot.handlers import approvals, errors, notifications, start, teaching, workflows
+from bot.handlers import approvals, errors, notifications, start, teaching, usage, workflows
 from core.team.roles import Permission
 
 
@@ -42,7 +42,7 @@ def build_root_router() -> Router:
 
     root = Router(name="root")
     root.include_routers(start.build_router(), workflows.build_router(), notifications.build_router(),
-                         teaching.build_router(), approvals.build_router())
+                         teaching.build_router(), approvals.build_router(), usage.build_router())
     root.include_routers(*dialogs.values())
     root.include_router(errors.build_router())
     return root

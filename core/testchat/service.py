@@ -27,6 +27,7 @@ from core.ids import new_id
 from core.logging import get_logger
 from core.models.conversation import Message
 from core.storage import Storage
+from core.usage.quota import QuotaExceeded
 
 log = get_logger(__name__)
 SESSION_TTL_S = 24 * 3600
@@ -38,6 +39,14 @@ class TestChatUnavailable(KommoAgentError):
     """The worker did not answer in time (not running, or busy)."""
 
     code = "test_chat_unavailable"
+
+
+class TestTurnRefused(KommoAgentError):
+    """The worker refused the turn with a domain error; its code travels back to the console."""
+
+    def __init__(self, code: str, message: str, **params) -> None:
+        super().__init__(message, **params)
+        self.code = code
 
 
 class NoTestChat(KommoAgentError):
@@ -97,14 +106,19 @@ def _history(org_id: str, session: TestSession) -> list[Message]:
 class TestTurns:
     """Runs a stored test-chat request with the process's runtime (the worker side, or in process)."""
 
-    def __init__(self, storage: Storage, runtime_provider) -> None:
+    def __init__(self, storage: Storage, runtime_provider, quota=None) -> None:
         self.storage = storage
         self.runtime_provider = runtime_provider  # async () -> AgentRuntime: built on first use
+        self.quota = quota  # core.usage.quota.PlanQuota: the test chat stops where the agent would
 
     async def run(self, org_id: str, request: dict[str, Any]) -> dict[str, Any]:
         agent = await self.storage.agents.get(org_id, request["agent_id"])
         if agent is None:
             raise NotFound("agent not found", agent_id=request["agent_id"])
+        if self.quota is not None:
+            decision = await self.quota.check_reply(org_id, agent.id)
+            if not decision.allowed:
+                raise QuotaExceeded(f"the plan's monthly limit is reached ({decision.reason})", reason=decision.reason)
         session = TestSession(**request["session"])
         facts: dict[str, Any] = {}
         if session.stage_name:
@@ -152,6 +166,8 @@ class QueuedRunner:
         if got is None:
             raise TestChatUnavailable("no worker answered the test chat in time")
         answer = json.loads(got[1])
+        if answer.get("code"):  # refused for a reason the console can name (e.g. the plan's quota)
+            raise TestTurnRefused(answer["code"], answer["error"], **answer.get("params", {}))
         if "error" in answer:
             raise TestChatUnavailable(answer["error"])
         return answer["result"]
@@ -169,7 +185,7 @@ async def answer_queued_turn(redis: aioredis.Redis, turns: TestTurns, org_id: st
     try:
         payload = {"result": await turns.run(org_id, request)}
     except KommoAgentError as exc:
-        payload = {"error": str(exc)[:300]}
+        payload = {"error": str(exc)[:300], "code": exc.code, "params": {k: str(v) for k, v in exc.params.items()}}
     except Exception as exc:  # the console waits on this list: it must hear of any failure at once
         log.exception("test_turn_failed", org_id=org_id, request_id=request_id)
         payload = {"error": f"the test turn failed ({type(exc).__name__})"}
