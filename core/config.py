@@ -145,6 +145,12 @@ class KommoSettings(BaseSettings):
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
     request_timeout_s: float = 15.0
     max_webhook_body_bytes: int = 256 * 1024
+    webhook_max_items: int = Field(default=100, ge=1, le=5000, description="Most items (events) one webhook "
+                                   "body may carry; a larger one is refused with 413")
+    webhook_events_per_minute: int = Field(default=1200, ge=1, description="Webhook events one account may "
+                                           "send per minute (per web process); excess is refused with 429")
+    webhook_unknown_tokens_per_minute: int = Field(default=30, ge=1, description="Unknown hook tokens one "
+                                                   "client address may try per minute before it gets 429")
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
     oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
@@ -184,6 +190,8 @@ class WorkerSettings(BaseSettings):
     visibility_timeout_s: int = Field(default=900, description="Broker redelivery of unacked tasks")
     max_retry_countdown_s: int = Field(default=300, description="Cap of retry backoff (< visibility)")
     max_retries: int = 12
+    max_event_attempts: int = Field(default=5, ge=1, description="Times one webhook event is tried before it "
+                                    "is parked as poison (with the reason) and operators are alerted")
     sweep_interval_s: float = Field(default=30.0, description="Recovery sweep period (beat)")
     sweep_stale_s: float = Field(default=60.0, description="Age after which pending work is re-enqueued")
     follow_up_interval_s: float = 300.0

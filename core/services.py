@@ -127,7 +127,8 @@ class CoreServices:
             kommo = await self.kommo()
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
-                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s))
+                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
+                max_event_attempts=self.settings.worker.max_event_attempts))
 
         return await self._area("engine", build)
 

@@ -17,7 +17,8 @@ from core.storage.mongo import create_mongo_client
 from tests.fixtures.servers import nx_server, redis_test_url
 
 # Shared fixtures, registered once for the whole suite (not star-imported into test modules).
-pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram"]
+pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram",
+                  "tests.fixtures.tenants"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -26,4 +26,5 @@ class EngineDeps:
     quota: QuotaPolicy = field(default_factory=UnlimitedQuota)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
+    max_event_attempts: int = 5  # claims of one event before it is parked as poison
     clock: Callable[[], datetime] = utcnow

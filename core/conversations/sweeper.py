@@ -60,9 +60,11 @@ async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
             # uncertain reply becomes safe to check), not lost. Its own retries end it.
             continue
         if event.attempts >= max_attempts:
-            await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
+            await deps.storage.events.set_status(org_id, event.id, EventStatus.PARKED,
+                                                 f"parked after {event.attempts} attempts: {event.error or 'no outcome'}"[:500])
             await deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event.id}",
-                                                     event_id=event.id, event_kind=event.kind)
+                                                     event_id=event.id, event_kind=event.kind, parked=True,
+                                                     error=(event.error or "too many attempts")[:300])
             report.events_failed += 1
         else:
             found.events.append((org_id, event.id))

@@ -18,6 +18,7 @@ class EventStatus(StrEnum):
     UNHANDLED = "unhandled"  # well-formed, but not an event we act on
     IGNORED = "ignored"  # e.g. caused by our own write
     FAILED = "failed"
+    PARKED = "parked"  # kept failing (a poison event): set aside with the reason, operators alerted
 
 
 class WebhookEvent(OrgDocument):

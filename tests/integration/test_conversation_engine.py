@@ -222,7 +222,7 @@ async def test_sweeper_fails_a_poison_event_with_an_alert_but_leaves_one_being_w
     await storage.events.collection.update_one({"_id": event_id}, {"$set": {"claimed_at": old}})
     report = await shop.engine.sweep(stale_after_s=60)  # it used to crash here (a `kind` clash)
     assert report.events_failed == 1
-    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.FAILED
+    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.PARKED
     alerts = [a for a in await storage.notifications.pending(shop.org_id) if a["kind"] == "event_failed"]
     assert [(a["params"]["event_id"], a["params"]["event_kind"]) for a in alerts] == [(event_id, "message.add")]
 
