@@ -21,7 +21,8 @@ def kommo() -> None:
 
 @kommo.command()
 @click.option("--org", "org_id", required=True, help="Organisation id")
-@click.option("--subdomain", required=True, help="acme, acme.kommo.com or acme.amocrm.ru")
+@click.option("--subdomain", required=True,
+              help="acme, acme.kommo.com, acme.amocrm.ru or the account address pasted from the browser")
 @click.option("--token-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File holding the long-lived token (kept out of shell history)")
 def connect(org_id: str, subdomain: str, token_file: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import admin, ask, campaign, conversation, keys, knowledge, kommo, notifications, processes, team
+from cli import admin, ask, campaign, conversation, doctor, keys, knowledge, kommo, notifications, processes, team
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,7 +14,8 @@ def main() -> None:
 
 
 for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledge, knowledge.eval_group,
-              ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team):
+              ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team,
+              doctor.doctor):
     main.add_command(group)
 for command in processes.COMMANDS:
     main.add_command(command)

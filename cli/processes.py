@@ -42,10 +42,12 @@ def web() -> None:
 @click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True)
 def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
     """A Celery worker for the inbound, kommo and ingest queues."""
+    from tasks import metrics as task_metrics  # noqa: PLC0415 - as above (and it connects Celery signals)
     from tasks.app import celery_app  # noqa: PLC0415 - as above
 
     _logging()
     settings = load_settings()
+    task_metrics.serve(settings.worker.metrics_port)
     # Embedded Qdrant Edge can be opened by one process only, so the embedded worker is one
     # process with threads; with a Qdrant server, prefork workers scale out.
     pool = pool or ("threads" if settings.qdrant.url is None else "prefork")

@@ -199,6 +199,7 @@ class WorkerSettings(BaseSettings):
     follow_up_interval_s: float = 300.0
     kommo_sync_interval_s: float = 6 * 3600.0
     token_refresh_interval_s: float = 1800.0
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker /metrics port (0 = off)")
 
 
 class Settings(BaseSettings):

@@ -93,25 +93,25 @@ class KommoAdmin:
 
         kommo = await self.services.kommo()
         agents = [AgentDelivery(a.id, a.name, a.delivery_mode, REACHES_CUSTOMER[a.delivery_mode],
-                                self._missing(a.delivery_mode, account))
+                                self.missing_for_mode(a.delivery_mode, account))
                   for a in await self.storage.agents.list(org_id, sort=[("created_at", 1)])]
         return KommoStatus(
             connected=True, host=account.host, auth_kind=account.auth_kind.value, status=account.status.value,
-            status_reason=account.status_reason, token_health=self._health(account), expires_at=account.expires_at,
+            status_reason=account.status_reason, token_health=self.token_health(account), expires_at=account.expires_at,
             last_sync_at=account.last_sync_at, pipelines=len(await self.storage.kommo_catalog.pipelines(org_id)),
             users=len(await self.storage.kommo_catalog.users(org_id)),
-            webhook_url=self._webhook_url(kommo, account), events=list(SUBSCRIBED_EVENTS), agents=agents,
+            webhook_url=self.webhook_url(kommo, account), events=list(SUBSCRIBED_EVENTS), agents=agents,
             oauth_available=oauth)
 
     @staticmethod
-    def _webhook_url(kommo: Any, account: Any) -> str:
+    def webhook_url(kommo: Any, account: Any) -> str:
         try:
             return kommo.connections.webhook_url(account)
         except (KeyError, SecretError):  # no readable webhook token: reconnecting makes one
             return ""
 
     @staticmethod
-    def _missing(mode: DeliveryMode, account) -> list[str]:
+    def missing_for_mode(mode: DeliveryMode, account) -> list[str]:
         if mode == DeliveryMode.SALESBOT_RUN:
             return [name for name, value in (("salesbot_bot_id", account.salesbot_bot_id),
                                              ("reply_field_id", account.reply_field_id)) if not value]
@@ -120,7 +120,7 @@ class KommoAdmin:
         return []
 
     @staticmethod
-    def _health(account) -> str:
+    def token_health(account) -> str:
         if account.status.value != "active":
             return account.status.value
         if account.expires_at is None:

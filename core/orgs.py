@@ -21,8 +21,17 @@ def _clean_name(name: str, what: str) -> str:
     return name
 
 
-async def create_org(storage: Storage, name: str, language: str = "ru") -> Organization:
-    return await storage.orgs.create(_clean_name(name, "organisation"), language=language)
+async def create_org(storage: Storage, name: str, language: str = "ru", *,
+                     names_in_use: list[str] | None = None) -> Organization:
+    """A new organisation. Its name is unique among the organisations its creator sees, as an
+    agent's is in its organisation: `names_in_use` are those (a console user's own organisations);
+    None means every organisation (the CLI's operator sees them all)."""
+    name = _clean_name(name, "organisation")
+    if names_in_use is None:
+        names_in_use = [o.name for o in await storage.orgs.list_all()]
+    if name in names_in_use:
+        raise AlreadyExists(f"an organisation named {name!r} already exists", name=name)
+    return await storage.orgs.create(name, language=language)
 
 
 async def require_org(storage: Storage, org_id: str) -> Organization:

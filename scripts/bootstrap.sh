@@ -15,7 +15,19 @@ spec="."
 [ -n "${1:-}" ] && spec=".[$1]"
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)-${1:-base}"
 if [ ! -f "$stamp" ]; then
+  # Say what is installed (the first run takes a few minutes): one line per package pip fetches
+  # or builds, then what it installed.
+  echo "setting up .venv: installing kommo-agent${1:+ with its $1 extras} and $(grep -c '==' constraints.txt) pinned packages (first run: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -c constraints.txt -e "$spec"
+  # pip's warnings (setuptools deprecations while building the editable install) go to a log,
+  # shown only when the install fails.
+  if ! .venv/bin/python -m pip install --progress-bar off -c constraints.txt -e "$spec" 2>.venv/pip-errors.log \
+      | sed -un -e 's/^Collecting \([^ ]*\).*/  fetching \1/p' -e 's/^Building wheel for \([^ ]*\).*/  building \1/p' \
+               -e 's/^Successfully installed /  installed: /p'; then
+    cat .venv/pip-errors.log >&2
+    echo "error: installing the dependencies failed (above); is the package index reachable?" >&2
+    exit 1
+  fi
   touch "$stamp"
+  echo "setup done"
 fi

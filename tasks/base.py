@@ -12,6 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
+import structlog
 from celery import Task
 
 from core.config import Settings, load_settings
@@ -36,8 +37,16 @@ class CoreTask(Task):
         return self.settings.worker.max_retries
 
     def core(self, job: Callable[[CoreServices], Awaitable[T]], timeout: float | None = None) -> T:
-        """Run `job(services)` on the process's core event loop and wait for its result."""
-        return runtime.run(job, self.settings, self.app, timeout)
+        """Run `job(services)` on the process's core event loop and wait for its result; every log
+        line it writes carries this task's id and name (the loop runs in another thread, so the
+        ids are bound inside the coroutine, in its own context)."""
+        task_id, name = self.request.id, self.name
+
+        async def bound(services: CoreServices) -> T:
+            structlog.contextvars.bind_contextvars(task_id=task_id, task=name)
+            return await job(services)
+
+        return runtime.run(bound, self.settings, self.app, timeout)
 
     def countdown(self, exc: BaseException) -> float:
         cap = self.settings.worker.max_retry_countdown_s

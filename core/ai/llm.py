@@ -11,6 +11,7 @@ minutes, (d) one typed final error (`LLMUnavailable`) the runtime turns into a h
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from openai import AsyncOpenAI
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from core import metrics
 from core.ai.errors import LLMRejected, LLMUnavailable
 from core.config import LLMSettings
 from core.errors import ConfigurationError
@@ -110,6 +112,7 @@ class LLMClient:
         if max_tokens:
             kwargs["max_tokens"] = max_tokens
         attempts = 0
+        started = time.perf_counter()
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.settings.max_retries + 1), wait=self._wait,
@@ -121,11 +124,14 @@ class LLMClient:
                     attempts = attempt.retry_state.attempt_number
                     completion = await self._client.chat.completions.create(**kwargs)
         except TRANSIENT as exc:
+            metrics.LLM_SECONDS.labels("unavailable").observe(time.perf_counter() - started)
             raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {type(exc).__name__}",
                                  attempts=attempts, model=model) from exc
         except openai.APIStatusError as exc:
+            metrics.LLM_SECONDS.labels("rejected").observe(time.perf_counter() - started)
             raise LLMRejected(f"LLM rejected the request: HTTP {exc.status_code}",
                               status=exc.status_code, model=model) from exc
+        metrics.LLM_SECONDS.labels("ok").observe(time.perf_counter() - started)
         return await self._finish(completion, model, attempts, usage)
 
     async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext) -> LLMResponse:
@@ -139,6 +145,8 @@ class LLMClient:
             model=completion.model or model, attempts=attempts,
             prompt_tokens=u.prompt_tokens if u else 0, completion_tokens=u.completion_tokens if u else 0,
         )
+        metrics.LLM_TOKENS.labels("prompt").inc(result.prompt_tokens)
+        metrics.LLM_TOKENS.labels("completion").inc(result.completion_tokens)
         if self.meter is not None:
             try:
                 await self.meter.record_llm(usage, model=result.model, prompt_tokens=result.prompt_tokens,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from core import metrics
 from core.conversations.context import EngineDeps
 from core.models.agent import Agent
 from core.models.conversation import Conversation, ConversationState
@@ -28,6 +29,9 @@ _REASONS = {
 }
 
 
+HANDOFF_REASONS = frozenset(_REASONS["en"])
+
+
 def describe_reason(reason: str, language: str) -> str:
     table = _REASONS.get(language, _REASONS["en"])
     return table.get(reason, reason)
@@ -37,6 +41,7 @@ async def hand_off(deps: EngineDeps, org_id: str, conv: Conversation, *, reason:
                    notify_humans: bool = True, agent: Agent | None = None, turn_id: str | None = None,
                    draft: str = "", language: str = "ru") -> None:
     """Mark the conversation handed off; when the bot decided it, leave a task and a note."""
+    metrics.HANDOFFS.labels(metrics.bounded(reason, HANDOFF_REASONS)).inc()
     await deps.storage.conversations.update(org_id, conv.id, {
         "state": ConversationState.HANDED_OFF, "state_reason": reason, "handed_off_at": deps.clock()})
     if not (notify_humans and conv.lead_id):

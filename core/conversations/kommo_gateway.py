@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from core import metrics
 from core.kommo.actions.lead_actions import KommoActions
 from core.kommo.errors import KommoNotConnected, KommoNotFound, KommoValidationError
 from core.kommo.http.api import KommoApi
@@ -45,6 +46,7 @@ class ActionsGateway:
                          idempotency_key: str, context: dict[str, Any]) -> None:
         _checked(await self.actions.send_reply(org_id, lead_id=lead_id, text=text, mode=mode,
                                                idempotency_key=idempotency_key, context=context))
+        metrics.REPLIES.labels(metrics.bounded(mode.value)).inc()
 
     async def move_lead(self, org_id: str, *, lead_id: int, pipeline_id: int, status_id: int,
                         idempotency_key: str) -> None:

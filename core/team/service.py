@@ -96,7 +96,8 @@ class TeamService:
     async def found_org(self, telegram_user_id: int, org_name: str, *, operator_name: str = "",
                         language: str = "ru") -> Membership:
         """A new organisation with the user as its owner, made their active one."""
-        org = await create_org(self.storage, org_name, language=operator_language(language))
+        mine = [m.org.name for m in await self.memberships(telegram_user_id)]
+        org = await create_org(self.storage, org_name, language=operator_language(language), names_in_use=mine)
         operator = await self.storage.operators.add(org.id, telegram_user_id, Role.OWNER,
                                                     name=operator_name[:MAX_OPERATOR_NAME])
         await self.profiles.set(telegram_user_id, active_org_id=org.id)

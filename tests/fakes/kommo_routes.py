@@ -244,6 +244,16 @@ class IntegrationRoutes:
         acc.webhooks.append(hook)
         return web.json_response(hook, status=201)
 
+    async def list_webhooks(self, request):
+        acc = request[ACC]
+        if acc.webhooks_forbidden:
+            return problem(403, "Forbidden", "Access denied")
+        wanted = request.query.get("filter[destination]")
+        hooks = [w for w in acc.webhooks if wanted is None or w["destination"] == wanted]
+        if not hooks:
+            return web.Response(status=204)
+        return web.json_response({"_total_items": len(hooks), "_embedded": {"webhooks": hooks}})
+
     async def salesbot_continue(self, request):
         acc = request[ACC]
         cont = acc.continues.get(request.match_info["cid"])

@@ -20,6 +20,14 @@ async def _client(services: CoreServices, redis_url: str) -> TestClient:
     return client
 
 
+def _sample(text: str, series: str) -> float:
+    """The value of one series in a Prometheus text exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _settings(mongo_url: str, redis_url: str) -> Settings:
     s = Settings(_env_file=None)
     s.mongo.url = mongo_url
@@ -38,6 +46,15 @@ async def test_ready_health_metrics(mongo_url, redis_url, keyring):
         assert ready.headers["X-Request-Id"]
         metrics = await (await client.get("/metrics")).text()
         assert 'http_requests_total{route="/readyz",status="200"}' in metrics
+
+        # Webhooks by outcome, and the broker's queue depth read at scrape time.
+        before = _sample(metrics, 'kommo_webhooks_total{outcome="unknown_hook",route="kommo"}')
+        assert (await client.post("/webhooks/kommo/not-a-token", data=b"leads[add][0][id]=1")).status == 404
+        await services.redis.rpush("ingest", b"a", b"b", b"c")
+        metrics = await (await client.get("/metrics")).text()
+        assert _sample(metrics, 'kommo_webhooks_total{outcome="unknown_hook",route="kommo"}') == before + 1
+        assert _sample(metrics, 'queue_depth{queue="ingest"}') == 3
+        assert "not-a-token" not in metrics  # no label carries a request's own values
     finally:
         await client.close()
         await services.close()

@@ -34,12 +34,22 @@ from core.storage import Storage
 from core.storage.repositories.kommo_accounts import hook_token_hash
 
 log = structlog.get_logger("kommo.connections")
-_HOST = re.compile(r"^(?:https?://)?([a-z0-9][a-z0-9-]{0,62})(?:\.(kommo\.com|amocrm\.ru|amocrm\.com))?/?$")
+_HOST = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})(?:\.(kommo\.com|amocrm\.ru|amocrm\.com))?$")
 
 
 def parse_account_host(value: str, *, require_domain: bool = False) -> tuple[str, str]:
-    """`acme`, `acme.kommo.com` or `https://acme.amocrm.ru` -> (subdomain, base_domain)."""
-    m = _HOST.match((value or "").strip().lower())
+    """`acme`, `acme.kommo.com`, or an address pasted from the browser
+    (`https://acme.amocrm.ru/leads/pipeline/7?x=1`) -> (subdomain, base_domain)."""
+    text = (value or "").strip().lower()
+    try:
+        parts = urlsplit(text if "://" in text else f"//{text}")
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    # Only a bare host: a port, user info or another scheme is not an account address.
+    if parts is None or parts.scheme not in ("", "http", "https") or parts.netloc != host:
+        host = ""
+    m = _HOST.match(host)
     if not m or m.group(1) == "www" or (require_domain and not m.group(2)):
         raise InvalidInput(f"not a Kommo account address: {value[:80]!r}")
     return m.group(1), m.group(2) or "kommo.com"

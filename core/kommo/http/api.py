@@ -87,6 +87,12 @@ class KommoApi:
         return await self.client.request(acc, "POST", "/api/v4/webhooks", idempotent=True, forbidden_ok=True,
                                          json_body={"destination": destination, "settings": events, "sort": 10}) or {}
 
+    async def webhooks(self, acc: KommoAccount, destination: str | None = None) -> list[dict[str, Any]]:
+        """The account's webhooks (admin-only: 403 is KommoForbidden, not a blocked account)."""
+        params = {"filter[destination]": destination} if destination else None
+        body = await self.client.request(acc, "GET", "/api/v4/webhooks", params=params, forbidden_ok=True)
+        return (body or {}).get("_embedded", {}).get("webhooks", [])
+
     async def salesbot_continue(self, acc: KommoAccount, path: str, body: dict[str, Any]) -> Any:
         return await self.client.request(acc, "POST", path, json_body=body)
 

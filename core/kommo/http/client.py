@@ -21,6 +21,7 @@ import aiohttp
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from core import metrics
 from core.clock import utcnow
 from core.config import KommoSettings
 from core.kommo.errors import (
@@ -158,7 +159,7 @@ class KommoClient:
                 return await self._once(account, method, path, params, json_body, token, forbidden_ok)
 
     async def _once(self, account, method, path, params, json_body, token, forbidden_ok):
-        await self.limiter.acquire(account.id)
+        metrics.KOMMO_WAIT.observe(await self.limiter.acquire(account.id))
         session = await self.http.get()
         url = base_url(self.settings, account) + path
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
@@ -169,7 +170,9 @@ class KommoClient:
                 status = resp.status
                 retry_header = resp.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError) as exc:
+            metrics.KOMMO_CALLS.labels(metrics.bounded(method, metrics.HTTP_METHODS), "no_answer").inc()
             raise KommoUnavailable(f"Kommo did not answer: {type(exc).__name__}") from None
+        metrics.KOMMO_CALLS.labels(metrics.bounded(method, metrics.HTTP_METHODS), metrics.status_class(status)).inc()
         if status == 204 or (200 <= status < 300 and not raw.strip()):
             return None
         try:
