@@ -61,6 +61,7 @@ class ActionsGateway:
         _checked(await self.actions.add_note(org_id, lead_id, text, idempotency_key))
 
     async def update_lead_field(self, org_id: str, *, lead_id: int, field_id: int, value: Any,
-                                enum_id: int | None, idempotency_key: str) -> None:
+                                enum_id: int | None, idempotency_key: str,
+                                allowed_field_ids: list[int] | None = None) -> None:
         _checked(await self.actions.update_lead_field(org_id, lead_id, field_id, value, idempotency_key,
-                                                      enum_id=enum_id))
+                                                      enum_id=enum_id, allowed_field_ids=allowed_field_ids))

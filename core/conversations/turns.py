@@ -113,7 +113,8 @@ def _queue_delay(deps: EngineDeps, conv: Conversation) -> float:
     return max(0.0, (deps.clock() - conv.last_customer_at).total_seconds() - deps.debounce_s)
 
 
-async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str) -> None:
+async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str,
+                          plan: TurnPlan) -> None:
     p = action["params"]
     if action["kind"] == "move_lead_stage":
         await deps.kommo.move_lead(org_id, lead_id=lead_id, pipeline_id=p["pipeline_id"],
@@ -124,8 +125,11 @@ async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: d
                                      deadline=datetime.fromisoformat(p["due_at"]),
                                      responsible_user_id=p.get("responsible_user_id"), idempotency_key=key)
     elif action["kind"] == "update_lead_field":
+        # The agent's allowlist as it is now: a field taken off it since the plan is not written.
+        agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
         await deps.kommo.update_lead_field(org_id, lead_id=lead_id, field_id=p["field_id"], value=p["value"],
-                                           enum_id=p.get("enum_id"), idempotency_key=key)
+                                           enum_id=p.get("enum_id"), idempotency_key=key,
+                                           allowed_field_ids=agent.writable_field_ids if agent else [])
 
 
 async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> str:
@@ -133,7 +137,7 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
     try:
         for i, action in enumerate(plan.actions):
             if conv.lead_id:
-                await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}")
+                await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}", plan)
         if plan.reply_text:
             mode = await _delivery_mode(deps, org_id, plan)
             started = time.perf_counter()

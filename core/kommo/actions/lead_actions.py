@@ -19,7 +19,7 @@ from core.kommo.errors import KommoNotConnected
 from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
-from core.models.kommo import KommoAccount
+from core.models.kommo import FieldValueRefused, KommoAccount, check_field_value
 from core.storage import Storage
 
 MULTI_VALUE_TYPES = {"multitext", "multiselect"}
@@ -127,10 +127,24 @@ class KommoActions:
 
     async def update_lead_field(self, org_id: str, lead_id: int, field_id: int, value: Any, idempotency_key: str, *,
                                 enum_id: int | None = None, dry_run: bool = False, conversation_id: str | None = None,
-                                agent_id: str | None = None) -> ActionRecord:
-        """`enum_id`: the chosen option of a select-like field (Kommo stores the option by id)."""
+                                agent_id: str | None = None,
+                                allowed_field_ids: list[int] | None = None) -> ActionRecord:
+        """`enum_id`: the chosen option of a select-like field (Kommo stores the option by id).
+        `allowed_field_ids`: the agent's writable fields (None: an operator's own write). The
+        value is checked against the synced field's type, options and length cap right before
+        the write, whatever validated it earlier."""
         account = await self.account(org_id)
         refuse = await self._field_problem(org_id, "leads", field_id)
+        if not refuse and allowed_field_ids is not None and field_id not in set(allowed_field_ids):
+            refuse = f"lead field {field_id} is not among the fields this agent may write"
+        if not refuse:
+            fields = {f.field_id: f for f in await self.storage.kommo_catalog.fields(org_id, "leads")}
+            if field_id in fields:
+                try:
+                    value, checked_enum = check_field_value(fields[field_id], value, enum_id)
+                    enum_id = checked_enum if checked_enum is not None else enum_id
+                except FieldValueRefused as exc:
+                    refuse = str(exc)
         entry = {"value": value, **({"enum_id": int(enum_id)} if enum_id is not None else {})}
         body = {"custom_fields_values": [{"field_id": int(field_id), "values": [entry]}]}
         return await self._journal(
