@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _ENV_FILE = ".env"
@@ -153,6 +153,10 @@ class KommoSettings(BaseSettings):
                                                    "client address may try per minute before it gets 429")
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
+    retry_budget_s: float = Field(
+        default=45.0, gt=0, description="How long one Kommo call may keep retrying (429s, 5xx); with the "
+        "request timeout it stays below KOMMO_RESEND_UNCERTAIN_AFTER_S, so a call "
+        "still retrying is never taken for a lost one and sent again")
     oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
     amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
                                        "(or api_base_url when that override is set)")
@@ -164,6 +168,15 @@ class KommoSettings(BaseSettings):
                                          "requests before it starts (0: it starts when a slot is free)")
     intake_commits_in_flight: int = Field(default=2, ge=1, le=16, description="Webhook group commits "
                                           "written at once")
+
+    @model_validator(mode="after")
+    def _retries_end_before_a_resend(self) -> KommoSettings:
+        # A call sleeps through a Retry-After only within its budget, so budget + one request is
+        # the longest a call can take.
+        if self.retry_budget_s + self.request_timeout_s >= self.resend_uncertain_after_s:
+            raise ValueError("KOMMO_RETRY_BUDGET_S + KOMMO_REQUEST_TIMEOUT_S must stay below "
+                             "KOMMO_RESEND_UNCERTAIN_AFTER_S, or a call still retrying could be sent again")
+        return self
 
 
 class SecretsSettings(BaseSettings):

@@ -17,6 +17,13 @@ class RetryLater(KommoAgentError):
         self.countdown = countdown
 
 
+class ReplyWithheld(KommoAgentError):
+    """The conversation changed hands between the decision and the send (a manager took it
+    over): the customer-visible effect was not made, on purpose."""
+
+    code = "reply_withheld"
+
+
 class ConversationBusy(KommoAgentError):
     """Another worker holds this conversation's turn; the caller retries later."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +17,10 @@ class KommoGateway(Protocol):
         """The lead as Kommo has it now (re-read before acting), or None if it is gone."""
 
     async def send_reply(self, org_id: str, *, lead_id: int | None, text: str, mode: DeliveryMode,
-                         idempotency_key: str, context: dict[str, Any]) -> None: ...
+                         idempotency_key: str, context: dict[str, Any],
+                         precheck: Callable[[], Awaitable[str | None]] | None = None) -> None:
+        """Journaled; `precheck` runs right before the call and a reason from it withholds the
+        reply (`ReplyWithheld`); an unknown outcome Kommo cannot be asked about raises `MaybeSent`."""
 
     async def move_lead(self, org_id: str, *, lead_id: int, pipeline_id: int, status_id: int,
                         idempotency_key: str) -> None: ...

@@ -19,14 +19,14 @@ from typing import Any
 from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.decide import HISTORY_LIMIT, decide
-from core.conversations.errors import ConversationBusy, RetryLater
+from core.conversations.errors import ConversationBusy, ReplyWithheld, RetryLater
 from core.conversations.handoff import hand_off
 from core.conversations.locks import conversation_lock
 from core.errors import AlreadyExists
-from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
+from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError, MaybeSent
 from core.logging import get_logger
 from core.models.agent import DeliveryMode
-from core.models.conversation import Conversation, Message
+from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 
 log = get_logger(__name__)
@@ -141,12 +141,34 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         if plan.reply_text:
             mode = await _delivery_mode(deps, org_id, plan)
             started = time.perf_counter()
+
+            async def still_ours() -> str | None:
+                # Right before the customer-visible call (a redelivered turn may come minutes later).
+                now = await deps.storage.conversations.get(org_id, conv.id)
+                if now is None or now.state != ConversationState.BOT_ACTIVE:
+                    return f"the conversation is {now.state.value if now else 'gone'}: a human has it"
+                return None
+
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
-                                        idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
+                                        idempotency_key=f"{plan.id}:reply", context=conv.reply_context,
+                                        precheck=still_ours)
             plan.timings["kommo_send"] = time.perf_counter() - started
         if plan.handoff:
             await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
                            language=plan.language)
+    except ReplyWithheld as exc:
+        log.info("reply_withheld", org_id=org_id, turn_id=plan.id, reason=str(exc))
+        return "withheld"
+    except MaybeSent as exc:
+        # Kommo may have shown it already and cannot be asked: the operators check the chat,
+        # the conversation goes to a human, nothing is sent again.
+        log.warning("reply_maybe_sent", org_id=org_id, turn_id=plan.id, error=str(exc))
+        await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=f"{plan.id}:maybe_sent",
+                                                 conversation_id=conv.id, lead_id=conv.lead_id, maybe_sent=True,
+                                                 error=f"the reply may have reached the customer already; check "
+                                                       f"the chat before answering ({exc})"[:300])
+        await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
+        return "maybe_sent"
     except (*TRANSIENT, ActionInProgress) as exc:
         raise RetryLater(f"Kommo is temporarily unavailable: {exc}",
                          countdown=getattr(exc, "retry_after", None)) from exc

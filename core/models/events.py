@@ -40,7 +40,8 @@ class ActionState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
-    REFUSED = "refused"  # validation refused the tool call
+    REFUSED = "refused"  # validation refused the tool call (or the effect was no longer wanted)
+    MAYBE_SENT = "maybe_sent"  # the outcome is unknown and Kommo cannot be asked: a human checks, never a resend
 
 
 class ActionRecord(OrgDocument):

@@ -23,6 +23,11 @@ from core.models.kommo import FieldValueRefused, KommoAccount, check_field_value
 from core.storage import Storage
 
 MULTI_VALUE_TYPES = {"multitext", "multiselect"}
+# Modes whose reply Kommo cannot be asked about and which a second call would show the customer
+# twice: an unknown outcome there is "maybe sent" (an operator checks), never a blind resend. A
+# note is found again by its text; a Salesbot `return_url` is single-use (a second continue is
+# refused by Kommo), so those may be retried.
+NOT_RESENDABLE_MODES = {DeliveryMode.SALESBOT_RUN, DeliveryMode.CHATS_API}
 
 
 class KommoActions:
@@ -46,9 +51,11 @@ class KommoActions:
 
     async def send_reply(self, org_id: str, *, lead_id: int, text: str, mode: DeliveryMode, idempotency_key: str,
                          context: dict[str, Any] | None = None, dry_run: bool = False,
-                         conversation_id: str | None = None, agent_id: str | None = None) -> ActionRecord:
+                         conversation_id: str | None = None, agent_id: str | None = None,
+                         precheck=None) -> ActionRecord:
         """Deliver `text` to the customer of `lead_id` through `mode` (context: salesbot
-        `return_url`, chats `conversation_id`/`receiver`...)."""
+        `return_url`, chats `conversation_id`/`receiver`...). `precheck` runs right before the
+        call (see `run_journaled`)."""
         account = await self.account(org_id)
         context = context or {}
         refuse = None if text.strip() else "empty reply"
@@ -58,6 +65,7 @@ class KommoActions:
             refuse=refuse, params={"text": text, "mode": mode.value, "context": context},
             perform=lambda: self.replies.send(account, mode, lead_id, text, context, idempotency_key),
             find_existing=self.replies.finder(account, mode, lead_id, text),
+            can_resend=mode not in NOT_RESENDABLE_MODES, precheck=precheck,
             conversation_id=conversation_id, agent_id=agent_id)
 
     async def move_lead(self, org_id: str, lead_id: int, pipeline_id: int, status_id: int, idempotency_key: str, *,
