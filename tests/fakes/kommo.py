@@ -179,6 +179,7 @@ class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
             ("GET", "/api/v4/tasks", self.list_tasks),
             ("POST", "/api/v4/webhooks", self.webhooks),
             ("GET", "/api/v4/webhooks", self.list_webhooks),
+            ("DELETE", "/api/v4/webhooks", self.delete_webhook),
             ("POST", r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", self.salesbot_continue),
             ("POST", "/api/v2/salesbot/run", self.salesbot_run),
             ("POST", "/v2/origin/custom/{scope}", self.amojo_message),

@@ -213,11 +213,17 @@ def _event(key: str, action: str, item: dict[str, Any]) -> KommoEvent:
 
 
 def is_own_write(event: KommoEvent, bot_user_id: int | None) -> bool:
-    """Events caused by our own API writes must never be acted on, or we would loop."""
-    if event.kind == "outgoing_message.add":
+    """Events caused by our own API writes must never be acted on, or we would loop.
+
+    `bot_user_id` is the Kommo user whose token we call with, which is a human: the manager who
+    connected Kommo. Our API never writes chat messages as that user (replies go through a
+    Salesbot or our own channel), so a chat message authored by that user is the person
+    writing, i.e. a manager taking over, not our own write; their notes and lead changes may
+    be ours and stay ignored."""
+    if event.kind in ("outgoing_message.add", "message.add"):
         author = event.data.get("author") if isinstance(event.data.get("author"), dict) else {}
-        if author.get("type") == "bot":
-            return True  # a Salesbot printed it: our salesbot reply, never a human manager
+        # A Salesbot printed it: our salesbot reply, never a human manager.
+        return event.kind == "outgoing_message.add" and author.get("type") == "bot"
     return bot_user_id is not None and event.author_user_id == bot_user_id
 
 
