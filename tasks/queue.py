@@ -33,21 +33,29 @@ class CeleryTaskQueue:
         self.fair_share = fair_share_per_minute
         self._templates: dict[str, tuple] = {}
         self._brokers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
-        # org -> minute in which its count (shared in Redis by every process) passed the share
-        self._heavy: dict[str, int] = {}
+        # org -> (minute, its inbound tasks that minute as Redis last counted them, every
+        # publishing process included); plus what this process published since
+        self._seen: dict[str, tuple[int, int]] = {}
 
-    def is_heavy(self, org_id: str) -> bool:
-        return self._heavy.get(org_id) == _minute()
+    def _lane_counter(self):
+        """Per message, whether it goes past its organisation's share this minute."""
+        minute = _minute()
+        running: dict[str, int] = {}
+
+        def past_share(org_id: str) -> bool:
+            seen_minute, count = self._seen.get(org_id, (minute, 0))
+            base = count if seen_minute == minute else 0
+            running[org_id] = running.get(org_id, base) + 1
+            return running[org_id] > self.fair_share
+
+        return past_share
 
     def _note_counts(self, counts: dict[str, int]) -> None:
         minute = _minute()
         for org_id, count in counts.items():
-            if count > self.fair_share:
-                self._heavy[org_id] = minute
-            else:
-                self._heavy.pop(org_id, None)
-        if len(self._heavy) > 10_000:
-            self._heavy = {k: v for k, v in self._heavy.items() if v == minute}
+            self._seen[org_id] = (minute, count)
+        if len(self._seen) > 10_000:
+            self._seen = {k: v for k, v in self._seen.items() if v[0] == minute}
 
     def _count_sync(self, orgs: dict[str, int]) -> None:
         with self.app.connection_for_write() as conn:
@@ -62,9 +70,10 @@ class CeleryTaskQueue:
     def _send_many(self, name: str, arg_lists: list[tuple], countdown: float | None = None) -> None:
         # One producer connection for the whole batch: intake group-commits many events at once.
         fair = name.startswith("inbound.") and arg_lists
+        past_share = self._lane_counter()
         with self.app.producer_or_acquire() as producer:
             for args in arg_lists:
-                priority = LOW_PRIORITY if fair and self.is_heavy(str(args[0])) else None
+                priority = LOW_PRIORITY if fair and past_share(str(args[0])) else None
                 self.app.send_task(name, args=args, producer=producer, countdown=countdown, priority=priority)
         if fair:
             self._count_sync(_per_org(arg_lists))
@@ -96,7 +105,7 @@ class CeleryTaskQueue:
                     await broker.lpush(key, *messages)
                     return
                 # The push and the count of each organisation's work this minute in one round
-                # trip; the count decides the lane of that organisation's next batches.
+                # trip; the count (every process's) is where the next batch's lanes start from.
                 pipe = broker.pipeline(transaction=False)
                 for key, messages in lanes.items():
                     pipe.lpush(key, *messages)
@@ -139,11 +148,12 @@ class CeleryTaskQueue:
         past their share this minute on its low-priority list."""
         key, low_key, parts, embed, encode_body = self._templates[name]
         lanes: dict[str, list[str]] = {}
+        past_share = self._lane_counter()
         for args in arg_lists:
             task_id = uuid()
             fields = {"id": task_id, "argsrepr": json.dumps(repr(args)), "tag": uuid(),
                       "body": encode_body(json.dumps([list(args), {}, embed]).encode())}
-            lane = low_key if fair and self.is_heavy(str(args[0])) else key
+            lane = low_key if fair and past_share(str(args[0])) else key
             lanes.setdefault(lane, []).append("".join(fields[p] if i % 2 else p for i, p in enumerate(parts)))
         return lanes
 

@@ -39,9 +39,9 @@ async def test_a_flooded_account_waits_behind_the_others_in_the_queue(redis_url,
     order = [r for r in _consume_all(app)]
     assert len(order) == 12 * 16 + 3 + 1
     b_positions = [i for i, r in enumerate(order) if "org_b" in r]
-    # A's first commits (up to its share) went ahead; everything after waits behind B.
-    assert b_positions == [32, 33, 34]
-    assert all("org_a" in r for r in order[35:])
+    # A's first 20 tasks (its share) went ahead; everything after waits behind B.
+    assert b_positions == [SHARE, SHARE + 1, SHARE + 2]
+    assert all("org_a" in r for r in order[SHARE + 3:])
     assert await queue.backlog() == 0
 
 
