@@ -203,6 +203,8 @@ class WorkerSettings(BaseSettings):
     visibility_timeout_s: int = Field(default=900, description="Broker redelivery of unacked tasks")
     max_retry_countdown_s: int = Field(default=300, description="Cap of retry backoff (< visibility)")
     max_retries: int = 12
+    turns_per_org: int = Field(default=2, ge=0, description="Turns of one organisation run at once across "
+                               "all workers (Kommo paces each account anyway); 0: no cap")
     fair_share_per_minute: int = Field(default=120, ge=1, description="Inbound tasks one organisation may "
                                        "publish per minute at normal priority; its excess waits behind the others'")
     max_event_attempts: int = Field(default=5, ge=1, description="Times one webhook event is tried before it "

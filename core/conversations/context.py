@@ -27,4 +27,5 @@ class EngineDeps:
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
     max_event_attempts: int = 5  # claims of one event before it is parked as poison
+    turns_per_org: int = 0  # turns of one organisation at once across workers (0: no cap)
     clock: Callable[[], datetime] = utcnow

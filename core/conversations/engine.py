@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.conversations import followups, inbound, sweeper, turns
 from core.conversations.context import EngineDeps
+from core.conversations.errors import OrganisationBusy
 from core.logging import get_logger
 from core.models.events import EventStatus
 
@@ -33,6 +34,9 @@ class ConversationEngine:
             return "parked"
         try:
             return await inbound.handle_event(self.deps, org_id, event)
+        except OrganisationBusy:
+            await self.deps.storage.events.release_claim(org_id, event.id)
+            raise
         except Exception as exc:
             await self.deps.storage.events.note_error(org_id, event.id, f"{type(exc).__name__}: {exc}")
             raise

@@ -13,6 +13,7 @@ Exactly-once, step by step:
 from __future__ import annotations
 
 import time
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from core.conversations.context import EngineDeps
 from core.conversations.decide import HISTORY_LIMIT, decide
 from core.conversations.errors import ConversationBusy, ReplyWithheld, RetryLater
 from core.conversations.handoff import hand_off
-from core.conversations.locks import conversation_lock
+from core.conversations.locks import conversation_lock, organisation_slot
 from core.errors import AlreadyExists
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError, MaybeSent
 from core.logging import get_logger
@@ -35,7 +36,11 @@ MAX_TURN_ATTEMPTS = 20
 
 async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
     try:
-        async with conversation_lock(deps.redis, org_id, conversation_id, wait_s=deps.lock_wait_s):
+        async with AsyncExitStack() as held:
+            if deps.turns_per_org:
+                await held.enter_async_context(organisation_slot(deps.redis, org_id, deps.turns_per_org))
+            await held.enter_async_context(conversation_lock(deps.redis, org_id, conversation_id,
+                                                             wait_s=deps.lock_wait_s))
             return await _run_locked(deps, org_id, conversation_id, trigger_message_id)
     except ConversationBusy:
         raise RetryLater("another worker is answering this conversation", countdown=2.0) from None

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from core.clock import utcnow
+from core.conversations.errors import OrganisationBusy
 from core.conversations.sweeper import MAX_REQUEUE_PER_ORG
 from core.ids import new_id
+from core.locks import renewable_lock
 from core.models.events import EventStatus, WebhookEvent
 from tasks.app import create_celery
 from tasks.queue import CeleryTaskQueue
+from tests.fixtures.engine import message_body
 
 SHARE = 20
 
@@ -69,3 +74,25 @@ async def test_one_accounts_backlog_does_not_stop_the_sweep_for_the_others(shop,
     second = await shop.engine.sweep(stale_after_s=60)
     assert second.turns_requeued == 0 and second.recently_requeued >= MAX_REQUEUE_PER_ORG + 1
     assert second.events_requeued == MAX_REQUEUE_PER_ORG  # the next share, never the same ones twice
+
+
+async def test_a_flooding_organisation_holds_at_most_its_turn_slots(shop, redis_client):
+    """Its other turns step aside at once (no retry used up, no attempt counted) instead of
+    holding worker threads while Kommo paces that account; other organisations are not held."""
+    deps = shop.engine.deps
+    deps.turns_per_org = 1
+    storage = shop.services.storage
+    [event_id] = await shop.event(message_body(shop.fake_acc, "m-busy", "Hi?", chat_id="c-busy",
+                                               lead_id=shop.lead_id))
+    deps.debounce_s = 0  # the turn runs inside the event's task
+    async with renewable_lock(redis_client, f"lock:orgslot:{shop.org_id}:0", hold_s=30, wait_s=None) as held:
+        assert held  # another worker runs this organisation's one turn
+        for _ in range(deps.max_event_attempts + 2):
+            with pytest.raises(OrganisationBusy):
+                await shop.engine.process_event(shop.org_id, event_id)
+        event = await storage.events.get(shop.org_id, event_id)
+        assert event.status == EventStatus.QUEUED and event.attempts == 0  # never parked for waiting
+        other = await storage.orgs.create("Other")
+        async with renewable_lock(redis_client, f"lock:orgslot:{other.id}:0", hold_s=30, wait_s=None) as free:
+            assert free  # another organisation's slot is its own
+    assert await shop.engine.process_event(shop.org_id, event_id) in ("replied", "handed_off")

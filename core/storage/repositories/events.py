@@ -46,6 +46,11 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
             scope(org_id, {"_id": event_id}), {"$set": {"status": status, "error": error}}
         )
 
+    async def release_claim(self, org_id: str, event_id: str) -> None:
+        """Give back a claim that did no work (the organisation was busy): not an attempt."""
+        await self.collection.update_one(scope(org_id, {"_id": event_id}),
+                                         {"$set": {"status": EventStatus.QUEUED}, "$inc": {"attempts": -1}})
+
     async def note_error(self, org_id: str, event_id: str, error: str) -> None:
         """The last failure of an event still being retried (what its park reason will say)."""
         await self.collection.update_one(scope(org_id, {"_id": event_id}), {"$set": {"error": error[:500]}})
