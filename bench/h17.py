@@ -7,7 +7,9 @@ message of tenant B (webhook posted -> the reply note seen at the fake Kommo), m
 - quiet: B alone;
 - flood, fair: tenant A posts a burst of messages just before B's (its excess beyond the fair
   share goes to the low-priority list);
-- flood, FIFO: the same with the fair share out of reach (the behaviour before issue 17).
+- flood, FIFO: the same with the fair share out of reach (queue order as before issue 17; the
+  worker's per-organisation turn slots, WORKER_TURNS_PER_ORG, stay on in both flood phases: they
+  are the worker process's setting, fixed for the run).
 Between phases A's backlog drains. Printed: each phase's median and the delay the flood added.
 
     python bench/h17.py [--flood 60] [--rounds 3]
