@@ -33,6 +33,9 @@ class CeleryTaskQueue:
         self.fair_share = fair_share_per_minute
         self._templates: dict[str, tuple] = {}
         self._brokers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        # kombu's producer and channel are not thread-safe: concurrent first publishes of one
+        # task name must not prepare its template in several threads at once.
+        self._preparing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         # org -> (minute, its inbound tasks that minute as Redis last counted them, every
         # publishing process included); plus what this process published since
         self._seen: dict[str, tuple[int, int]] = {}
@@ -94,7 +97,9 @@ class CeleryTaskQueue:
         if not arg_lists:
             return
         if name not in self._templates:
-            await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
+            async with self._preparing.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                if name not in self._templates:
+                    await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
         fair = name.startswith("inbound.")
         lanes = self._envelopes(name, arg_lists, fair)
         for attempt in (1, 2):

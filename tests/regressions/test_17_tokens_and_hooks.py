@@ -85,7 +85,8 @@ async def test_rotate_hook_token_from_the_cli(storage, redis_client, mongo_clien
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "SECRETS_", "KOMMO_"))}
         env.update(MONGO_URL=mongo_url, MONGO_DATABASE=storage.db.name, REDIS_URL=redis_url, DATA_DIR=str(tmp_path),
                    SECRETS_KEYS=spec, PYTHONPATH=os.getcwd(), KOMMO_API_BASE_URL=fake_kommo.base_url,
-                   KOMMO_PUBLIC_BASE_URL="https://agent.example", KOMMO_REQUEST_TIMEOUT_S="2")
+                   KOMMO_PUBLIC_BASE_URL="https://agent.example", KOMMO_REQUEST_TIMEOUT_S="2",
+                   KOMMO_AGENT_HOME=str(tmp_path))  # no operator .env leaks in
         # Asynchronously: the fake Kommo answers the CLI from this test's event loop.
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "cli", "kommo", "rotate-hook-token",
                                                     "--org", org.id, cwd=tmp_path, env=env,
