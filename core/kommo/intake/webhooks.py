@@ -125,10 +125,6 @@ class WebhookIntake:
         except WebhookRateLimited:
             pass  # this one is answered 404 already; the next is refused before its lookup
 
-    def forget_token(self, org_id: str) -> None:
-        """A rotated hook token stops working at once in this process."""
-        self._cache = {k: v for k, v in self._cache.items() if v[1].org_id != org_id}
-
     async def kommo_webhook(self, hook_token: str, body: bytes, content_type: str, client: str = "") -> IntakeResult:
         account = await self.resolve(hook_token, client)
         self.limits.events.check(account.org_id, "webhook events for this account")
