@@ -22,6 +22,10 @@ class KommoGateway(Protocol):
         """Journaled; `precheck` runs right before the call and a reason from it withholds the
         reply (`ReplyWithheld`); an unknown outcome Kommo cannot be asked about raises `MaybeSent`."""
 
+    async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
+                               idempotency_key: str) -> None:
+        """Continue a Salesbot waiting on `return_url` with no reply, so it does not wait forever."""
+
     async def move_lead(self, org_id: str, *, lead_id: int, pipeline_id: int, status_id: int,
                         idempotency_key: str) -> None: ...
 

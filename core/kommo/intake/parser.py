@@ -25,18 +25,15 @@ _ENTITIES = {
 }
 _ACTIONS = {"add", "update", "delete", "restore", "status", "responsible", "note"}
 
-# Kinds the conversation engine acts on: enqueued. Other well-formed kinds are stored as
-# "unhandled" (kept for audit and replay, answered 200, never enqueued).
+# Kinds the conversation engine acts on: enqueued. Every other well-formed kind is stored as
+# ignored (kept for audit and replay, answered 200, never enqueued).
 ACTIONABLE_KINDS = frozenset({
-    "message.add", "outgoing_message.add",
-    "lead.add", "lead.status", "lead.responsible", "lead.delete", "lead.restore",
-    "talk.add", "talk.update", "unsorted.add", "unsorted.delete",
+    "message.add", "outgoing_message.add", "lead.status", "lead.delete", "talk.update", "unsorted.delete",
 })
 
 # What we subscribe an account to on connect (Kommo's event names for the kinds above).
 SUBSCRIBED_EVENTS = (
-    "add_message", "add_outgoing_message", "add_lead", "status_lead", "responsible_lead", "delete_lead",
-    "restore_lead", "add_talk", "update_talk", "add_unsorted", "delete_unsorted",
+    "add_message", "add_outgoing_message", "status_lead", "delete_lead", "update_talk", "delete_unsorted",
 )
 
 
@@ -116,6 +113,9 @@ def _dedupe_key(kind: str, item: dict[str, Any]) -> tuple[str, str | None]:
         return f"{kind}:{item['uid']}:{item.get('action', '')}", str(item["uid"])
     entity_id = item.get("id")
     stamp = item.get("updated_at") or item.get("last_modified")
+    if kind == "lead.status" and stamp:
+        # Two moves within one second share the stamp: the stage tells them apart.
+        stamp = f"{stamp}:{item.get('status_id', '')}"
     if entity_id and stamp:
         return f"{kind}:{entity_id}:{stamp}", str(entity_id)
     # No natural version stamp (e.g. leads[delete]): the item content itself, which a retry repeats.
@@ -210,21 +210,6 @@ def _event(key: str, action: str, item: dict[str, Any]) -> KommoEvent:
                       dedupe_key=dedupe, entity_id=entity_id[:80] if entity_id else None,
                       lead_id=_lead_id(entity, item), author_user_id=_author(entity, item),
                       source_key=key, source_action=action)
-
-
-def is_own_write(event: KommoEvent, bot_user_id: int | None) -> bool:
-    """Events caused by our own API writes must never be acted on, or we would loop.
-
-    `bot_user_id` is the Kommo user whose token we call with, which is a human: the manager who
-    connected Kommo. Our API never writes chat messages as that user (replies go through a
-    Salesbot or our own channel), so a chat message authored by that user is the person
-    writing, i.e. a manager taking over, not our own write; their notes and lead changes may
-    be ours and stay ignored."""
-    if event.kind in ("outgoing_message.add", "message.add"):
-        author = event.data.get("author") if isinstance(event.data.get("author"), dict) else {}
-        # A Salesbot printed it: our salesbot reply, never a human manager.
-        return event.kind == "outgoing_message.add" and author.get("type") == "bot"
-    return bot_user_id is not None and event.author_user_id == bot_user_id
 
 
 def event_data(event: WebhookEvent) -> dict[str, Any]:
