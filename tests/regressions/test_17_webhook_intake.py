@@ -194,21 +194,20 @@ def shop_message(shop, msg_id: str) -> bytes:
     return message_body(shop.fake_acc, msg_id, "Hi", chat_id=f"c-{msg_id}", lead_id=shop.lead_id)
 
 
-async def test_a_salesbot_request_without_a_lead_is_not_merged_into_lead_none(shop, fake_kommo):
-    """`lead: null` (a bot on a contact): each customer keeps their own conversation."""
+async def test_a_salesbot_request_without_a_lead_is_refused_not_keyed_lead_none(shop, fake_kommo):
+    """`lead: null` (a bot on a contact) used to become the conversation `lead:None`, merging
+    unrelated customers: it is refused with the reason, and so is a lead id beyond int64."""
     kommo = await shop.services.kommo()
     account = await shop.services.storage.kommo_accounts.for_org(shop.org_id)
     token = kommo.connections.hook_token(account)
-    conversations = set()
-    for contact in ("701", "702"):
-        claims = {"account_id": shop.fake_acc.id, "entity_id": int(contact), "entity_type": 1, "exp": 2**31}
-        doc = {"token": jwt.encode(claims, SALESBOT_SECRET, algorithm="HS256"), "lead": None,
-               "data": {"message": f"hello from {contact}", "contact_id": contact},
-               "return_url": fake_kommo.open_continue(shop.fake_acc, lead_id=shop.lead_id)}
-        result = await kommo.intake.salesbot(token, json.dumps(doc).encode(), "application/json")
-        [event_id] = result.event_ids
-        assert (await shop.services.storage.events.get(shop.org_id, event_id)).payload["lead_id"] is None
-        await shop.engine.process_event(shop.org_id, event_id)
-    for conv in await shop.services.storage.conversations.list(shop.org_id):
-        conversations.add(conv.conversation_key)
-    assert conversations == {"contact:701", "contact:702"}
+    return_url = fake_kommo.open_continue(shop.fake_acc, lead_id=shop.lead_id)
+    for claims, data, reason in (
+            ({"entity_id": 701, "entity_type": 1}, {"message": "hello", "contact_id": "701"}, "names no lead"),
+            ({"entity_id": 2**64, "entity_type": 2}, {"message": "hello"}, "out of range")):
+        claims = {"account_id": shop.fake_acc.id, "exp": 2**31, **claims}
+        doc = {"token": jwt.encode(claims, SALESBOT_SECRET, algorithm="HS256"), "lead": None, "data": data,
+               "return_url": return_url}
+        with pytest.raises(InvalidWebhook, match=reason):
+            await kommo.intake.salesbot(token, json.dumps(doc).encode(), "application/json")
+    assert await shop.services.storage.conversations.list(shop.org_id, {"conversation_key": "lead:None"}) == []
+    assert await shop.services.storage.events.count(shop.org_id) == 0
