@@ -9,6 +9,8 @@ import click
 
 from cli.common import run_with_services
 from core import orgs
+from core.errors import NotFound
+from core.usage.quota import set_org_plan
 
 
 @click.group()
@@ -36,6 +38,26 @@ def org_list(as_json: bool) -> None:
         return
     for o in items:
         click.echo(f"{o.id}\t{o.name}\t{o.language}")
+
+
+@org.command("plan")
+@click.argument("org_id")
+@click.argument("plan", required=False)
+def org_plan(org_id: str, plan: str | None) -> None:
+    """Show the organisation's plan and this month's use of its limits, or set PLAN (free, pro, business)."""
+
+    async def job(s):
+        if plan:
+            previous = await set_org_plan(s.storage, s.plans, org_id, plan)
+            return f"{org_id}: plan {previous} -> {plan}"
+        found = await s.storage.orgs.get(org_id)
+        if found is None:
+            raise NotFound(f"organisation {org_id} not found")
+        shares = await s.quota.shares(org_id)
+        used = ", ".join(f"{k} {v:.0%}" for k, v in shares.items()) or "no limits"
+        return f"{org_id}: plan {found.plan} (plans: {', '.join(s.plans.names())}); this month: {used}"
+
+    click.echo(run_with_services(job))
 
 
 @click.group()

@@ -42,7 +42,7 @@ def web() -> None:
 @click.option("--concurrency", "-c", default=None, type=int)
 @click.option("--queues", "-Q", default=",".join(QUEUES), show_default=True)
 def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
-    """A Celery worker for the inbound, kommo and ingest queues."""
+    """A Celery worker for the inbound, kommo, ingest and reports queues."""
     from tasks import metrics as task_metrics  # noqa: PLC0415 - as above (and it connects Celery signals)
     from tasks.app import celery_app  # noqa: PLC0415 - as above
 

@@ -268,6 +268,34 @@ class WorkerSettings(HomeSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker /metrics port (0 = off)")
 
 
+class UsageSettings(BaseSettings):
+    model_config = _area("USAGE_")
+
+    price_table: Path | None = Field(default=None, description="CSV of model prices (model, provider, "
+                                     "input_usd_per_1m, output_usd_per_1m, effective_from); unset: the shipped table")
+    default_input_usd_per_1m: float = Field(default=1.0, ge=0, description="Price of a model missing from the "
+                                            "table, per 1M input tokens (such costs are flagged in reports)")
+    default_output_usd_per_1m: float = Field(default=4.0, ge=0, description="As above, per 1M output tokens")
+    plans_file: Path | None = Field(default=None, description="JSON of plans and their monthly limits; "
+                                    "unset: the shipped free/pro/business plans")
+    warn_ratio: float = Field(default=0.8, gt=0, lt=1, description="Share of a plan limit at which owners "
+                              "and admins are told once per period")
+    drift_threshold: float = Field(default=0.05, gt=0, description="Provider cost vs table cost gap flagged "
+                                   "in reports")
+    reconcile_days: int = Field(default=2, ge=1, le=62, description="Closed days the nightly reconcile checks")
+
+
+class ReportSettings(BaseSettings):
+    model_config = _area("REPORT_")
+
+    kernel: str = Field(default="kommo-agent", description="Jupyter kernel papermill runs the notebooks "
+                        "in (scripts/bootstrap.sh installs it into .venv)")
+    cell_timeout_s: int = Field(default=600, ge=10, description="Per-cell execution limit of a report notebook")
+    out_dir: Path | None = Field(default=None, description="Where rendered reports go; unset: DATA_DIR/reports")
+    notebooks_dir: Path | None = Field(default=None, description="Folder of the report notebooks; unset: "
+                                       "the repository's notebooks/")
+
+
 class Settings(HomeSettings):
     """The whole configuration. Build it with `load_settings()`."""
 
@@ -289,6 +317,8 @@ class Settings(HomeSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("data_dir")
     @classmethod

@@ -13,6 +13,7 @@ from core.clock import utcnow
 from core.conversations.ports import KommoGateway
 from core.ports import TaskQueue
 from core.storage import Storage
+from core.usage.metering import UsageMeter
 from core.usage.quota import QuotaPolicy, UnlimitedQuota
 
 
@@ -24,6 +25,7 @@ class EngineDeps:
     runtime: AgentRuntime
     kommo: KommoGateway
     quota: QuotaPolicy = field(default_factory=UnlimitedQuota)
+    meter: UsageMeter | None = None  # records each finished turn (replies and handoffs plans count)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
     max_event_attempts: int = 5  # claims of one event before it is parked as poison

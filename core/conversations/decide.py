@@ -51,7 +51,7 @@ def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: st
         _id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent_id, message_ids=message_ids,
         reply_text=result.reply_text, language=result.language, mode=result.mode, sources=result.sources,
         actions=[a.to_dict() for a in result.executable_actions], handoff=result.handoff,
-        handoff_reason=result.handoff_reason, summary=result.summary,
+        handoff_reason=result.handoff_reason, checks=result.checks, summary=result.summary,
         usage={"model": result.usage.model, "prompt_tokens": result.usage.prompt_tokens,
                "completion_tokens": result.usage.completion_tokens},
     )
@@ -168,9 +168,7 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
             return base.model_copy(update={"reply_text": text, "mode": "out_of_hours"})
         return _skip(org_id, conv, turn_id, "out_of_hours", agent, ids)
     quota = await deps.quota.check_reply(org_id, agent.id)
-    if not quota.allowed:
-        await deps.storage.notifications.publish(org_id, "quota_exceeded", dedupe_key=f"quota:{day_key(now)}",
-                                                 reason=quota.reason)
+    if not quota.allowed:  # the quota policy has told the admins (once per period and limit)
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "quota"}))
     if conv.replies_count >= agent.max_replies_per_conversation:
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "max_replies"}))

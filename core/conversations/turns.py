@@ -29,6 +29,7 @@ from core.logging import get_logger
 from core.models.agent import DeliveryMode
 from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
+from core.usage.metering import UsageContext
 
 log = get_logger(__name__)
 MAX_TURN_ATTEMPTS = 20
@@ -246,6 +247,13 @@ async def _record(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnP
         if plan.mode == "out_of_hours":
             changes["out_of_hours_notified_day"] = day_key(deps.clock())
     await deps.storage.conversations.finish_turn(org_id, conv.id, plan.id, replied=replied, changes=changes)
+    if deps.meter is not None and plan.agent_id and (replied or plan.handoff):
+        # Once per turn (keyed by it), so a repeated bookkeeping pass does not count it again.
+        ctx = UsageContext(org_id=org_id, purpose="reply", idempotency_key=f"turn:{plan.id}", agent_id=plan.agent_id,
+                           conversation_id=conv.id, lead_id=conv.lead_id)
+        # Plans count the agent's answers, not the fixed handoff and out-of-hours notices.
+        answered = replied and plan.mode not in ("handoff_notice", "out_of_hours")
+        await deps.meter.record_turn(ctx, replied=answered, handoff=plan.handoff)
 
 
 async def fail_turn(deps: EngineDeps, org_id: str, conversation_id: str, error: str) -> None:

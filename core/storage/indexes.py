@@ -63,9 +63,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "usage_events": [
         IndexModel([("org_id", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("org_day", ASCENDING)]),
         IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True,
                    partialFilterExpression={"idempotency_key": {"$type": "string"}}),
     ],
+    # Reports read one org's days by `org_day` ("org|day") and every org's by `day`.
+    "usage_daily": [IndexModel([("org_day", ASCENDING)]), IndexModel([("day", ASCENDING)])],
+    "usage_monthly": [IndexModel([("month", ASCENDING)])],
     "turns": [IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)])],
     "notifications": [IndexModel([("status", ASCENDING), ("created_at", ASCENDING)])],
     "campaigns": [IndexModel([("org_id", ASCENDING), ("created_at", DESCENDING)]),
