@@ -96,8 +96,8 @@ def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Set
 
     async def _main() -> T:
         # The queue connects only when a command hands work to a worker.
-        services = await build_services(settings, queue=CeleryTaskQueue(create_celery(settings=settings)),
-                                        create_key_file=settings.mongo.url is None)
+        queue = CeleryTaskQueue(create_celery(settings=settings), fair_share_per_minute=settings.worker.fair_share_per_minute)
+        services = await build_services(settings, queue=queue, create_key_file=settings.mongo.url is None)
         try:
             return await job(services)
         finally:

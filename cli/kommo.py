@@ -49,7 +49,7 @@ async def _service(services):
 
 @click.group()
 def kommo() -> None:
-    """Kommo connection: connect, status, delivery, widget, sync, oauth-url."""
+    """Kommo connection: connect, status, delivery, widget, sync, rotate-hook-token, oauth-url."""
 
 
 @kommo.command()
@@ -136,6 +136,27 @@ def sync(org_id: str) -> None:
 
     s = run_with_services(job)
     click.echo(f"synced: {s.pipelines} pipelines, {s.stages} stages, {s.users} users, {s.fields} fields")
+
+
+@kommo.command("rotate-hook-token")
+@click.option("--org", "org_id", required=True)
+def rotate_hook_token(org_id: str) -> None:
+    """A new secret webhook URL (the old one stops working): registered in Kommo where the
+    token may, else printed with the events to tick in Kommo's settings."""
+
+    async def job(services):
+        return await (await _service(services)).connections.rotate_hook_token(org_id)
+
+    result = run_with_services(job)
+    if result.registered:
+        click.echo(f"webhook URL rotated and registered in Kommo: {result.webhook_url}")
+        if result.note:
+            click.echo(result.note)
+    else:
+        click.echo(f"webhook URL rotated; not registered automatically: {result.note}")
+        click.echo(f"paste this URL into Kommo > Settings > Integrations > Web hooks: {result.webhook_url}")
+    click.echo("events to tick: " + ", ".join(result.events))
+    click.echo("the old webhook URL no longer works")
 
 
 @kommo.command("oauth-url")

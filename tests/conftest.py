@@ -26,7 +26,8 @@ os.environ["KOMMO_AGENT_HOME"] = _HOME
 atexit.register(shutil.rmtree, _HOME, True)
 
 # Shared fixtures, registered once for the whole suite (not star-imported into test modules).
-pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram"]
+pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram",
+                  "tests.fixtures.tenants"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
