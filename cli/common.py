@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import click
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
@@ -24,6 +25,7 @@ from redis.exceptions import RedisError
 
 from core.config import Settings, load_settings
 from core.errors import KommoAgentError, NotFound
+from core.logging import configure_logging
 from core.redact import url_without_password
 from core.services import CoreServices, build_services, effective_redis_url
 from core.storage.embedded import (
@@ -41,6 +43,7 @@ from tasks.queue import CeleryTaskQueue
 
 T = TypeVar("T")
 _started: list[subprocess.Popen] = []
+_log_file: IO[str] | None = None
 
 
 class CliError(Exception):
@@ -76,9 +79,24 @@ def ensure_embedded_servers(settings: Settings) -> None:
         _started.append(start_server(command(), port))
 
 
+def log_to_file(settings: Settings) -> None:
+    """A one-off command logs to `<data>/logs/cli.log`, never onto the user's terminal (once)."""
+    global _log_file
+    if _log_file is not None:
+        return
+    folder = settings.data_dir / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _log_file = open(folder / "cli.log", "a", encoding="utf-8")
+    except OSError:
+        _log_file = open(os.devnull, "w")
+    configure_logging(settings.log_level, True, stream=_log_file)
+
+
 def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Settings | None = None) -> T:
     """Build services, run `job`, close them; errors exit 1 (Ctrl-C 130) with a one-line reason."""
     settings = settings or load_settings()
+    log_to_file(settings)
 
     async def _main() -> T:
         # The queue connects only when a command hands work to a worker.
