@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -79,24 +78,22 @@ def ensure_embedded_servers(settings: Settings) -> None:
         _started.append(start_server(command(), port))
 
 
-def log_to_file(settings: Settings) -> None:
-    """A one-off command logs to `<data>/logs/cli.log`, never onto the user's terminal (once)."""
-    global _log_file
-    if _log_file is not None:
-        return
-    folder = settings.data_dir / "logs"
+def _log_to_file(settings: Settings) -> None:
+    """A one-off command's own log lines go to <home>/logs/cli.log: its standard output is what
+    scripts read (ids, listings, JSON), and its terminal shows only what the command says."""
+    logs = settings.data_dir / "logs"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _log_file = open(folder / "cli.log", "a", encoding="utf-8")
+        logs.mkdir(parents=True, exist_ok=True)
+        stream = open(logs / "cli.log", "a", encoding="utf-8", buffering=1)
     except OSError:
-        _log_file = open(os.devnull, "w")
-    configure_logging(settings.log_level, True, stream=_log_file)
+        stream = sys.stderr
+    configure_logging(settings.log_level, json=True, stream=stream)
 
 
 def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Settings | None = None) -> T:
     """Build services, run `job`, close them; errors exit 1 (Ctrl-C 130) with a one-line reason."""
     settings = settings or load_settings()
-    log_to_file(settings)
+    _log_to_file(settings)
 
     async def _main() -> T:
         # The queue connects only when a command hands work to a worker.

@@ -32,8 +32,45 @@ def _bar(done: int, total: int, width: int = 30) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f" ~{minutes}:{secs:02d} left"
+
+
 async def _progress(source: KnowledgeSource) -> None:
-    click.echo(f"\r  {source.title[:40]:40s} {_bar(source.chunks_done, source.chunks_total)}", nl=False, err=True)
+    click.echo(f"\r  {source.title[:40]:40s} {_bar(source.chunks_done, source.chunks_total)}{_eta(source.eta_s)}   ",
+               nl=False, err=True)
+
+
+def _column_list(value: str | None) -> list[str]:
+    return [name.strip() for name in (value or "").split(",") if name.strip()]
+
+
+def _columns(embed: str | None, keyword: str | None, skip: str | None) -> dict[str, list[str]] | None:
+    chosen = {"embed": _column_list(embed), "keyword": _column_list(keyword), "skip": _column_list(skip)}
+    return {k: v for k, v in chosen.items() if v} or None
+
+
+def _column_options(func):
+    """--embed-columns / --keyword-columns / --skip-columns (stored on the source)."""
+    for name, help_text in (
+            ("--skip-columns", "Table columns only shown, neither embedded nor keyword-indexed (comma-separated "
+                               "header names)."),
+            ("--keyword-columns", "Table columns only keyword-indexed (codes), not embedded."),
+            ("--embed-columns", "Table columns to embed (what customers name items by); '*' embeds every column.")):
+        func = click.option(name, default=None, help=help_text)(func)
+    return func
+
+
+def _describe_columns(source: KnowledgeSource) -> None:
+    if source.columns:
+        roles = {"embed": [], "keyword": [], "payload": []}
+        for c in source.columns:
+            roles.setdefault(c["role"], []).append(f"{c['header'] or '(no header)'} ({c['kind']})")
+        click.echo("  columns: " + "; ".join(f"{role}: {', '.join(names)}" for role, names in roles.items() if names),
+                   err=True)
 
 
 class _Local:
@@ -127,6 +164,7 @@ async def _index(k, org_id: str, source: KnowledgeSource, force: bool = False, *
                 click.echo("  nothing was added; fix the file or link and add it again", err=True)
         return False
     click.echo(f"\n  ready: {done.chunks_total} chunks", err=True)
+    _describe_columns(done)
     return True
 
 
@@ -139,9 +177,14 @@ def knowledge() -> None:
 @click.option("--org", "org_id", required=True)
 @click.option("--agent", "agent_id", required=True)
 @click.option("--crawl", is_flag=True, help="Follow same-site links of URLs (page cap from settings).")
+@_column_options
 @click.argument("items", nargs=-1, required=True)
-def add(org_id: str, agent_id: str, crawl: bool, items: tuple[str, ...]) -> None:
-    """Add files or URLs and index them now (through the running stack's worker while `up` runs)."""
+def add(org_id: str, agent_id: str, crawl: bool, items: tuple[str, ...], embed_columns: str | None,
+        keyword_columns: str | None, skip_columns: str | None) -> None:
+    """Add files or URLs and index them now (through the running stack's worker while `up` runs).
+    Tables (CSV, XLSX) get column roles decided from their headers and values (printed when
+    indexed); the --*-columns options override them."""
+    columns = _columns(embed_columns, keyword_columns, skip_columns)
 
     async def job(services):
         await require_agent(services, org_id, agent_id)
@@ -156,7 +199,8 @@ def add(org_id: str, agent_id: str, crawl: bool, items: tuple[str, ...]) -> None
                         path = Path(item)
                         if not path.is_file():
                             raise NotFound(f"{item}: no such file")
-                        source = await k.intake.add_file(org_id, agent_id, path.name, path.read_bytes())
+                        source = await k.intake.add_file(org_id, agent_id, path.name, path.read_bytes(),
+                                                         columns=columns)
                 except AlreadyAdded as exc:
                     click.echo(f"already added: {exc}", err=True)
                     continue
@@ -217,7 +261,8 @@ def list_sources(org_id: str, agent_id: str) -> None:
 
     for s in run_with_services(job):
         reason = f"\t{s.error}" if s.status == SourceStatus.FAILED else ""
-        click.echo(f"{s.id}\t{s.status}\t{s.chunks_done}/{s.chunks_total}\t{s.kind}\t{s.title}{reason}")
+        eta = _eta(s.eta_s) if s.status == SourceStatus.EMBEDDING else ""
+        click.echo(f"{s.id}\t{s.status}\t{s.chunks_done}/{s.chunks_total}{eta}\t{s.kind}\t{s.title}{reason}")
 
 
 @knowledge.command("remove")
@@ -245,9 +290,16 @@ def remove(org_id: str, source_ids: tuple[str, ...]) -> None:
 @click.option("--org", "org_id", required=True)
 @click.option("--agent", "agent_id", default=None, help="Every source of this agent (id or name).")
 @click.option("--force", is_flag=True, help="Re-embed even when the content did not change.")
+@_column_options
+@click.option("--auto-columns", is_flag=True, help="Forget the stored column choices: roles decided automatically.")
 @click.argument("source_ids", nargs=-1)
-def reindex(org_id: str, agent_id: str | None, force: bool, source_ids: tuple[str, ...]) -> None:
-    """Re-index sources (unchanged content is skipped unless --force)."""
+def reindex(org_id: str, agent_id: str | None, force: bool, source_ids: tuple[str, ...], embed_columns: str | None,
+            keyword_columns: str | None, skip_columns: str | None, auto_columns: bool) -> None:
+    """Re-index sources (unchanged content is skipped unless --force); the --*-columns options
+    store new column roles on the given table sources first."""
+    columns = _columns(embed_columns, keyword_columns, skip_columns)
+    if columns and auto_columns:
+        raise click.UsageError("--auto-columns cannot be combined with --embed/--keyword/--skip-columns")
 
     async def job(services):
         await require_org(services, org_id)
@@ -259,6 +311,9 @@ def reindex(org_id: str, agent_id: str | None, force: bool, source_ids: tuple[st
             raise NotFound("no such source (give source ids or --agent; see `kommo-agent knowledge list`)")
 
         async def inner(k) -> bool:
+            nonlocal sources
+            if columns or auto_columns:
+                sources = [await k.intake.set_columns(org_id, s.id, columns) for s in sources]
             results = [await _index(k, org_id, s, force) for s in sources]
             return all(results)
         return await _with_knowledge(services, inner)

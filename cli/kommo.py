@@ -90,10 +90,12 @@ def sync(org_id: str) -> None:
 @kommo.command("oauth-url")
 @click.option("--org", "org_id", required=True)
 @click.option("--operator", default="cli", help="Who asked for the link (bound into the state)")
-def oauth_url(org_id: str, operator: str) -> None:
+@click.option("--domain", type=click.Choice(["kommo.com", "amocrm.ru"]), default=None,
+              help="The account's domain (default: the connected account's, else KOMMO_DEFAULT_BASE_DOMAIN)")
+def oauth_url(org_id: str, operator: str, domain: str | None) -> None:
     """Print a single-use OAuth link (valid 15 minutes)."""
 
     async def job(services):
-        return await (await _service(services)).oauth.authorize_url(org_id, operator)
+        return await (await _service(services)).oauth.authorize_url(org_id, operator, domain=domain)
 
     click.echo(run_with_services(job))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
@@ -15,9 +16,8 @@ def scrub(_logger, _method, event: dict) -> dict:
     return {k: redact_secrets(v) if isinstance(v, str) and k != "timestamp" else v for k, v in event.items()}
 
 
-def configure_logging(level: str = "INFO", json: bool = True, stream=None) -> None:
-    """Log lines to `stream` (default stderr; a one-off CLI command passes its log file, so its
-    terminal shows only what it says to the user)."""
+def configure_logging(level: str = "INFO", json: bool = True, stream: TextIO | None = None) -> None:
+    """Structlog and stdlib logging through one scrubbing renderer, to `stream` (stderr by default)."""
     stream = stream or sys.stderr
     shared = [
         structlog.contextvars.merge_contextvars,

@@ -37,6 +37,7 @@ from core.kommo.errors import (
     KommoAuthError,
     KommoBlocked,
     KommoError,
+    KommoForbidden,
     KommoNotConnected,
 )
 from core.kommo.service import KommoService
@@ -48,7 +49,7 @@ from core.models.events import ActionState
 from core.storage import Storage
 
 log = get_logger(__name__)
-CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError)
+CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError, KommoForbidden)  # a 403: stop, not fail each lead
 Progress = Callable[[Campaign, dict[str, int]], Awaitable[None] | None]
 
 

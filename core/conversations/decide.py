@@ -18,7 +18,8 @@ from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.errors import AgentTie, RetryLater
 from core.conversations.handoff import resume, resume_due
-from core.conversations.hours import is_within_hours
+from core.conversations.hours import is_within_hours, zone_name
+from core.conversations.lead_events import LEFT_STAGES
 from core.conversations.routing import needs_lead_stage, pick_agent
 from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
@@ -126,12 +127,16 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     now = deps.clock()
     if conv.state == ConversationState.HANDED_OFF and resume_due(conv, agent, now):
         conv = await resume(deps, org_id, conv.id) or conv
+    if conv.state == ConversationState.CLOSED and conv.state_reason == LEFT_STAGES:
+        conv = await resume(deps, org_id, conv.id) or conv  # the lead is back in an agent's stages
     if conv.state != ConversationState.BOT_ACTIVE:
         return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
     base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
                     language=agent.language, delivery_mode=agent.delivery_mode.value)
+    account = await deps.storage.kommo_accounts.for_org_recent(org_id)
+    timezone = account.timezone if account else None  # the Kommo account's own, synced
     try:
-        within = is_within_hours(agent.working_hours, now)
+        within = is_within_hours(agent.working_hours, now, timezone)
     except InvalidInput as exc:
         log.warning("bad_working_hours", org_id=org_id, agent_id=agent.id, error=str(exc))
         within = True  # a broken schedule must not silence the agent
@@ -154,7 +159,8 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
     try:
         result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
-                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)
+                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id,
+                                             timezone=zone_name(agent.working_hours, timezone))
     except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"}))

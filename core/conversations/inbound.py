@@ -9,11 +9,12 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from core.clock import utcnow
+from core.conversations import lead_events
 from core.conversations.context import EngineDeps
 from core.conversations.handoff import hand_off
 from core.conversations.turns import run_turn
 from core.ids import new_id
-from core.kommo.intake.parser import event_data
+from core.kommo.intake.parser import ACTIONABLE_KINDS, event_data
 from core.logging import get_logger
 from core.models.conversation import Conversation, ConversationState, Message
 from core.models.events import EventStatus, WebhookEvent
@@ -81,6 +82,9 @@ async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessag
     if reply_context:
         changes["reply_context"] = reply_context
     conv = await _conversation_for(deps, org_id, msg, changes)
+    if lead_events.reopen_for(conv, msg.lead_id, msg.talk_id):
+        await lead_events.reopen(deps, org_id, conv)  # a new lead or talk: a new conversation for the agent
+        conv.state = ConversationState.BOT_ACTIVE
     message = Message(_id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="customer",
                       text=msg.text, kommo_message_id=msg.message_id, attachment=msg.attachment,
                       author_name=msg.author_name)
@@ -98,15 +102,36 @@ async def accept_customer_message(deps: EngineDeps, org_id: str, msg: ChatMessag
     return "scheduled"
 
 
-async def accept_manager_message(deps: EngineDeps, org_id: str, msg: ChatMessage) -> str:
+async def our_own_message(deps: EngineDeps, org_id: str, msg: ChatMessage) -> bool:
+    """An outgoing message Kommo echoes back is ours when the action journal holds a reply we
+    sent on that lead recently with the same text, or one whose result names the message's id
+    (Chats API). Kommo does not document who the webhook's `author` is, so it decides nothing."""
+    if not msg.lead_id:
+        return False
+    since = utcnow() - lead_events.OWN_WRITE_WINDOW
+    for record in await deps.storage.actions.sent_for_lead(org_id, msg.lead_id, since):
+        if not record.kind.startswith("reply."):
+            continue
+        if msg.message_id in {str(v) for v in record.result.values() if isinstance(v, str | int)}:
+            return True
+        if _same_text(str(record.params.get("text") or ""), msg.text):
+            return True
+    return False
+
+
+async def accept_manager_message(deps: EngineDeps, org_id: str, msg: ChatMessage, *,
+                                 from_bot: bool = False) -> str:
     """A human wrote in the chat: the bot goes quiet — unless the human is relaying the
-    note-draft we wrote for them, which is how the note_draft delivery mode is meant to work."""
+    note-draft we wrote for them, which is how the note_draft delivery mode is meant to work.
+    Another bot of the account (`from_bot`) is recorded but takes nothing over."""
     conv = await _conversation_for(deps, org_id, msg)
     await deps.storage.messages.insert(org_id, Message(
-        _id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="human", text=msg.text,
-        author_name=msg.author_name))
+        _id=new_id("msg"), org_id=org_id, conversation_id=conv.id, role="bot" if from_bot else "human",
+        text=msg.text, author_name=msg.author_name))
     if conv.last_reply_text and _same_text(conv.last_reply_text, msg.text):
         return "relayed_draft"
+    if from_bot:
+        return "other_bot"
     if conv.state == ConversationState.BOT_ACTIVE:
         await hand_off(deps, org_id, conv, reason="manager_replied", notify_humans=False)
     return "handed_off"
@@ -124,18 +149,33 @@ async def handle_event(deps: EngineDeps, org_id: str, event: WebhookEvent) -> st
     payload = event.payload or {}
     if event.source == "kommo" and payload.get("subdomain"):
         await _follow_rename(deps, org_id, str(payload["subdomain"]))
-    data = event_data(event) if event.kind in ("message.add", "outgoing_message.add") else {}
+    data = event_data(event) if event.source == "kommo" and event.kind in ACTIONABLE_KINDS else {}
+    status = EventStatus.DONE
     if event.kind == "message.add":
         outcome = await accept_customer_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
     elif event.kind == "outgoing_message.add":
-        outcome = await accept_manager_message(deps, org_id, ChatMessage.from_kommo(data, event.id))
+        msg = ChatMessage.from_kommo(data, event.id)
+        if await our_own_message(deps, org_id, msg):
+            outcome, status = "own_write", EventStatus.IGNORED
+        else:
+            author = data.get("author") if isinstance(data.get("author"), dict) else {}
+            outcome = await accept_manager_message(deps, org_id, msg, from_bot=author.get("type") == "bot")
+    elif event.kind == "lead.status":
+        outcome = await lead_events.lead_status_changed(deps, org_id, event, data)
+    elif event.kind == "lead.delete":
+        outcome = await lead_events.lead_deleted(deps, org_id, data)
+    elif event.kind == "talk.update":
+        outcome = await lead_events.talk_updated(deps, org_id, data)
+    elif event.kind == "unsorted.delete":
+        outcome = await lead_events.unsorted_resolved(deps, org_id, data)
     elif event.kind == "chats.message":
         outcome = await accept_manager_message(deps, org_id, _chats_message(payload, event.id))
     elif event.kind.startswith("salesbot"):
         outcome = await _salesbot_request(deps, org_id, event)
     else:
         outcome = "no_action"
-    await deps.storage.events.set_status(org_id, event.id, EventStatus.DONE)
+    await deps.storage.events.set_status(org_id, event.id, status,
+                                         "our own write echoed back" if status == EventStatus.IGNORED else None)
     return outcome
 
 

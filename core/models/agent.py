@@ -34,7 +34,7 @@ class StageRule(BaseModel):
 
 
 class WorkingHours(BaseModel):
-    timezone: str = "UTC"
+    timezone: str | None = None  # None: the Kommo account's timezone (never UTC by default)
     # weekday (0 = Monday) -> [start "HH:MM", end "HH:MM"]; empty = always on
     days: dict[int, tuple[str, str]] = Field(default_factory=dict)
     out_of_hours_reply: str | None = None

@@ -37,6 +37,10 @@ class KnowledgeSource(OrgDocument):
     error: str | None = None
     chunks_done: int = 0
     chunks_total: int = 0
+    eta_s: float | None = None  # seconds left while embedding (None: not known yet)
+    # Tabular sources: each column's role ({"header", "role": embed|keyword|payload, "kind"}),
+    # as decided at the last indexing (`core.ai.ingest.columns`).
+    columns: list[dict[str, str]] = Field(default_factory=list)
     generation: int = 0  # bumps on re-index; readers see only the live generation
     options: dict[str, Any] = Field(default_factory=dict)
     updated_at: datetime | None = None

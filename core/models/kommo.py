@@ -34,10 +34,11 @@ class KommoAccount(OrgDocument):
     token_version: int = 0
     account_id: int | None = None
     amojo_id: str | None = None
-    bot_user_id: int | None = None  # our token's user: events they author are our own writes
+    bot_user_id: int | None = None  # our token's user (often a real admin): not how our own writes are told apart
     chats_scope_id: str | None = None
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
+    timezone: str | None = None  # the account's own (IANA name, synced); working hours and deadlines use it
     last_sync_at: datetime | None = None
 
     @property

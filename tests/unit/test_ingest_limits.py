@@ -17,7 +17,7 @@ def test_ingestion_time_limits_stay_below_the_visibility_timeout():
 
 
 def test_with_a_qdrant_server_the_cli_never_goes_through_a_stack(tmp_path):
-    from cli.stack import through_stack, store_dir  # noqa: PLC0415 - the CLI's module, under test here
+    from cli.stack import store_dir, through_stack  # noqa: PLC0415 - the CLI's module, under test here
     from core.storage import owner  # noqa: PLC0415 - as above
 
     settings = Settings(data_dir=tmp_path, qdrant=QdrantSettings(url="http://qdrant:6333"))

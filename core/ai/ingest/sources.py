@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from pathlib import PurePath
 
 from core.ai.errors import AlreadyAdded, ExtractionError
+from core.ai.ingest.columns import ColumnOverrides
 from core.ai.ingest.extract import check_upload
 from core.clock import utcnow
 from core.config import KnowledgeSettings
@@ -13,6 +15,14 @@ from core.errors import NotFound
 from core.ids import new_id
 from core.models.knowledge import KnowledgeSource, SourceKind, SourceStatus
 from core.security.egress import EgressPolicy, check_url
+
+TABLE_EXTENSIONS = (".csv", ".xlsx")
+
+
+def _column_options(ext: str, columns: dict) -> dict:
+    if ext not in TABLE_EXTENSIONS:
+        raise ExtractionError("column roles apply to tables (CSV, XLSX files) only")
+    return ColumnOverrides.of(columns).as_options()
 
 
 def gen_key(source_id: str, generation: int) -> str:
@@ -63,9 +73,14 @@ class SourceIntake:
         await self.storage.knowledge.delete(org_id, source_id)
 
     async def add_file(self, org_id: str, agent_id: str, filename: str, data: bytes,
-                       content_type: str | None = None) -> KnowledgeSource:
-        check_upload(filename, len(data), self.settings)  # refuse before storing anything
+                       content_type: str | None = None, *, columns: dict | None = None) -> KnowledgeSource:
+        """`columns`: the operator's column roles of a table ({"embed"|"keyword"|"skip": [header, ...]},
+        see `core.ai.ingest.columns`); checked against the table's headers when it is indexed."""
+        ext = check_upload(filename, len(data), self.settings)  # refuse before storing anything
         digest = hashlib.sha256(data).hexdigest()
+        options: dict = {"sha256": digest}
+        if columns:
+            options["columns"] = _column_options(ext, columns)
         again = await self._same(org_id, agent_id, filename, lambda s: s.options.get("sha256") == digest)
         if again is not None:
             return again
@@ -73,8 +88,21 @@ class SourceIntake:
         file_id = await self.storage.files.put(org_id, filename, data, mime)
         return await self._create(org_id, KnowledgeSource(
             _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.FILE, title=filename,
-            file_id=file_id, mime=mime, size_bytes=len(data), updated_at=utcnow(),
-            options={"sha256": digest}))
+            file_id=file_id, mime=mime, size_bytes=len(data), updated_at=utcnow(), options=options))
+
+    async def set_columns(self, org_id: str, source_id: str, columns: dict | None) -> KnowledgeSource:
+        """Store the operator's column roles on a table source (None or {}: back to the automatic
+        ones); they apply from its next indexing."""
+        source = await self.storage.knowledge.get(org_id, source_id)
+        if source is None:
+            raise NotFound("knowledge source not found", source_id=source_id)
+        options = dict(source.options)
+        if columns:
+            options["columns"] = _column_options(PurePath(source.title.lower()).suffix, columns)
+        else:
+            options.pop("columns", None)
+        await self.storage.knowledge.update(org_id, source_id, {"options": options})
+        return source.model_copy(update={"options": options})
 
     async def add_url(self, org_id: str, agent_id: str, url: str, *, crawl: bool = False) -> KnowledgeSource:
         """Refused before anything is stored when the link leads where the server must not go

@@ -112,7 +112,7 @@ class KommoConnections:
             if status != 429 or attempt == 3:
                 break
             retry_after = (body or {}).get("retry_after") if isinstance(body, dict) else None
-            await self.limiter.pause(pace_key, min(float(retry_after or 1), 10.0))
+            await self.limiter.pause(min(float(retry_after or 1), 10.0))
         if status == 401:
             raise InvalidInput(f"Kommo rejected the token for {host} (401): check the token and subdomain")
         if status != 200 or not isinstance(body, dict):

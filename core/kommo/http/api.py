@@ -14,10 +14,14 @@ class KommoApi:
 
     # account and catalog ------------------------------------------------------------------------
     async def account(self, acc: KommoAccount) -> dict[str, Any]:
-        return await self.client.request(acc, "GET", "/api/v4/account", params={"with": "amojo_id"}) or {}
+        """The account, with its chat id and its date/time settings (`_embedded.datetime_settings`
+        holds the account's timezone)."""
+        return await self.client.request(acc, "GET", "/api/v4/account",
+                                         params={"with": "amojo_id,datetime_settings"}) or {}
 
     async def users(self, acc: KommoAccount) -> list[dict[str, Any]]:
-        return await self.client.get_all(acc, "/api/v4/users", "users", {"with": "amojo_id"})
+        """Admin-only in Kommo: a non-admin token gets `KommoForbidden`, never a blocked account."""
+        return await self.client.get_all(acc, "/api/v4/users", "users", {"with": "amojo_id"}, forbidden_ok=True)
 
     async def pipelines(self, acc: KommoAccount) -> list[dict[str, Any]]:
         body = await self.client.request(acc, "GET", "/api/v4/leads/pipelines")

@@ -21,10 +21,11 @@ class KnowledgeSourceRepository(OrgScopedRepository[KnowledgeSource]):
             {"$set": {"status": status, "updated_at": utcnow(), **changes}},
         )
 
-    async def set_progress(self, org_id: str, source_id: str, done: int, total: int) -> None:
+    async def set_progress(self, org_id: str, source_id: str, done: int, total: int, *,
+                           eta_s: float | None = None) -> None:
         await self.collection.update_one(
             scope(org_id, {"_id": source_id}),
-            {"$set": {"chunks_done": done, "chunks_total": total, "updated_at": utcnow()}},
+            {"$set": {"chunks_done": done, "chunks_total": total, "eta_s": eta_s, "updated_at": utcnow()}},
         )
 
     # -- the indexing lease -------------------------------------------------------------------
