@@ -189,6 +189,8 @@ class KommoSettings(HomeSettings):
     forbidden_block_after: int = Field(default=3, ge=1, description="403 answers (outside admin-only calls) "
                                        "within the window after which an account's calls are stopped")
     forbidden_window_s: float = Field(default=600.0, gt=0, description="Window counting those 403 answers")
+    salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
+                                   "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")

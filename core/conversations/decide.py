@@ -24,7 +24,7 @@ from core.conversations.routing import needs_lead_stage, pick_agent
 from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
-from core.models.agent import Agent
+from core.models.agent import Agent, DeliveryMode
 from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 
@@ -51,7 +51,7 @@ def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: st
         _id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent_id, message_ids=message_ids,
         reply_text=result.reply_text, language=result.language, mode=result.mode, sources=result.sources,
         actions=[a.to_dict() for a in result.executable_actions], handoff=result.handoff,
-        handoff_reason=result.handoff_reason, summary=result.summary,
+        handoff_reason=result.handoff_reason, checks=result.checks, summary=result.summary,
         usage={"model": result.usage.model, "prompt_tokens": result.usage.prompt_tokens,
                "completion_tokens": result.usage.completion_tokens},
     )
@@ -102,6 +102,20 @@ def _lead_or_raise(org_id: str, conv: Conversation, agents: list[Agent], lead: d
     return None
 
 
+async def _wait_for_widget_request(deps: EngineDeps, org_id: str, conv: Conversation, now) -> dict | None:
+    """salesbot mode answers only through a Salesbot's return_url: wait a bounded time for the
+    widget_request of this message (it usually follows its add_message within seconds), then
+    hand off with one alert a day rather than one per message."""
+    waited = (now - conv.last_customer_at).total_seconds() if conv.last_customer_at else deps.salesbot_wait_s
+    if waited < deps.salesbot_wait_s:
+        raise RetryLater("waiting for the Salesbot widget_request", countdown=min(2.0, deps.salesbot_wait_s - waited))
+    await deps.storage.notifications.publish(
+        org_id, "reply_failed", dedupe_key=f"salesbot_no_request:{day_key(now)}", conversation_id=conv.id,
+        lead_id=conv.lead_id, error=f"no Salesbot widget_request came within {deps.salesbot_wait_s:.0f} s: "
+                                    "check that the bot with our widget step runs on incoming messages")
+    return {"handoff": True, "handoff_reason": "delivery_failed"}
+
+
 async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str,
                  messages: list[Message] | None = None, history: list[Message] | None = None) -> TurnPlan:
     """`messages`: the turn's customer messages and `history` the conversation before them,
@@ -133,6 +147,10 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
         return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
     base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
                     language=agent.language, delivery_mode=agent.delivery_mode.value)
+    if agent.delivery_mode == DeliveryMode.SALESBOT and not (conv.reply_context or {}).get("return_url"):
+        waiting = await _wait_for_widget_request(deps, org_id, conv, now)
+        if waiting is not None:
+            return base.model_copy(update=waiting)
     account = await deps.storage.kommo_accounts.for_org_recent(org_id)
     timezone = account.timezone if account else None  # the Kommo account's own, synced
     try:

@@ -57,6 +57,16 @@ async def _close(deps: EngineDeps, org_id: str, conv: Conversation, reason: str)
         "state": ConversationState.CLOSED, "state_reason": reason, "closed_lead_id": conv.lead_id,
         "closed_talk_id": conv.talk_id})
     log.info("conversation_closed", org_id=org_id, conversation_id=conv.id, reason=reason)
+    return_url = (conv.reply_context or {}).get("return_url")
+    if return_url:
+        # A Salesbot still waiting on this conversation's return_url would wait forever on the
+        # lead: continue it empty (a refusal only means the return_url expired).
+        try:
+            await deps.kommo.release_salesbot(org_id, lead_id=conv.lead_id, return_url=return_url,
+                                              status=f"closed_{reason}", idempotency_key=f"{conv.id}:close:{reason}")
+        except KommoError as exc:
+            log.warning("salesbot_release_failed", org_id=org_id, conversation_id=conv.id, error=str(exc)[:200])
+        await deps.storage.conversations.consume_reply_context(org_id, conv.id, return_url)
     return True
 
 

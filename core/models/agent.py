@@ -21,7 +21,7 @@ class AgentAction(StrEnum):
 
 
 class DeliveryMode(StrEnum):
-    NOTE_DRAFT = "note_draft"  # safe default: the reply is posted as a note for a human to send
+    NOTE_DRAFT = "note_draft"  # default: a draft in an internal note for a manager to copy; reaches no customer
     SALESBOT = "salesbot"
     SALESBOT_RUN = "salesbot_run"
     CHATS_API = "chats_api"

@@ -39,6 +39,8 @@ class KommoAccount(OrgDocument):
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
     timezone: str | None = None  # the account's own (IANA name, synced); working hours and deadlines use it
+    # Bumped by every delivery set-up: a broken set-up alerts once per version, not per message.
+    delivery_version: int = 0
     last_sync_at: datetime | None = None
 
     @property

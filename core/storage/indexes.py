@@ -37,7 +37,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "conversations": [
         IndexModel([("org_id", ASCENDING), ("conversation_key", ASCENDING)], unique=True),
         IndexModel([("state", ASCENDING), ("last_customer_at", ASCENDING)]),
-        IndexModel([("org_id", ASCENDING), ("lead_id", ASCENDING)]),
+        IndexModel([("org_id", ASCENDING), ("lead_id", ASCENDING), ("last_customer_at", DESCENDING)]),
     ],
     "messages": [
         IndexModel(

@@ -24,12 +24,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tests.fakes.kommo_bots import BotRoutes
 from tests.fakes.kommo_routes import CatalogRoutes, IntegrationRoutes, LeadRoutes, OAuthRoutes
 from tests.fakes.kommo_state import ACC, USER, FakeAccount, TokenBook, next_id, seed_account
 from tests.fakes.kommo_wire import CHANNEL_ID, problem
 
 
-class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
+class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes, BotRoutes):
     def __init__(self, *, rate_limit: int = 7, retry_after: float = 1, access_ttl: float = 86400,
                  fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = ("429", "500", "timeout"),
                  timeout_delay: float = 3.0, client_id: str = "fake-client",
@@ -200,7 +201,10 @@ class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes):
             ("POST", "/api/v4/webhooks", self.webhooks),
             ("GET", "/api/v4/webhooks", self.list_webhooks),
             ("POST", r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", self.salesbot_continue),
-            ("POST", "/api/v2/salesbot/run", self.salesbot_run),
+            ("POST", "/api/v2/salesbot/run", self.run_bot_v2),
+            ("GET", "/api/v4/bots", self.list_bots),
+            ("POST", r"/api/v4/bots/{id:\d+}/run", self.run_bot_v4),
+            ("POST", "/api/v4/{entity:leads|contacts}/custom_fields", self.add_custom_fields),
             ("POST", "/v2/origin/custom/{scope}", self.amojo_message),
             ("GET", "/_fake/stats", self.fake_stats),
             ("POST", "/_fake/config", self.fake_config),

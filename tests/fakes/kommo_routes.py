@@ -168,11 +168,23 @@ class LeadRoutes:
                                                         "detail": "The value you selected is not a valid choice."}]}]})
         return None
 
+    @staticmethod
+    def _unknown_field(acc, entity: str, values: list[dict]) -> web.Response | None:
+        """Kommo refuses a value for a field id the account does not have (e.g. one deleted)."""
+        known = {f["id"] for f in acc.custom_fields.get(entity, [])}
+        for f in values:
+            if "field_id" in f and f["field_id"] not in known:
+                return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": [
+                    {"request_id": "0", "errors": [{"code": "FieldNotFound", "path": "custom_fields_values.field_id",
+                                                    "detail": "Field not found"}]}]})
+        return None
+
     async def patch_lead(self, request):
         acc, lead, body = request[ACC], self._lead(request), await request.json()
         if not isinstance(body, dict):
             return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
-        refused = self._bad_choice(acc, "leads", body.get("custom_fields_values") or [])
+        refused = self._bad_choice(acc, "leads", body.get("custom_fields_values") or []) or \
+            self._unknown_field(acc, "leads", body.get("custom_fields_values") or [])
         if refused is not None:
             return refused
         pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
@@ -276,14 +288,6 @@ class IntegrationRoutes:
             return problem(400, "Bad Request", "bot is not waiting")
         cont.update(state="continued", body=await request.json())
         return web.Response(status=202)
-
-    async def salesbot_run(self, request):
-        acc = request[ACC]
-        for run in await request.json():
-            lead = acc.leads.get(int(run.get("entity_id", 0)))
-            acc.bot_runs.append({**run, "lead_fields": json.loads(json.dumps(
-                (lead or {}).get("custom_fields_values") or []))})
-        return web.json_response({"success": True}, status=202)
 
     async def amojo_message(self, request):
         body = await request.read()

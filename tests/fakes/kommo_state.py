@@ -62,6 +62,9 @@ class FakeAccount:
     continues: dict[str, dict[str, Any]] = field(default_factory=dict)
     amojo_messages: list[dict[str, Any]] = field(default_factory=list)
     custom_fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bots: dict[int, dict[str, Any]] = field(default_factory=dict)  # Salesbots: id -> {id, name, is_active}
+    bots_envelope: str = "_embedded"  # or "bots": the list's key at the top level
+    bots_v4: bool = True  # False: no POST /api/v4/bots/{id}/run here (v2 only)
     blocked: bool = False
     refuses_tokens: bool = False  # every API call answers 401, even with a token issued just now
     former_subdomains: set[str] = field(default_factory=set)  # renamed away: their host answers nothing
@@ -124,6 +127,7 @@ def seed_account(subdomain: str) -> FakeAccount:
                       "enums": [{"id": 3, "value": "WORK"}]},
                      {"id": 603, "name": "City", "type": "text", "code": None, "enums": None}],
     }
+    acc.bots = {77: {"id": 77, "name": "AI reply sender", "is_active": True}}
     contact_id = next_id()
     acc.contacts[contact_id] = {"id": contact_id, "name": "Иван Петров", "updated_at": int(time.time()),
                                 "custom_fields_values": [

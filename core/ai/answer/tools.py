@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.ai.answer.planned import PlannedAction
+from core.ai.answer.turn import PlannedAction
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.kommo import KommoField, KommoPipeline, KommoUser

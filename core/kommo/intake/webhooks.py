@@ -122,21 +122,35 @@ class WebhookIntake:
                                  status=status,
                                  error=f"not acted on: {ev.kind}" if status == EventStatus.IGNORED else None)
 
+    def widget_secret(self, account: KommoAccount) -> str | None:
+        """The JWT of a widget_request is signed by the integration that owns the widget: the
+        one this connection set up (`kommo delivery --widget-secret-file`), else ours."""
+        if "widget_secret" in account.secrets:
+            return self.keyring.decrypt(account.org_id, "widget_secret", account.secrets["widget_secret"])
+        return self.settings.client_secret.get_secret_value() if self.settings.client_secret else None
+
     async def salesbot(self, hook_token: str, body: bytes, content_type: str) -> IntakeResult:
         account = await self.resolve(hook_token)
-        if not self.settings.client_secret:
-            raise InvalidWebhook("salesbot hooks are not configured (no integration secret)")
+        secret = self.widget_secret(account)
+        if secret is None:
+            raise InvalidWebhook("salesbot hooks are not configured (no widget integration secret)")
         data = _json_or_form(body, content_type)
-        claims = verify_salesbot_token(data.get("token"), self.settings.client_secret.get_secret_value())
+        claims = verify_salesbot_token(data.get("token"), secret)
         if claims.get("account_id") and account.account_id and int(claims["account_id"]) != account.account_id:
             raise InvalidWebhook("salesbot token is for another Kommo account")
         return_url = str(data.get("return_url") or "")
         path = urlsplit(return_url).path
         if "/salesbot/" not in path or "/continue/" not in path:
             raise InvalidWebhook("missing or malformed return_url")
+        host = urlsplit(return_url).hostname
+        if host and host.lower() != account.host.lower():
+            # Our account token is sent to the return_url: only ever to the account's own host.
+            raise InvalidWebhook("return_url is not on the account's host")
         fields = data.get("data") if isinstance(data.get("data"), dict) else {}
         lead_id = claims.get("entity_id") if str(claims.get("entity_type", "2")) == "2" else None
         lead_id = _as_int(lead_id or fields.get("lead_id"))
+        if lead_id is None or lead_id <= 0:
+            raise InvalidWebhook("widget_request names no lead (the agent answers leads only)")
         doc = WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="salesbot",
                            kind="salesbot.widget_request", dedupe_key=f"salesbot:{path.rsplit('/', 1)[-1]}",
                            raw_body=body.decode("utf-8", errors="replace"), content_type=content_type,
