@@ -16,7 +16,7 @@ import atexit
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import click
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
@@ -42,6 +42,7 @@ from tasks.queue import CeleryTaskQueue
 
 T = TypeVar("T")
 _started: list[subprocess.Popen] = []
+_log_file: IO[str] | None = None
 
 
 class CliError(Exception):

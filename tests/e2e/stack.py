@@ -136,7 +136,8 @@ class Stack:
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items()
                 if not k.startswith(("MONGO_", "REDIS_", "QDRANT_", "LLM_", "KOMMO_", "SECRETS_", "WORKER_", "WEB_"))}
-        return {**keep, "PYTHONPATH": str(ROOT), "MONGO_URL": self.mongo_url, "MONGO_DATABASE": "e2e",
+        return {**keep, "PYTHONPATH": str(ROOT), "KOMMO_AGENT_HOME": str(self.tmp / "home"),  # not the user's
+                "MONGO_URL": self.mongo_url, "MONGO_DATABASE": "e2e",
                 "REDIS_URL": self.redis_url, "DATA_DIR": str(self.tmp / "data"), "SECRETS_KEYS": self.keys_spec,
                 "KOMMO_API_BASE_URL": self.fake.base_url, "KOMMO_REQUEST_TIMEOUT_S": "2",
                 "KOMMO_RESEND_UNCERTAIN_AFTER_S": "6", "KOMMO_RETRY_BUDGET_S": "3",

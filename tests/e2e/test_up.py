@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(240)
 def _env(tmp: Path, ports: dict[str, int]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MONGO_", "REDIS_", "QDRANT_", "LLM_", "TELEGRAM_", "SECRETS_", "WEB_"))}
-    env.update(DATA_DIR=str(tmp / "var"), MONGO_EMBEDDED_PORT=str(ports["mongo"]),
+    env.update(KOMMO_AGENT_HOME=str(tmp), DATA_DIR=str(tmp / "var"), MONGO_EMBEDDED_PORT=str(ports["mongo"]),
                REDIS_EMBEDDED_PORT=str(ports["redis"]), WEB_PORT=str(ports["web"]), LOG_LEVEL="WARNING")
     return env
 
