@@ -44,3 +44,13 @@ class KnowledgeSource(OrgDocument):
     generation: int = 0  # bumps on re-index; readers see only the live generation
     options: dict[str, Any] = Field(default_factory=dict)
     updated_at: datetime | None = None
+    # The indexing lease: who works on the source now ("host:pid:token", "" = nobody), renewed by
+    # its heartbeat; `lease_seq` makes claiming it a compare-and-set on an integer.
+    lease_owner: str = ""
+    lease_seq: int = 0
+    heartbeat_at: datetime | None = None
+    cancel_requested: bool = False
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (SourceStatus.PARSING, SourceStatus.EMBEDDING)

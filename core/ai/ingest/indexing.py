@@ -29,13 +29,14 @@ from typing import Any
 
 from core.ai.encoders.crosslingual import CrossLingualEncoder
 from core.ai.encoders.sparse import SparseEncoder
-from core.ai.errors import ExtractionError
+from core.ai.errors import ExtractionError, IngestInterrupted, SourceBusy
 from core.ai.ingest.columns import apply_column_roles
 from core.ai.ingest.extract import Section
 from core.ai.ingest.extract.faq import extract_faq
 from core.ai.ingest.extract.guard import GuardedExtractor
 from core.ai.ingest.extract.html import extract_url
 from core.ai.ingest.extract.text import parse_markdown
+from core.ai.ingest.leases import INTERRUPTED, new_owner_id, owner_is_dead
 from core.ai.ingest.sources import SourceIntake, gen_key
 from core.ai.ingest.split import embedding_text, keyword_index_text, part_texts, split_sections
 from core.ai.types import Chunk
@@ -132,11 +133,58 @@ class IngestionService(SourceIntake):
     async def index_source(self, org_id: str, source_id: str, *, force: bool = False,
                            on_progress: Progress | None = None) -> KnowledgeSource:
         """Index one source; idempotent (safe to run twice). Failures end in status `failed`
-        with the reason, and the previous generation stays live."""
+        with the reason, and the previous generation stays live. The run holds the source's
+        lease (`core.ai.ingest.leases`): a second run while the first is alive raises
+        `SourceBusy`; an interrupted run (Ctrl-C, a cancel request) ends `failed: interrupted`
+        and the next run picks up its vectors."""
         repo = self.storage.knowledge
         source = await repo.get(org_id, source_id)
         if source is None:
             raise NotFound("knowledge source not found", source_id=source_id)
+        owner = new_owner_id()
+        stale_s = 0.0 if source.lease_owner and owner_is_dead(source.lease_owner) else self.settings.ingest_stale_s
+        claimed = await repo.claim(org_id, source_id, owner, stale_s)
+        if claimed is None:
+            raise SourceBusy("this source is being indexed right now; wait for it to finish", source_id=source_id)
+        main = asyncio.current_task()
+        why: dict[str, str] = {}
+        beat = asyncio.create_task(self._keep_lease(org_id, source_id, owner, main, why))
+        try:
+            return await self._index_claimed(claimed, force, on_progress)
+        except asyncio.CancelledError:
+            await self._abandon(claimed, INTERRUPTED)
+            if why and main is not None and main.uncancel() == 0:
+                raise IngestInterrupted(INTERRUPTED, source_id=source_id) from None
+            raise
+        finally:
+            beat.cancel()
+            await repo.release(org_id, source_id, owner)
+
+    async def _keep_lease(self, org_id: str, source_id: str, owner: str, main, why: dict[str, str]) -> None:
+        """Renew the lease; stop the run when a cancel is requested or the lease was lost."""
+        while True:
+            await asyncio.sleep(self.settings.ingest_heartbeat_s)
+            try:
+                current = await self.storage.knowledge.heartbeat(org_id, source_id, owner)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; the sweep judges staleness
+                log.warning("ingest_heartbeat_failed", source_id=source_id, error=str(exc)[:200])
+                continue
+            if current is None or current.cancel_requested:
+                why["reason"] = "lost" if current is None else "cancel requested"
+                if main is not None:
+                    main.cancel()
+                return
+
+    async def _abandon(self, source: KnowledgeSource, reason: str) -> None:
+        """End an interrupted run. Its partial generation stays: readers never see it (it is not
+        live), the next run writes the same generation over it and reuses its vectors by chunk
+        hash, so a re-run embeds only what is missing; removing the source removes it too."""
+        await self.storage.knowledge.set_status(source.org_id, source.id, SourceStatus.FAILED, error=reason)
+
+    async def _index_claimed(self, source: KnowledgeSource, force: bool,
+                             on_progress: Progress | None) -> KnowledgeSource:
+        repo = self.storage.knowledge
+        org_id, source_id = source.org_id, source.id
         new_gen = source.generation + 1
         try:
             await repo.set_status(org_id, source_id, SourceStatus.PARSING, error=None)

@@ -18,7 +18,7 @@ import structlog
 
 from core.clock import utcnow
 from core.config import KommoSettings
-from core.errors import InvalidInput
+from core.errors import InvalidInput, plain_reason
 from core.ids import new_id, new_token
 from core.kommo.auth.tokens import TokenPair, seal
 from core.kommo.errors import KommoError, KommoUnavailable
@@ -108,7 +108,7 @@ class KommoConnections:
                     status = r.status
                     body = await r.json(content_type=None) if status in (200, 429) else None
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-                raise KommoUnavailable(f"{host} did not answer: {type(exc).__name__}") from None
+                raise KommoUnavailable(f"{host} did not answer: {plain_reason(exc)}") from None
             if status != 429 or attempt == 3:
                 break
             retry_after = (body or {}).get("retry_after") if isinstance(body, dict) else None

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from core.clock import aware, utcnow
 from core.config import KommoSettings
+from core.errors import plain_reason
 from core.kommo.errors import (
     KommoAuthError,
     KommoError,
@@ -74,7 +75,7 @@ async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
             status = resp.status
             data = await resp.json(content_type=None) if status != 204 else None
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-        raise KommoUnavailable(f"token endpoint did not answer: {type(exc).__name__}") from None
+        raise KommoUnavailable(f"token endpoint did not answer: {plain_reason(exc)}") from None
     if status >= 500:
         raise KommoServerError(f"token endpoint error {status}", status=status)
     if status == 404:  # no account at this host (renamed subdomain?)
@@ -215,7 +216,7 @@ class TokenManager:
                                             **host_headers(self.settings, domain)}) as resp:
                 found = await resp.json(content_type=None) if resp.status == 200 else None
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {type(exc).__name__}") from None
+            raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {plain_reason(exc)}") from None
         if not isinstance(found, dict) or not isinstance(found.get("subdomain"), str) or not found["subdomain"]:
             return False
         if account.account_id and str(found.get("id") or account.account_id) != str(account.account_id):

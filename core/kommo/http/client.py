@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from core import metrics
 from core.clock import utcnow
 from core.config import KommoSettings
+from core.errors import plain_reason
 from core.kommo.errors import (
     TRANSIENT,
     KommoAuthError,
@@ -171,7 +172,7 @@ class KommoClient:
                 retry_header = resp.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError) as exc:
             metrics.KOMMO_CALLS.labels(metrics.bounded(method, metrics.HTTP_METHODS), "no_answer").inc()
-            raise KommoUnavailable(f"Kommo did not answer: {type(exc).__name__}") from None
+            raise KommoUnavailable(f"Kommo did not answer: {plain_reason(exc)}") from None
         metrics.KOMMO_CALLS.labels(metrics.bounded(method, metrics.HTTP_METHODS), metrics.status_class(status)).inc()
         if status == 204 or (200 <= status < 300 and not raw.strip()):
             return None
