@@ -10,7 +10,7 @@ from aiogram.utils.i18n import I18n
 from bot.i18n import CatalogI18n
 from core.languages import OPERATOR_LANGUAGES
 
-COMMANDS = ("start", "agents", "team", "kommo", "org", "lang", "help", "cancel")
+COMMANDS = ("start", "agents", "team", "kommo", "usage", "report", "org", "lang", "help", "cancel")
 
 
 def command_list(i18n: CatalogI18n, language: str) -> list[BotCommand]:

@@ -55,7 +55,8 @@ def build_bot(settings: TelegramSettings) -> Bot:
 
 
 def console_deps(services: CoreServices) -> ConsoleDeps:
-    return ConsoleDeps(services=services, team=TeamService(services.storage), agents=AgentAdmin(services.storage),
+    return ConsoleDeps(services=services, team=TeamService(services.storage),
+                       agents=AgentAdmin(services.storage, services.plans),
                        delivery=NotificationDelivery(services.storage), telegram_settings=services.settings.telegram)
 
 

@@ -20,10 +20,12 @@ from core.notifications.delivery import NotificationDelivery, Recipient, SendOut
 from core.storage import Storage
 
 log = get_logger("bot.notify")
-NOTIFICATION_KINDS = ("handoff", "reply_failed", "turn_failed", "event_failed", "agent_tie", "quota_exceeded",
+NOTIFICATION_KINDS = ("handoff", "reply_failed", "turn_failed", "event_failed", "agent_tie", "quota_warning",
+                      "quota_exceeded",
                       "kommo_connected", "kommo_needs_reauth", "kommo_blocked", "kommo_subdomain_changed",
                       "campaign_finished")
 TAKE, GIVE_BACK, MUTE = "nt:t", "nt:b", "nt:m"
+SEE_USAGE, PAUSE_AGENT = "nt:u", "nt:p"  # on quota notices
 
 
 class _Params(dict):
@@ -49,6 +51,14 @@ def notification_markup(i18n: CatalogI18n, language: str, org: Organization, not
             InlineKeyboardButton(text=i18n.gettext("notify.give_back", locale=language),
                                  callback_data=f"{GIVE_BACK}:{short(org.id)}:{conv}"),
         ])
+    if notification["kind"] in ("quota_warning", "quota_exceeded"):
+        row = [InlineKeyboardButton(text=i18n.gettext("notify.see_usage", locale=language),
+                                    callback_data=f"{SEE_USAGE}:{short(org.id)}")]
+        agent_id = params.get("agent_id")
+        if agent_id and len(f"{PAUSE_AGENT}:{short(org.id)}:{agent_id}") <= 64:
+            row.append(InlineKeyboardButton(text=i18n.gettext("notify.pause_agent", locale=language),
+                                            callback_data=f"{PAUSE_AGENT}:{short(org.id)}:{agent_id}"))
+        rows.append(row)
     rows.append([InlineKeyboardButton(text=i18n.gettext("notify.mute", locale=language),
                                       callback_data=f"{MUTE}:{short(org.id)}:{notification['kind']}")])
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -61,6 +71,9 @@ def notification_text(i18n: CatalogI18n, language: str, org: Organization, notif
     if "reason" in params:
         reason = i18n.gettext(f"reason.{params['reason']}", locale=language)
         params["reason"] = params["reason"] if reason.startswith("reason.") else reason
+    if "limit" in params:
+        limit = i18n.gettext(f"limit.{params['limit']}", locale=language)
+        params["limit"] = params["limit"] if limit.startswith("limit.") else limit
     body = i18n.gettext(msgid, locale=language).format_map(params | {"kind": kind})
     return f"🏢 {org.name}\n{body}"[:4096]
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option, pick
 from core import orgs
+from core.errors import NotFound
+from core.usage.quota import set_org_plan
 
 
 @click.group()
@@ -38,6 +41,26 @@ def org_list(as_json: bool) -> None:
         click.echo(f"{o.id}\t{o.name}\t{o.language}")
 
 
+@org.command("plan")
+@click.argument("org_id")
+@click.argument("plan", required=False)
+def org_plan(org_id: str, plan: str | None) -> None:
+    """Show the organisation's plan and this month's use of its limits, or set PLAN (free, pro, business)."""
+
+    async def job(s):
+        if plan:
+            previous = await set_org_plan(s.storage, s.plans, org_id, plan)
+            return f"{org_id}: plan {previous} -> {plan}"
+        found = await s.storage.orgs.get(org_id)
+        if found is None:
+            raise NotFound(f"organisation {org_id} not found")
+        shares = await s.quota.shares(org_id)
+        used = ", ".join(f"{k} {v:.0%}" for k, v in shares.items()) or "no limits"
+        return f"{org_id}: plan {found.plan} (plans: {', '.join(s.plans.names())}); this month: {used}"
+
+    click.echo(run_with_services(job))
+
+
 @click.group()
 def agent() -> None:
     """Agents (virtual employees) of an organisation."""
@@ -59,12 +82,18 @@ def agent_create(org_id: str, name: str, instructions_file: Path | None) -> None
 
 @agent.command("list")
 @click.option("--org", "org_id", required=True)
-def agent_list(org_id: str) -> None:
+@json_option
+def agent_list(org_id: str, as_json: bool) -> None:
     """List an organisation's agents."""
 
     async def job(s):
         await orgs.require_org(s.storage, org_id)
         return await s.storage.agents.list(org_id, sort=[("created_at", 1)])
 
-    for a in run_with_services(job):
+    agents = run_with_services(job)
+    if as_json:
+        emit_json([pick(a, "id", "name", "enabled", "language", "delivery_mode", "reply_mode", "model")
+                   for a in agents])
+        return
+    for a in agents:
         click.echo(f"{a.id}\t{a.name}\t{'enabled' if a.enabled else 'disabled'}")

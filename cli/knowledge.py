@@ -17,6 +17,7 @@ import click
 
 from cli import stack
 from cli.common import require_agent, require_org, run_with_services
+from cli.output import emit_json, json_option, pick
 from core.ai.errors import AlreadyAdded
 from core.ai.eval.retrieval import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
 from core.ai.factory import build_translator
@@ -250,7 +251,8 @@ def faq(org_id: str, agent_id: str, questions: tuple[str, ...], answers: tuple[s
 @knowledge.command("list")
 @click.option("--org", "org_id", required=True)
 @click.option("--agent", "agent_id", required=True)
-def list_sources(org_id: str, agent_id: str) -> None:
+@json_option
+def list_sources(org_id: str, agent_id: str, as_json: bool) -> None:
     """List an agent's sources with status and progress."""
 
     async def job(services):
@@ -259,7 +261,12 @@ def list_sources(org_id: str, agent_id: str) -> None:
         await sweep_orphans(services.storage.knowledge, services.settings.knowledge.ingest_stale_s)
         return await services.storage.knowledge.for_agent(org_id, agent_id)
 
-    for s in run_with_services(job):
+    sources = run_with_services(job)
+    if as_json:
+        emit_json([{**pick(s, "id", "status", "kind", "title", "url", "chunks_done", "chunks_total", "size_bytes",
+                           "updated_at", "error"), "eta_s": s.eta_s} for s in sources])
+        return
+    for s in sources:
         reason = f"\t{s.error}" if s.status == SourceStatus.FAILED else ""
         eta = _eta(s.eta_s) if s.status == SourceStatus.EMBEDDING else ""
         click.echo(f"{s.id}\t{s.status}\t{s.chunks_done}/{s.chunks_total}{eta}\t{s.kind}\t{s.title}{reason}")

@@ -17,12 +17,14 @@ from cli import (
     campaign,
     conversation,
     doctor,
+    eval_answers,
     keys,
     knowledge,
     kommo,
     notifications,
     processes,
     refs,
+    report,
     team,
 )
 from core.config import agent_home
@@ -67,8 +69,9 @@ def main() -> None:
 
 for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledge, knowledge.eval_group,
               ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team,
-              doctor.doctor):
+              doctor.doctor, report.report):
     main.add_command(group)
+assert eval_answers.eval_answers.name in knowledge.eval_group.commands  # registered on import
 for command in processes.COMMANDS:
     main.add_command(command)
 refs.accept_names(main)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -179,13 +180,25 @@ class KommoSettings(HomeSettings):
     client_secret: SecretStr | None = None
     redirect_uri: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
-    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0, description="Requests per second from this "
+                                  "egress IP, all accounts together (Kommo allows 7 per calling IP)")
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
+    egress_id: str = Field(default="default", min_length=1, max_length=64, description="Name of the IP these "
+                           "processes call Kommo from: processes sharing one IP share one budget")
     request_timeout_s: float = 15.0
+    forbidden_block_after: int = Field(default=3, ge=1, description="403 answers (outside admin-only calls) "
+                                       "within the window after which an account's calls are stopped")
+    forbidden_window_s: float = Field(default=600.0, gt=0, description="Window counting those 403 answers")
+    salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
+                                   "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
-    oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
+    oauth_authorize_url: str | None = Field(
+        default=None, description="Consent page override; unset: www.kommo.com/oauth or www.amocrm.ru/oauth "
+        "by the account's domain")
+    default_base_domain: Literal["kommo.com", "amocrm.ru"] = Field(
+        default="kommo.com", description="Domain of new accounts' OAuth link (amocrm.ru: amoCRM installations)")
     amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
                                        "(or api_base_url when that override is set)")
     chats_channel_id: str | None = None
@@ -230,6 +243,34 @@ class WorkerSettings(HomeSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker /metrics port (0 = off)")
 
 
+class UsageSettings(BaseSettings):
+    model_config = _area("USAGE_")
+
+    price_table: Path | None = Field(default=None, description="CSV of model prices (model, provider, "
+                                     "input_usd_per_1m, output_usd_per_1m, effective_from); unset: the shipped table")
+    default_input_usd_per_1m: float = Field(default=1.0, ge=0, description="Price of a model missing from the "
+                                            "table, per 1M input tokens (such costs are flagged in reports)")
+    default_output_usd_per_1m: float = Field(default=4.0, ge=0, description="As above, per 1M output tokens")
+    plans_file: Path | None = Field(default=None, description="JSON of plans and their monthly limits; "
+                                    "unset: the shipped free/pro/business plans")
+    warn_ratio: float = Field(default=0.8, gt=0, lt=1, description="Share of a plan limit at which owners "
+                              "and admins are told once per period")
+    drift_threshold: float = Field(default=0.05, gt=0, description="Provider cost vs table cost gap flagged "
+                                   "in reports")
+    reconcile_days: int = Field(default=2, ge=1, le=62, description="Closed days the nightly reconcile checks")
+
+
+class ReportSettings(BaseSettings):
+    model_config = _area("REPORT_")
+
+    kernel: str = Field(default="kommo-agent", description="Jupyter kernel papermill runs the notebooks "
+                        "in (scripts/bootstrap.sh installs it into .venv)")
+    cell_timeout_s: int = Field(default=600, ge=10, description="Per-cell execution limit of a report notebook")
+    out_dir: Path | None = Field(default=None, description="Where rendered reports go; unset: DATA_DIR/reports")
+    notebooks_dir: Path | None = Field(default=None, description="Folder of the report notebooks; unset: "
+                                       "the repository's notebooks/")
+
+
 class Settings(HomeSettings):
     """The whole configuration. Build it with `load_settings()`."""
 
@@ -251,6 +292,8 @@ class Settings(HomeSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("data_dir")
     @classmethod

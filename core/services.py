@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pymongo import AsyncMongoClient
@@ -24,6 +25,9 @@ from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from core.usage.metering import UsageMeter
+from core.usage.plans import SHIPPED_PLANS, PlanCatalog
+from core.usage.pricing import SHIPPED_TABLE, PriceTable
+from core.usage.quota import PlanQuota
 from core.usage.repository import UsageRepository
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
     from core.ai.llm import LLMClient
     from core.campaigns.service import CampaignService
     from core.conversations.engine import ConversationEngine
+    from core.delivery_setup import DeliverySetupService
     from core.kommo.service import KommoService
 
 T = TypeVar("T")
@@ -46,6 +51,9 @@ class CoreServices:
     keyring: Keyring
     usage: UsageRepository
     meter: UsageMeter
+    prices: PriceTable
+    plans: PlanCatalog
+    quota: PlanQuota
     # Background work; None in a process that never enqueues (a one-off CLI command).
     queue: TaskQueue | None = None
     _areas: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -56,8 +64,11 @@ class CoreServices:
              keyring: Keyring, queue: TaskQueue | None = None) -> CoreServices:
         """Services over clients the caller already holds (tests, benchmarks)."""
         usage = UsageRepository(storage.db)
+        prices, plans = load_prices(settings), load_plans(settings)
+        meter = UsageMeter(usage, prices, provider=provider_name(settings.llm.base_url))
+        quota = PlanQuota(storage, usage, plans, warn_ratio=settings.usage.warn_ratio)
         return cls(settings=settings, mongo_client=mongo_client, storage=storage, redis=redis, keyring=keyring,
-                   usage=usage, meter=UsageMeter(usage), queue=queue)
+                   usage=usage, meter=meter, prices=prices, plans=plans, quota=quota, queue=queue)
 
     async def _area(self, name: str, build: Callable[[], Awaitable[T]]) -> T:
         lock = self._area_locks.setdefault(name, asyncio.Lock())
@@ -75,6 +86,13 @@ class CoreServices:
                                queue=self.queue)
 
         return await self._area("kommo", build)
+
+    def delivery_setup(self) -> DeliverySetupService:
+        """Delivery set-up checked against the live account (CLI `kommo delivery`, the console)."""
+        from core.delivery_setup import DeliverySetupService  # noqa: PLC0415 - areas load on first use
+
+        return DeliverySetupService(storage=self.storage, kommo=self.kommo, keyring=self.keyring,
+                                    global_widget_secret=self.settings.kommo.client_secret is not None)
 
     async def llm(self) -> LLMClient | None:
         """The process's one LLM client (replies, translation, campaigns); None without a key."""
@@ -127,7 +145,8 @@ class CoreServices:
             kommo = await self.kommo()
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
-                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s))
+                kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
+                salesbot_wait_s=self.settings.kommo.salesbot_wait_s, quota=self.quota, meter=self.meter))
 
         return await self._area("engine", build)
 
@@ -146,6 +165,22 @@ class CoreServices:
             await close_queue()
         await self.redis.aclose()
         await self.mongo_client.close()
+
+
+def load_prices(settings: Settings) -> PriceTable:
+    u = settings.usage
+    return PriceTable.from_csv(u.price_table or SHIPPED_TABLE, default_input_usd_per_1m=u.default_input_usd_per_1m,
+                               default_output_usd_per_1m=u.default_output_usd_per_1m)
+
+
+def load_plans(settings: Settings) -> PlanCatalog:
+    return PlanCatalog.from_file(settings.usage.plans_file or SHIPPED_PLANS)
+
+
+def provider_name(base_url: str) -> str:
+    """The LLM provider a usage event names: the API host without "api." and the port."""
+    host = urlsplit(base_url).hostname or ""
+    return host.removeprefix("api.") or "unknown"
 
 
 def effective_mongo_url(settings: Settings) -> str:

@@ -31,3 +31,8 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
   echo "setup done"
 fi
+# The Jupyter kernel the report notebooks run in (REPORT_KERNEL), inside .venv so papermill and a
+# hand-opened Jupyter both find it and it runs this environment's Python.
+if [ ! -f .venv/share/jupyter/kernels/kommo-agent/kernel.json ]; then
+  .venv/bin/python -m ipykernel install --sys-prefix --name kommo-agent --display-name "Kommo Agent" >/dev/null
+fi

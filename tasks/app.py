@@ -7,13 +7,15 @@ take ids, and call one core service. Settings are read once, when the app is cre
 from __future__ import annotations
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 from core.config import Settings, load_settings
 from core.services import effective_redis_url
 from tasks.routing import QUEUES, ROUTES
 
-TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.ask", "tasks.campaigns")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.ask", "tasks.campaigns", "tasks.usage",
+                "tasks.reports")
 
 
 def create_celery(broker_url: str | None = None, settings: Settings | None = None) -> Celery:
@@ -72,6 +74,9 @@ def beat_schedule(settings: Settings) -> dict:
         "ingest-sweep": {"task": "ingest.sweep", "schedule": w.sweep_interval_s,
                          "options": {"expires": w.sweep_interval_s}},
         "campaigns-resume": {"task": "campaigns.resume_stalled", "schedule": 60.0},
+        # After midnight UTC the day before is closed: its roll-ups are checked against its events.
+        "usage-reconcile": {"task": "usage.reconcile", "schedule": crontab(minute=20, hour=0)},
+        "billing-monthly": {"task": "reports.billing_month", "schedule": crontab(minute=0, hour=3, day_of_month=1)},
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.ai.answer.turn import TurnResult
 from core.errors import KommoAgentError, NotFound
 from core.ids import new_id
+from core.usage.quota import QuotaExceeded
 from tasks.app import celery_app
 from tasks.base import CoreTask
 
@@ -22,6 +23,11 @@ async def ask_once(services, org_id: str, agent_id: str, question: str) -> TurnR
     agent = await services.storage.agents.get(org_id, agent_id)
     if agent is None:
         raise NotFound(f"agent {agent_id} not found in organisation {org_id}")
+    decision = await services.quota.check_reply(org_id, agent_id)
+    if not decision.allowed:
+        # The test chat answers like the customer-facing agent would: not at all, and says why.
+        raise QuotaExceeded(f"the plan's monthly limit is reached ({decision.reason}): the agent does not answer "
+                            "until the next period or a plan change (kommo-agent org plan)", reason=decision.reason)
     # The process's own areas: the same retriever, query translation and LLM client a turn uses.
     runtime = await services.runtime()
     return await runtime.run_turn(org_id, agent, customer_text=question, conversation=None, history=[],

@@ -1,6 +1,6 @@
 """Queues and routes by task area (plain data: the CLI reads it without importing Celery)."""
 
-QUEUES = ("inbound", "kommo", "ingest")
+QUEUES = ("inbound", "kommo", "ingest", "reports")
 # Each task name prefix (its area) and the queue its tasks run on.
 ROUTES = {
     "inbound.*": {"queue": "inbound"},
@@ -8,4 +8,6 @@ ROUTES = {
     "campaigns.*": {"queue": "kommo"},  # campaigns are Kommo API calls at Kommo's pace
     "ingest.*": {"queue": "ingest"},
     "ask.*": {"queue": "inbound"},  # interactive: never behind a long ingestion
+    "usage.*": {"queue": "reports"},
+    "reports.*": {"queue": "reports"},  # notebooks take seconds to minutes: apart from customer replies
 }

@@ -14,7 +14,7 @@ from bot.dialogs.orgs import orgs
 from bot.dialogs.settings import settings
 from bot.dialogs.team import team_dialog
 from bot.filters import DialogCan
-from bot.handlers import errors, notifications, start, workflows
+from bot.handlers import errors, notifications, start, usage, workflows
 from core.team.roles import Permission
 
 
@@ -31,7 +31,8 @@ def build_root_router() -> Router:
         dialog.message.filter(dialog_filter)
 
     root = Router(name="root")
-    root.include_routers(start.build_router(), workflows.build_router(), notifications.build_router())
+    root.include_routers(start.build_router(), workflows.build_router(), notifications.build_router(),
+                        usage.build_router())
     root.include_routers(*dialogs.values())
     root.include_router(errors.build_router())
     return root

@@ -19,6 +19,7 @@ from core.orgs import MAX_INSTRUCTIONS, MAX_NAME, create_agent
 from core.storage import Storage
 from core.team.errors import NotAMember
 from core.team.roles import Permission, require
+from core.usage.plans import PlanCatalog, PlanLimitReached
 
 MAX_PERSONA = 500
 MAX_HANDOFF_RULES = 2000
@@ -41,8 +42,9 @@ def _text(field: str, value: Any, limit: int, *, required: bool) -> str:
 
 
 class AgentAdmin:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, plans: PlanCatalog | None = None) -> None:
         self.storage = storage
+        self.plans = plans  # None: no plan limits (scripts, tests of other areas)
 
     # --- reading -------------------------------------------------------------------------
     async def list(self, org_id: str, actor: Operator) -> list[Agent]:
@@ -120,9 +122,11 @@ class AgentAdmin:
             fields = sorted(set(field_ids))
         return {"allowed_actions": allowed, "writable_field_ids": fields}
 
-    async def _timezone(self, org_id: str) -> str:
+    async def _timezone(self, org_id: str) -> str | None:
+        """A zone set on the organisation itself; None (hours read in the Kommo account's own
+        timezone) when it is only the model's "UTC" default."""
         org = await self.storage.orgs.get(org_id)
-        return org.timezone if org else "UTC"
+        return org.timezone if org and org.timezone and org.timezone != "UTC" else None
 
     @staticmethod
     def stage_rules(fields: dict[str, Any]) -> list[StageRule]:
@@ -136,6 +140,7 @@ class AgentAdmin:
         """`draft`: field name (as in `check`) -> the operator's value. Missing optional fields
         keep the agent defaults; name, persona and instructions are required."""
         self._check(org_id, actor, Permission.MANAGE_AGENTS)
+        await self._check_agent_limit(org_id)
         fields: dict[str, Any] = {}
         for field in ("name", "persona", "instructions"):
             fields |= await self.check(org_id, field, draft.get(field))
@@ -145,6 +150,15 @@ class AgentAdmin:
         fields["stage_rules"] = self.stage_rules(fields)
         name, instructions = fields.pop("name"), fields.pop("instructions")
         return await create_agent(self.storage, org_id, name, instructions, **fields)
+
+    async def _check_agent_limit(self, org_id: str) -> None:
+        if self.plans is None:
+            return
+        org = await self.storage.orgs.get(org_id)
+        plan = self.plans.of(org.plan if org else None)
+        if plan.agents is not None and await self.storage.agents.count(org_id) >= plan.agents:
+            raise PlanLimitReached(f"the {plan.title} plan allows {plan.agents} agent(s); this organisation has "
+                                   f"them all", limit=plan.agents, plan=plan.title)
 
     async def update(self, org_id: str, actor: Operator, agent_id: str, field: str, value: Any) -> Agent:
         self._check(org_id, actor, Permission.MANAGE_AGENTS)

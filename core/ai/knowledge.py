@@ -20,6 +20,8 @@ from core.storage import Storage
 from core.storage.vectors.base import VectorStore
 from core.storage.vectors.factory import build_vector_store
 from core.usage.metering import UsageMeter
+from core.usage.plans import SHIPPED_PLANS, PlanCatalog
+from core.usage.quota import knowledge_room
 
 
 @dataclass
@@ -52,6 +54,8 @@ async def build_knowledge(settings: Settings, storage: Storage, *, meter: UsageM
     retriever = HybridRetriever(storage, store, emb, sparse,
                                 RetrievalConfig(min_dense_score=threshold), translator=translator,
                                 crosslingual=crosslingual)
+    plans = PlanCatalog.from_file(settings.usage.plans_file or SHIPPED_PLANS)
     ingestion = IngestionService(storage, store, emb, settings.knowledge, queue, sparse=sparse,
-                                 batch_size=max(settings.embeddings.batch_size, 1) * 2, crosslingual=crosslingual)
+                                 batch_size=max(settings.embeddings.batch_size, 1) * 2, crosslingual=crosslingual,
+                                 room=knowledge_room(storage, plans))
     return KnowledgeServices(store, emb, retriever, ingestion)

@@ -22,6 +22,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from core import metrics
 from core.ai.errors import LLMRejected, LLMUnavailable
+from core.ai.tokens import count_tokens
 from core.config import LLMSettings
 from core.errors import ConfigurationError, plain_reason
 from core.logging import get_logger
@@ -131,26 +132,36 @@ class LLMClient:
             metrics.LLM_SECONDS.labels("rejected").observe(time.perf_counter() - started)
             raise LLMRejected(f"LLM rejected the request: HTTP {exc.status_code}",
                               status=exc.status_code, model=model) from exc
-        metrics.LLM_SECONDS.labels("ok").observe(time.perf_counter() - started)
-        return await self._finish(completion, model, attempts, usage)
+        elapsed = time.perf_counter() - started
+        metrics.LLM_SECONDS.labels("ok").observe(elapsed)
+        return await self._finish(completion, model, attempts, usage, messages, int(elapsed * 1000))
 
-    async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext) -> LLMResponse:
+    async def _finish(self, completion: Any, model: str, attempts: int, usage: UsageContext,
+                      messages: list[dict[str, Any]], latency_ms: int) -> LLMResponse:
         choice = completion.choices[0] if completion.choices else None
         message = choice.message if choice else None
         calls = [LLMToolCall(id=tc.id, name=tc.function.name, arguments=tc.function.arguments or "")
                  for tc in (message.tool_calls or []) if getattr(tc, "function", None)] if message else []
         u = completion.usage
+        prompt, done = (getattr(u, "prompt_tokens", None), getattr(u, "completion_tokens", None)) if u else (None, None)
+        estimated = not isinstance(prompt, int) or not isinstance(done, int)
+        if estimated:
+            # No usage in the answer (some proxies drop it): counted offline, and the event says so.
+            prompt = count_tokens(json.dumps(messages, ensure_ascii=False, default=str))
+            done = count_tokens((message.content or "") + "".join(c.arguments for c in calls)) if message else 0
         result = LLMResponse(
             content=message.content if message else None, tool_calls=calls,
-            model=completion.model or model, attempts=attempts,
-            prompt_tokens=u.prompt_tokens if u else 0, completion_tokens=u.completion_tokens if u else 0,
+            model=completion.model or model, attempts=attempts, prompt_tokens=prompt, completion_tokens=done,
         )
         metrics.LLM_TOKENS.labels("prompt").inc(result.prompt_tokens)
         metrics.LLM_TOKENS.labels("completion").inc(result.completion_tokens)
+        # OpenRouter reports the call's price in `usage.cost` (USD), outside the SDK's schema.
+        provider_cost = (getattr(u, "model_extra", None) or {}).get("cost") if u else None
         if self.meter is not None:
             try:
                 await self.meter.record_llm(usage, model=result.model, prompt_tokens=result.prompt_tokens,
-                                            completion_tokens=result.completion_tokens)
+                                            completion_tokens=result.completion_tokens, tokens_estimated=estimated,
+                                            latency_ms=latency_ms, provider_cost_usd=provider_cost)
             except Exception:
                 log.exception("usage_record_failed", key=usage.idempotency_key)
         return result

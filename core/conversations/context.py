@@ -13,6 +13,7 @@ from core.clock import utcnow
 from core.conversations.ports import KommoGateway
 from core.ports import TaskQueue
 from core.storage import Storage
+from core.usage.metering import UsageMeter
 from core.usage.quota import QuotaPolicy, UnlimitedQuota
 
 
@@ -24,6 +25,9 @@ class EngineDeps:
     runtime: AgentRuntime
     kommo: KommoGateway
     quota: QuotaPolicy = field(default_factory=UnlimitedQuota)
+    meter: UsageMeter | None = None  # records each finished turn (replies and handoffs plans count)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
+    # salesbot mode: how long a turn waits for its widget_request before handing off.
+    salesbot_wait_s: float = 20.0
     clock: Callable[[], datetime] = utcnow

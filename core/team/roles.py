@@ -14,6 +14,7 @@ class Permission(StrEnum):
     MANAGE_TEAM = "manage_team"
     MANAGE_KOMMO = "manage_kommo"  # connect, disconnect, delivery set-up
     SEE_SECRETS = "see_secrets"  # whether tokens are valid, webhook URL
+    SEE_BILLING = "see_billing"  # invoices and the billing report (owners and admins)
 
 
 _ALL = frozenset(Permission)

@@ -10,13 +10,17 @@ counted twice. `TurnUsage` is the per-turn sum the engine and the test chat show
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from core.clock import day_key, month_key, utcnow
 from core.errors import AlreadyExists
 from core.ids import new_id
 from core.logging import get_logger
 from core.usage.model import UsageEvent
+from core.usage.pricing import PriceTable, usd_to_nano
 from core.usage.repository import UsageRepository
 
 log = get_logger(__name__)
@@ -31,6 +35,7 @@ class UsageContext:
     idempotency_key: str
     agent_id: str | None = None
     conversation_id: str | None = None
+    lead_id: int | None = None
 
 
 def llm_usage_key(turn_id: str, call_index: int) -> str:
@@ -74,31 +79,55 @@ class TurnUsage:
 
 
 class UsageMeter:
-    """Writes usage events; injected into the LLM client and the embedder."""
+    """Writes usage events, priced on write; injected into the LLM client, the embedder and the
+    engine (finished turns)."""
 
-    def __init__(self, usage: UsageRepository) -> None:
+    def __init__(self, usage: UsageRepository, prices: PriceTable | None = None, *, provider: str = "",
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self._usage = usage
+        self.prices = prices
+        self.provider = provider
+        self._clock = clock
 
-    async def record_llm(self, ctx: UsageContext, *, model: str, prompt_tokens: int,
-                         completion_tokens: int) -> bool:
-        """Write the event; False when this key was already recorded (a retried turn)."""
+    async def record_llm(self, ctx: UsageContext, *, model: str, prompt_tokens: int, completion_tokens: int,
+                         tokens_estimated: bool = False, latency_ms: int = 0,
+                         provider_cost_usd: object = None) -> bool:
+        """Write the event; False when this key was already recorded (a retried turn).
+        `tokens_estimated`: the API gave no usage and the caller counted the texts offline."""
+        provider_nano = usd_to_nano(provider_cost_usd) if _is_cost(provider_cost_usd) else None
         return await self._record(ctx, kind="llm", model=model, prompt_tokens=prompt_tokens,
-                                  completion_tokens=completion_tokens)
+                                  completion_tokens=completion_tokens, estimated=tokens_estimated,
+                                  latency_ms=latency_ms, provider_cost_nano=provider_nano)
 
-    async def record_embedding(self, ctx: UsageContext, *, model: str, prompt_tokens: int) -> bool:
+    async def record_embedding(self, ctx: UsageContext, *, model: str, prompt_tokens: int,
+                               latency_ms: int = 0) -> bool:
         """Write an embedding call's event; False when this key was already recorded."""
         return await self._record(ctx, kind="embedding", model=model, prompt_tokens=prompt_tokens,
-                                  completion_tokens=0)
+                                  completion_tokens=0, latency_ms=latency_ms)
 
-    async def _record(self, ctx: UsageContext, *, kind: str, model: str, prompt_tokens: int,
-                      completion_tokens: int) -> bool:
-        now = utcnow()
+    async def record_turn(self, ctx: UsageContext, *, replied: bool, handoff: bool) -> bool:
+        """A finished turn: the reply sent (what plans count) and the handoff; once per turn."""
+        return await self._record(ctx, kind="turn", model="", prompt_tokens=0, completion_tokens=0,
+                                  replies=int(replied), handoffs=int(handoff))
+
+    async def _record(self, ctx: UsageContext, *, kind: str, model: str, prompt_tokens: int, completion_tokens: int,
+                      estimated: bool = False, latency_ms: int = 0, provider_cost_nano: int | None = None,
+                      replies: int = 0, handoffs: int = 0) -> bool:
+        now = self._clock()
+        day = day_key(now)
+        cost, known = (0, True)
+        if kind != "turn" and self.prices is not None:
+            cost, known = self.prices.cost_nano(model, day, prompt_tokens, completion_tokens)
         event = UsageEvent(
             _id=new_id("use"), org_id=ctx.org_id, kind=kind, model=model,
+            provider=self.provider if kind == "llm" else "", created_at=now,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens, agent_id=ctx.agent_id,
-            conversation_id=ctx.conversation_id, purpose=ctx.purpose,
-            day=day_key(now), month=month_key(now), idempotency_key=ctx.idempotency_key,
+            total_tokens=prompt_tokens + completion_tokens, tokens_estimated=estimated, latency_ms=max(0, latency_ms),
+            agent_id=ctx.agent_id, conversation_id=ctx.conversation_id, lead_id=ctx.lead_id, purpose=ctx.purpose,
+            day=day, month=month_key(now), idempotency_key=ctx.idempotency_key, cost_nano=cost, price_known=known,
+            provider_cost_nano=provider_cost_nano, replies=replies, handoffs=handoffs,
+            lead_key=f"{ctx.org_id}|{ctx.agent_id}|{ctx.lead_id}" if kind == "turn" and ctx.agent_id and ctx.lead_id
+            else "",
         )
         try:
             await self._usage.record(ctx.org_id, event)
@@ -106,3 +135,8 @@ class UsageMeter:
             log.info("usage_already_recorded", key=ctx.idempotency_key)
             return False
         return True
+
+
+def _is_cost(value: object) -> bool:
+    # Provider output is untrusted: only a finite non-negative number is a cost.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0

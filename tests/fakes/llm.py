@@ -43,6 +43,8 @@ class Reply:
     prompt_tokens: int | None = None  # None: estimated from the request
     completion_tokens: int | None = None
     delay_s: float = 0.0
+    cost_usd: float | None = None  # OpenRouter's `usage.cost` (the call's price in USD)
+    omit_usage: bool = False  # an answer without `usage`, as some proxies send
 
 
 @dataclass
@@ -235,16 +237,20 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    return {
+    answer: dict[str, Any] = {
         "id": f"chatcmpl-{int(time.time() * 1000)}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake-model"),
         "choices": [{"index": 0, "message": message,
                      "finish_reason": "tool_calls" if tool_calls else "stop"}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                  "total_tokens": prompt + completion},
     }
+    if not reply.omit_usage:
+        answer["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                           "total_tokens": prompt + completion}
+        if reply.cost_usd is not None:
+            answer["usage"]["cost"] = reply.cost_usd
+    return answer
 
 
 def main() -> None:

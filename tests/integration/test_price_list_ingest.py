@@ -112,7 +112,8 @@ async def test_column_overrides_are_checked_and_applied(storage, stack):
     done = await ingestion.index_source("o", src.id)
     roles = {c["header"]: c["role"] for c in done.columns}
     assert roles["Артикул"] == "embed" and roles["Раздел"] == "payload"
-    bad = await ingestion.add_file("o", "a", "prices2.csv", price_list(prices={0: 1}), columns={"embed": ["Цвет"]})
+    # Another list (the same bytes again would be "already added"), with a column it does not have.
+    bad = await ingestion.add_file("o", "a", "prices2.csv", price_list(prices={0: 999}), columns={"embed": ["Цвет"]})
     with pytest.raises(ExtractionError, match="no column named 'цвет'"):
         await ingestion.index_source("o", bad.id)
     failed = await storage.knowledge.get("o", bad.id)
@@ -128,7 +129,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 async def test_cli_column_options_are_stored_on_the_source(storage, mongo_url, redis_url, tmp_path):
     import base64  # noqa: PLC0415
 
-    org = (await storage.orgs.create("Prices")).id
+    org = (await storage.orgs.create("CLI shop")).id
     await storage.agents.insert(org, Agent(_id="ag1", org_id=org, name="Anna", model="m"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "LLM_", "SECRETS_", "QDRANT_"))}
     env.update(MONGO_URL=mongo_url, MONGO_DATABASE=storage.db.name, REDIS_URL=redis_url, DATA_DIR=str(tmp_path),
@@ -148,6 +149,7 @@ async def test_cli_column_options_are_stored_on_the_source(storage, mongo_url, r
     assert out.returncode == 0, out.stderr
     source = await storage.knowledge.get(org, source_id)
     assert "columns" not in source.options and {c["header"]: c["role"] for c in source.columns}["Артикул"] == "keyword"
-    path.write_bytes(price_list(prices={0: 1}))
-    out = _cli(env, "add", "--org", org, "--agent", "ag1", "--embed-columns", "Цвет", str(path))
+    other = tmp_path / "prices-2.csv"  # another list: the same one again would be "already added"
+    other.write_bytes(price_list(prices={0: 999}))
+    out = _cli(env, "add", "--org", org, "--agent", "ag1", "--embed-columns", "Цвет", str(other))
     assert out.returncode == 1 and "no column named 'цвет'" in out.stderr and "Traceback" not in out.stderr

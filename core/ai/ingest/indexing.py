@@ -101,8 +101,9 @@ class IngestionService(SourceIntake):
 
     def __init__(self, storage, store, embedder, settings: KnowledgeSettings, queue=None, *,
                  sparse: SparseEncoder | None = None, batch_size: int = 64,
-                 crosslingual: CrossLingualEncoder | None = None, extractor: GuardedExtractor | None = None) -> None:
-        super().__init__(storage, settings, queue)
+                 crosslingual: CrossLingualEncoder | None = None, extractor: GuardedExtractor | None = None,
+                 room=None) -> None:
+        super().__init__(storage, settings, queue, room=room)
         self.extractor = extractor or GuardedExtractor.shared(settings)  # parsers run in a guarded child
         self.store = store
         self.embedder = embedder

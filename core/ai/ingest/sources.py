@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+from collections.abc import Awaitable, Callable
 from pathlib import PurePath
 
 from core.ai.errors import AlreadyAdded, ExtractionError
@@ -32,10 +33,12 @@ def gen_key(source_id: str, generation: int) -> str:
 class SourceIntake:
     """Creates sources (status queued) and hands them to the task queue for indexing."""
 
-    def __init__(self, storage, settings: KnowledgeSettings, queue=None) -> None:
+    def __init__(self, storage, settings: KnowledgeSettings, queue=None, *,
+                 room: Callable[[str, int], Awaitable[None]] | None = None) -> None:
         self.storage = storage
         self.settings = settings
         self.queue = queue  # core.ports.TaskQueue; None: the caller indexes inline (CLI, tests)
+        self.room = room  # the plan's knowledge size check (core/usage/quota.py); None: no limit
         self.egress = EgressPolicy.of(settings.allow_hosts, settings.allowed_ports)
 
     async def _create(self, org_id: str, source: KnowledgeSource) -> KnowledgeSource:
@@ -84,6 +87,8 @@ class SourceIntake:
         again = await self._same(org_id, agent_id, filename, lambda s: s.options.get("sha256") == digest)
         if again is not None:
             return again
+        if self.room is not None:  # the plan's knowledge size, before anything is stored
+            await self.room(org_id, len(data))
         mime = content_type or mimetypes.guess_type(filename)[0]
         file_id = await self.storage.files.put(org_id, filename, data, mime)
         return await self._create(org_id, KnowledgeSource(
@@ -132,6 +137,8 @@ class SourceIntake:
         if not text.strip() and not sections:
             raise ExtractionError("the text is empty")
         options = {"sections": sections} if sections else {"text": text}
+        if self.room is not None:
+            await self.room(org_id, len(text.encode()))
         return await self._create(org_id, KnowledgeSource(
             _id=new_id("src"), org_id=org_id, agent_id=agent_id, kind=SourceKind.TEXT, title=title,
             size_bytes=len(text.encode()), updated_at=utcnow(), options=options))

@@ -1,0 +1,1 @@
+"""Reports: read models over usage roll-ups, events and lead status events, and the notebook runner."""
