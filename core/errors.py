@@ -47,3 +47,21 @@ class ServiceUnavailable(KommoAgentError):
 
 class ConfigurationError(KommoAgentError):
     code = "configuration_error"
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why a connection failed, in words a user can act on (never an exception class name)."""
+    name = type(exc).__name__.lower()
+    text = str(exc).lower()
+    if "dns" in name or "name or service not known" in text or "temporary failure in name resolution" in text \
+            or "nodename nor servname" in text:
+        return "its name does not resolve (no network, or a typo in the address?)"
+    if "timeout" in name or isinstance(exc, TimeoutError):
+        return "no answer in time (slow or unreachable network)"
+    if "ssl" in name or "certificate" in text:
+        return "the secure connection failed (certificate or TLS problem)"
+    if "refused" in text or isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused (nothing listens there)"
+    if isinstance(exc, (ConnectionError, OSError)) or "connect" in name or "disconnect" in name:
+        return "the connection failed (no network?)"
+    return "the request failed"

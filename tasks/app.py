@@ -13,7 +13,7 @@ from core.config import Settings, load_settings
 from core.services import effective_redis_url
 from tasks.routing import QUEUES, ROUTES
 
-TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.campaigns")
+TASK_MODULES = ("tasks.inbound", "tasks.kommo", "tasks.ingest", "tasks.ask", "tasks.campaigns")
 
 
 def create_celery(broker_url: str | None = None, settings: Settings | None = None) -> Celery:
@@ -31,6 +31,9 @@ def celery_config(settings: Settings, broker_url: str | None = None) -> dict:
     # or Redis would redeliver a task that is merely waiting (Celery's Redis caveat).
     longest_countdown = max(worker.max_retry_countdown_s, worker.debounce_s)
     visibility = max(worker.visibility_timeout_s, int(longest_countdown) + 30)
+    # Ingestion ends before the broker would hand its message to another worker (prefork
+    # enforces these; the thread pool cannot, and the source's lease covers that case).
+    ingest_limit = max(60, visibility - 60)
     return dict(
         broker_url=url,
         result_backend=url,
@@ -46,6 +49,7 @@ def celery_config(settings: Settings, broker_url: str | None = None) -> dict:
         task_acks_late=False,  # opt-in per idempotent task only
         task_soft_time_limit=300,
         task_time_limit=360,
+        task_annotations={"ingest.index_source": {"soft_time_limit": ingest_limit - 30, "time_limit": ingest_limit}},
         broker_transport_options={"visibility_timeout": visibility},
         result_backend_transport_options={"visibility_timeout": visibility},
         beat_schedule=beat_schedule(settings),
@@ -65,6 +69,8 @@ def beat_schedule(settings: Settings) -> dict:
         "follow-ups": {"task": "inbound.follow_ups", "schedule": w.follow_up_interval_s},
         "kommo-token-refresh": {"task": "kommo.refresh_tokens", "schedule": w.token_refresh_interval_s},
         "kommo-periodic-sync": {"task": "kommo.sync_all", "schedule": w.kommo_sync_interval_s},
+        "ingest-sweep": {"task": "ingest.sweep", "schedule": w.sweep_interval_s,
+                         "options": {"expires": w.sweep_interval_s}},
         "campaigns-resume": {"task": "campaigns.resume_stalled", "schedule": 60.0},
     }
 

@@ -20,6 +20,9 @@ class CeleryTaskQueue:
         self.app = app
         self._templates: dict[str, tuple] = {}
         self._brokers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+        # kombu's producer and channel are not thread-safe: concurrent first publishes of one
+        # task name must not prepare its template in several threads at once.
+        self._preparing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
     def _send_many(self, name: str, arg_lists: list[tuple], countdown: float | None = None) -> None:
         # One producer connection for the whole batch: intake group-commits many events at once.
@@ -43,7 +46,9 @@ class CeleryTaskQueue:
         if not arg_lists:
             return
         if name not in self._templates:
-            await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
+            async with self._preparing.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+                if name not in self._templates:
+                    await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
         key, messages = self._envelopes(name, arg_lists)
         for attempt in (1, 2):
             try:

@@ -7,4 +7,5 @@ ROUTES = {
     "kommo.*": {"queue": "kommo"},  # also the pre-0.2 campaign names, kept routed for one release
     "campaigns.*": {"queue": "kommo"},  # campaigns are Kommo API calls at Kommo's pace
     "ingest.*": {"queue": "ingest"},
+    "ask.*": {"queue": "inbound"},  # interactive: never behind a long ingestion
 }

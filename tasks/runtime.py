@@ -44,6 +44,14 @@ async def _get_services(settings: Settings, app: Celery) -> CoreServices:
     return await asyncio.shield(_services)
 
 
+def call_soon(fn: Callable[[], object]) -> None:
+    """Run `fn` on the process loop soon (from any thread); nothing if no loop was started."""
+    with _lock:
+        loop = _loop
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(fn)
+
+
 def run(job: Callable[[CoreServices], Awaitable[T]], settings: Settings, app: Celery,
         timeout: float | None = None) -> T:
     """Run `job(services)` on the process loop and wait for its result."""

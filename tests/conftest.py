@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +18,12 @@ from core.storage import Storage
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from tests.fixtures.servers import nx_server, redis_test_url
+
+# Never the user's home: every test process and the CLI processes tests start get a temp home
+# (its .env, its data folder), set before any settings are read.
+_HOME = tempfile.mkdtemp(prefix="kommo-test-home-")
+os.environ["KOMMO_AGENT_HOME"] = _HOME
+atexit.register(shutil.rmtree, _HOME, True)
 
 # Shared fixtures, registered once for the whole suite (not star-imported into test modules).
 pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram"]

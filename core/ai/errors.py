@@ -25,3 +25,21 @@ class ExtractionError(InvalidInput):
     """The content cannot be turned into text; the message says why, for the manager."""
 
     code = "extraction_failed"
+
+
+class IngestInterrupted(KommoAgentError):
+    """Indexing was stopped (Ctrl-C, a cancel request, its process died) before it finished."""
+
+    code = "interrupted"
+
+
+class SourceBusy(KommoAgentError):
+    """Another live run indexes this source now (its lease is fresh)."""
+
+    code = "source_busy"
+
+
+class AlreadyAdded(KommoAgentError):
+    """The same content is already a source of this agent."""
+
+    code = "already_added"

@@ -36,10 +36,11 @@ class KnowledgeServices:
 async def build_knowledge(settings: Settings, storage: Storage, *, meter: UsageMeter | None = None,
                           queue: TaskQueue | None = None, vector_store: VectorStore | None = None,
                           embedder: Embedder | None = None, translator: QueryTranslator | None = None,
-                          ) -> KnowledgeServices:
+                          owner_role: str = "a kommo-agent process") -> KnowledgeServices:
     """`queue` None: callers run `ingestion.index_source` themselves, as the CLI does. Opens
-    the collection and raises `EmbeddingModelMismatch` when another embedding model built it."""
-    store = vector_store or build_vector_store(settings)
+    the collection and raises `EmbeddingModelMismatch` when another embedding model built it, or
+    `StoreBusy` when another process owns the embedded store (`owner_role` names this one)."""
+    store = vector_store or build_vector_store(settings, owner_role=owner_role)
     emb = embedder or build_embedder(settings, meter)
     if not emb.dim and hasattr(emb, "probe"):
         await emb.probe()  # an OpenAI-compatible model of unknown size: ask once

@@ -23,7 +23,7 @@ from tenacity.wait import wait_exponential_jitter
 from core import metrics
 from core.ai.errors import LLMRejected, LLMUnavailable
 from core.config import LLMSettings
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, plain_reason
 from core.logging import get_logger
 from core.usage.metering import UsageContext, UsageMeter
 
@@ -125,7 +125,7 @@ class LLMClient:
                     completion = await self._client.chat.completions.create(**kwargs)
         except TRANSIENT as exc:
             metrics.LLM_SECONDS.labels("unavailable").observe(time.perf_counter() - started)
-            raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {type(exc).__name__}",
+            raise LLMUnavailable(f"LLM unavailable after {attempts} attempts: {plain_reason(exc)}",
                                  attempts=attempts, model=model) from exc
         except openai.APIStatusError as exc:
             metrics.LLM_SECONDS.labels("rejected").observe(time.perf_counter() - started)

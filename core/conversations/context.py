@@ -26,4 +26,6 @@ class EngineDeps:
     quota: QuotaPolicy = field(default_factory=UnlimitedQuota)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
+    # salesbot mode: how long a turn waits for its widget_request before handing off.
+    salesbot_wait_s: float = 20.0
     clock: Callable[[], datetime] = utcnow

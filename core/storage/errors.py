@@ -9,3 +9,9 @@ class EmbeddingModelMismatch(KommoAgentError):
     """The collection was built by another embedding model/dimension: re-index required."""
 
     code = "embedding_model_mismatch"
+
+
+class StoreBusy(KommoAgentError):
+    """An embedded single-process store is held by another process (see `core.storage.owner`)."""
+
+    code = "store_busy"

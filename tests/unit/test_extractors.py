@@ -55,14 +55,14 @@ def test_pdf_failures():
     blank.add_page()  # a page with no text: what a scan looks like to a text extractor
     with pytest.raises(ExtractionError, match="no text layer"):
         extract_file("scan.pdf", bytes(blank.output()), SETTINGS)
-    with pytest.raises(ExtractionError, match="4 pages; the limit is 3"):
+    with pytest.raises(ExtractionError, match=r"4 pages; the limit is 3 \(KNOWLEDGE_MAX_PAGES\)"):
         extract_file("long.pdf", _pdf(["a", "b", "c", "d"]), SETTINGS)
 
 
 def test_size_type_and_empty_limits():
     with pytest.raises(ExtractionError, match="empty"):
         extract_file("empty.txt", b"", SETTINGS)
-    with pytest.raises(ExtractionError, match="limit is 200000"):
+    with pytest.raises(ExtractionError, match=r"0.20 MB; the limit is 0.2 MB \(KNOWLEDGE_MAX_FILE_BYTES\)"):
         extract_file("big.txt", b"a" * 200_001, SETTINGS)
     with pytest.raises(ExtractionError, match="Supported: PDF, DOCX, TXT, Markdown, HTML, CSV, XLSX"):
         extract_file("photo.jpg", b"\xff\xd8", SETTINGS)

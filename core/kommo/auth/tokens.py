@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from core.clock import aware, utcnow
 from core.config import KommoSettings
+from core.errors import plain_reason
 from core.kommo.errors import (
     KommoAuthError,
     KommoError,
@@ -35,7 +36,7 @@ from core.kommo.errors import (
     KommoUnavailable,
     KommoValidationError,
 )
-from core.kommo.http.hosts import api_domain, host_base, host_headers
+from core.kommo.http.hosts import api_domain, host_base, host_headers, lookup_base_domain
 from core.kommo.http.session import SessionProvider
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
@@ -74,7 +75,7 @@ async def token_grant(http: SessionProvider, settings: KommoSettings, host: str,
             status = resp.status
             data = await resp.json(content_type=None) if status != 204 else None
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-        raise KommoUnavailable(f"token endpoint did not answer: {type(exc).__name__}") from None
+        raise KommoUnavailable(f"token endpoint did not answer: {plain_reason(exc)}") from None
     if status >= 500:
         raise KommoServerError(f"token endpoint error {status}", status=status)
     if status == 404:  # no account at this host (renamed subdomain?)
@@ -215,14 +216,13 @@ class TokenManager:
                                             **host_headers(self.settings, domain)}) as resp:
                 found = await resp.json(content_type=None) if resp.status == 200 else None
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {type(exc).__name__}") from None
+            raise KommoUnavailable(f"{domain} did not answer the subdomain lookup: {plain_reason(exc)}") from None
         if not isinstance(found, dict) or not isinstance(found.get("subdomain"), str) or not found["subdomain"]:
             return False
         if account.account_id and str(found.get("id") or account.account_id) != str(account.account_id):
             log.warning("kommo subdomain lookup named another account", org_id=account.org_id)
             return False
-        base_domain = found.get("domain") if isinstance(found.get("domain"), str) and "." in found["domain"] \
-            else account.base_domain
+        base_domain = lookup_base_domain(found, account.base_domain)
         if (found["subdomain"], base_domain) == (account.subdomain, account.base_domain):
             return False
         await self.move_host(account, found["subdomain"], base_domain)

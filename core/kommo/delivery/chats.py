@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from core.config import KommoSettings
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, plain_reason
 from core.kommo.errors import KommoAuthError, KommoError, KommoNotFound, KommoServerError, KommoUnavailable
 from core.kommo.http.ratelimit import RateLimiter
 from core.kommo.http.session import SessionProvider
@@ -51,7 +51,7 @@ class ChatsClient:
                                     headers=amojo_headers("POST", path, body, secret.get_secret_value())) as r:
                 status, data = r.status, await r.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise KommoUnavailable(f"Chats API did not answer: {type(exc).__name__}") from None
+            raise KommoUnavailable(f"Chats API did not answer: {plain_reason(exc)}") from None
         if status == 200:
             return (data or {}).get("new_message", {})
         detail = (data or {}).get("error_description") or (data or {}).get("error_code") or ""

@@ -18,6 +18,8 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from core.storage import owner
+from core.storage.owner import OwnerLock
 from core.storage.vectors.base import CollectionInfo, ScoredPoint, SparseVec, VectorPoint
 from core.storage.vectors.common import (
     DENSE,
@@ -65,8 +67,11 @@ def _to_point(point_id: Any, vector: Any, payload: Any) -> VectorPoint:
 class EdgeVectorStore:
     """`VectorStore` over Qdrant Edge. Only one process may open the folder at a time."""
 
-    def __init__(self, path: Path, *, optimize_after: int = 2000, payload_in_ram: bool = True) -> None:
+    def __init__(self, path: Path, *, optimize_after: int = 2000, payload_in_ram: bool = True,
+                 owner_role: str = "a kommo-agent process") -> None:
         self.path = Path(path)
+        self.owner_role = owner_role
+        self._owner: OwnerLock | None = None
         self.optimize_after = optimize_after  # unindexed points tolerated before HNSW rebuild
         self.payload_in_ram = payload_in_ram
         self._shard: qe.EdgeShard | None = None
@@ -94,6 +99,9 @@ class EdgeVectorStore:
 
     def _ensure(self, model: str, dim: int) -> CollectionInfo:
         with self._write_lock:
+            if self._owner is None:
+                # Before the shard: a second opener would get Qdrant's raw WAL error instead.
+                self._owner = owner.acquire(self.path, self.owner_role)
             if self._meta_file.exists():
                 meta = json.loads(self._meta_file.read_text())
                 info = check_model(CollectionInfo(meta["model"], int(meta["dim"])), model, dim)
@@ -237,4 +245,7 @@ class EdgeVectorStore:
                     self._shard.flush()
                     self._shard.close()
                     self._shard = None
+                if self._owner is not None:
+                    self._owner.release()
+                    self._owner = None
         await asyncio.to_thread(_close)

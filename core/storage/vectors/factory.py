@@ -6,7 +6,7 @@ from core.config import Settings
 from core.storage.vectors.base import VectorStore
 
 
-def build_vector_store(settings: Settings) -> VectorStore:
+def build_vector_store(settings: Settings, *, owner_role: str = "a kommo-agent process") -> VectorStore:
     if settings.qdrant.url:
         from qdrant_client import AsyncQdrantClient  # noqa: PLC0415 - only with a Qdrant server
 
@@ -18,4 +18,4 @@ def build_vector_store(settings: Settings) -> VectorStore:
     from core.storage.vectors.edge import EdgeVectorStore  # noqa: PLC0415 - only in the embedded default
 
     return EdgeVectorStore(settings.vectors_dir / settings.qdrant.collection,
-                           payload_in_ram=settings.qdrant.edge_payload_in_ram)
+                           payload_in_ram=settings.qdrant.edge_payload_in_ram, owner_role=owner_role)

@@ -29,7 +29,8 @@ def check_upload(filename: str, size: int, settings: KnowledgeSettings) -> str:
     if size == 0:
         raise ExtractionError("the file is empty")
     if size > settings.max_file_bytes:
-        raise ExtractionError(f"the file is {size} bytes; the limit is {settings.max_file_bytes}",
+        raise ExtractionError(f"the file is {size / 1e6:.2f} MB; the limit is {settings.max_file_bytes / 1e6:g} MB "
+                              "(KNOWLEDGE_MAX_FILE_BYTES)",
                               limit=settings.max_file_bytes)
     return ext
 

@@ -68,8 +68,8 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
         except MemoryError:
             conn.send(("refused", f"the file needs more than {memory_bytes / 1e6:.0f} MB to read "
                                   "(KNOWLEDGE_PARSE_MEMORY_BYTES)"))
-        except Exception as exc:  # noqa: BLE001 - a parser's own bug: reported as this file's failure
-            conn.send(("refused", f"the file cannot be read ({type(exc).__name__})"))
+        except Exception:  # noqa: BLE001 - a parser's own bug: reported as this file's failure
+            conn.send(("refused", "the file cannot be read (it is damaged or not the format its name says)"))
 
 
 class GuardedExtractor:

@@ -19,6 +19,7 @@ import trafilatura
 from core.ai.errors import ExtractionError
 from core.ai.ingest.extract.base import Section
 from core.ai.ingest.extract.text import decode_text, parse_markdown
+from core.errors import plain_reason
 from core.security.egress import EgressPolicy, EgressRefused, PublicResolver, address_problem, check_url
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
@@ -73,7 +74,7 @@ async def fetch(session: aiohttp.ClientSession, url: str, *, max_bytes: int, tim
     except TimeoutError:
         raise ExtractionError(f"{url} did not answer within {timeout_s:g} s") from None
     except aiohttp.ClientError as exc:
-        raise ExtractionError(f"{url} cannot be fetched ({exc.__class__.__name__}: {exc})") from None
+        raise ExtractionError(f"{url} cannot be fetched ({plain_reason(exc)})") from None
 
 
 def _check_peer(resp: aiohttp.ClientResponse, url: str, policy: EgressPolicy) -> None:

@@ -1,9 +1,11 @@
 """CSV/XLSX price lists and catalogues: one row = one retrievable unit, with its header names.
 
 A row becomes "Header: value; Header2: value" so the unit still says what each value is when
-it is retrieved alone. In spreadsheets, the header is the first row with several filled cells;
-a later row with a single filled cell is taken as a category line and becomes the heading path
-of the rows under it (price lists are laid out that way).
+it is retrieved alone; its header and values also travel with it, for the column roles
+(`core.ai.ingest.columns`: what is embedded, keyword-indexed or only shown). In spreadsheets,
+the header is the first row with several filled cells; a later row with a single filled cell is
+taken as a category line and becomes the heading path of the rows under it (price lists are
+laid out that way).
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def rows_to_sections(rows: Iterable[list[str]], root: list[str], max_rows: int) 
             continue
         text = _row_text(header, row)
         if text:
-            sections.append(Section(text, root + category, atomic=True, metadata={"row": number},
+            # The header list is one object shared by every row (pickled once on its way out of
+            # the parser's process); `core.ai.ingest.columns` turns both into cells with roles.
+            values = [v if v != "-" else "" for v in row]
+            sections.append(Section(text, root + category, atomic=True,
+                                    metadata={"row": number, "header": header, "values": values},
                                     sentence_vectors=False))
             if len(sections) > max_rows:
                 raise ExtractionError(f"the table has more than {max_rows} rows", limit=max_rows)
