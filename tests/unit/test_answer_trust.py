@@ -193,3 +193,15 @@ def test_the_turn_record_keeps_what_the_checks_removed():
     conv = Conversation(_id="c1", org_id="o1", conversation_key="k")
     plan = plan_from_result("o1", conv, "a1", "t1", ["m1"], result)
     assert plan.checks == result.checks and plan.to_mongo()["checks"][0]["kinds"] == ["discount"]
+
+
+def test_rows_are_read_from_the_cells_ingestion_stored():
+    cells = [{"header": "Товар", "value": "Степлер DELI 0325", "role": "embed", "kind": "name"},
+             {"header": "Ссылка", "value": URL, "role": "payload", "kind": "url"},
+             {"header": "Артикул", "value": "0325", "role": "keyword", "kind": "code"},
+             {"header": "Стоимость, руб.", "value": "140", "role": "payload", "kind": "price"}]
+    chunk = RetrievedChunk("s1", "Прайс", 0, "", "Товар: Степлер DELI 0325; Стоимость, руб.: 140", 2.0,
+                           metadata={"row": 2, "cells": cells})
+    answer = extractive_answer("Сколько стоит степлер DELI?", RetrievalResult([chunk], False), "ru")
+    assert "• Степлер DELI 0325 — 140 руб." in answer.text and "http" not in answer.text and "0325;" not in answer.text
+    assert "Артикул: 0325" in knowledge_text(chunk, "какой артикул?")
