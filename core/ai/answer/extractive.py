@@ -284,10 +284,26 @@ def _close_rows(question: str, chunks: list[RetrievedChunk]) -> list[RetrievedCh
     return picked
 
 
+def _rows_first(question: str, chunks: list[RetrievedChunk], top: int = 3) -> list[RetrievedChunk]:
+    """For a product question: the rows among the top chunks that name what was asked, best
+    match first, before prose (a delivery page ranked first must not answer "how much is X"
+    when X's row is right behind it)."""
+    def match(c: RetrievedChunk) -> int:
+        return max((_match(question, r) for r in _chunk_rows(c) if r.name), default=0)
+    rows = [c for c in chunks[:top] if is_table_chunk(c) and match(c) > 0]
+    if not rows or rows[0] is chunks[0]:
+        return chunks
+    rows.sort(key=lambda c: -match(c))  # stable: retrieval order among equal matches
+    return [*rows, *(c for c in chunks if not any(c is r for r in rows))]
+
+
 def extractive_answer(question: str, result: RetrievalResult, language: str,
-                      max_chars: int = MAX_CHARS) -> ExtractiveAnswer:
+                      max_chars: int = MAX_CHARS, *, product: bool = False) -> ExtractiveAnswer:
+    """`product`: the question asks for an item (price, availability), so rows go first."""
     if result.nothing_relevant or not result.chunks:
         return ExtractiveAnswer(text=phrase("nothing_found", language), handoff=True)
+    if product:
+        result = RetrievalResult(_rows_first(question, result.chunks), False, result.best_dense, result.verdict)
     best = result.chunks[0]
     if is_table_chunk(best):
         used = _close_rows(question, result.chunks)
