@@ -47,6 +47,13 @@ _BY_CODE = {
     "delivery_bot_missing": "error.delivery_bot_missing",
     "delivery_field_invalid": "error.delivery_field_invalid",
     "delivery_chats_unavailable": "error.delivery_chats_unavailable",
+    "delivery_bot_not_found": "error.delivery_bot_not_found",
+    "delivery_bot_disabled": "error.delivery_bot_disabled",
+    "delivery_field_conflict": "error.delivery_field_conflict",
+    "delivery_agent_ambiguous": "error.delivery_agent_ambiguous",
+    "delivery_mode_invalid": "error.delivery_mode_invalid",
+    "delivery_widget_secret_missing": "error.delivery_widget_secret_missing",
+    "delivery_widget_secret_invalid": "error.delivery_widget_secret_invalid",
     "file_not_text": "error.file_not_text",
 }
 

@@ -16,7 +16,7 @@ import click
 
 from cli import stack
 from cli.common import require_agent, run_with_services
-from core.ai.answer.planned import PlannedAction
+from core.ai.answer.turn import PlannedAction
 from core.errors import KommoAgentError
 from core.services import CoreServices
 from tasks.ask import ask_once
@@ -46,6 +46,10 @@ def render(result: dict[str, Any]) -> str:
                for a in result.get("planned_actions") or []]
     lines.append("planned actions:" if actions else "planned actions: none")
     lines += [f"  {a.describe()}" for a in actions]
+    if r := result.get("relevance"):
+        lines.append(f"relevance: {r.get('kind')}, {'answered' if r.get('answer') else 'below the floor'} "
+                     f"({r.get('reason')})")
+    lines += [f"removed by the checks: {c['sentence']!r} ({c['reason']})" for c in result.get("checks") or []]
     if result.get("handoff"):
         lines.append(f"handoff: yes ({result.get('handoff_reason')})")
     u = result.get("usage") or {}

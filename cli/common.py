@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from core.config import Settings, load_settings
 from core.errors import KommoAgentError, NotFound
+from core.logging import configure_logging
 from core.redact import url_without_password
 from core.services import CoreServices, build_services, effective_redis_url
 from core.storage.embedded import (
@@ -76,9 +77,22 @@ def ensure_embedded_servers(settings: Settings) -> None:
         _started.append(start_server(command(), port))
 
 
+def _log_to_file(settings: Settings) -> None:
+    """A one-off command's own log lines go to <home>/logs/cli.log: its standard output is what
+    scripts read (ids, listings, JSON), and its terminal shows only what the command says."""
+    logs = settings.data_dir / "logs"
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        stream = open(logs / "cli.log", "a", encoding="utf-8", buffering=1)
+    except OSError:
+        stream = sys.stderr
+    configure_logging(settings.log_level, json=True, stream=stream)
+
+
 def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Settings | None = None) -> T:
     """Build services, run `job`, close them; errors exit 1 (Ctrl-C 130) with a one-line reason."""
     settings = settings or load_settings()
+    _log_to_file(settings)
 
     async def _main() -> T:
         # The queue connects only when a command hands work to a worker.

@@ -17,6 +17,7 @@ from cli import (
     campaign,
     conversation,
     doctor,
+    eval_answers,
     keys,
     knowledge,
     kommo,
@@ -70,6 +71,7 @@ for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledg
               ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team,
               doctor.doctor, report.report):
     main.add_command(group)
+assert eval_answers.eval_answers.name in knowledge.eval_group.commands  # registered on import
 for command in processes.COMMANDS:
     main.add_command(command)
 refs.accept_names(main)

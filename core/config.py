@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
@@ -179,13 +180,25 @@ class KommoSettings(HomeSettings):
     client_secret: SecretStr | None = None
     redirect_uri: str | None = None
     public_base_url: str = "http://127.0.0.1:8080"
-    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0)
+    rate_limit_rps: float = Field(default=5.0, gt=0, le=7.0, description="Requests per second from this "
+                                  "egress IP, all accounts together (Kommo allows 7 per calling IP)")
     rate_limit_burst: int = Field(default=2, ge=1, le=3, description="Calls an idle account may make at once")
+    egress_id: str = Field(default="default", min_length=1, max_length=64, description="Name of the IP these "
+                           "processes call Kommo from: processes sharing one IP share one budget")
     request_timeout_s: float = 15.0
+    forbidden_block_after: int = Field(default=3, ge=1, description="403 answers (outside admin-only calls) "
+                                       "within the window after which an account's calls are stopped")
+    forbidden_window_s: float = Field(default=600.0, gt=0, description="Window counting those 403 answers")
+    salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
+                                   "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
-    oauth_authorize_url: str = "https://www.kommo.com/oauth"  # amoCRM RU: https://www.amocrm.ru/oauth
+    oauth_authorize_url: str | None = Field(
+        default=None, description="Consent page override; unset: www.kommo.com/oauth or www.amocrm.ru/oauth "
+        "by the account's domain")
+    default_base_domain: Literal["kommo.com", "amocrm.ru"] = Field(
+        default="kommo.com", description="Domain of new accounts' OAuth link (amocrm.ru: amoCRM installations)")
     amojo_base_url: str | None = Field(default=None, description="Chats API host; unset: amojo.kommo.com "
                                        "(or api_base_url when that override is set)")
     chats_channel_id: str | None = None

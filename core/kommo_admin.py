@@ -12,15 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.clock import utcnow
+from core.delivery_setup import REACHES_CUSTOMER
 from core.errors import InvalidInput, SecretError
 from core.models.agent import DeliveryMode
 from core.models.org import Operator
 from core.team.errors import NotAMember
 from core.team.roles import Permission, require
 
-# Whether a mode's replies reach the customer's own chat (see ../shared/kommo-api.md, Salesbot).
-REACHES_CUSTOMER = {DeliveryMode.NOTE_DRAFT: False, DeliveryMode.SALESBOT: True, DeliveryMode.SALESBOT_RUN: True,
-                    DeliveryMode.CHATS_API: True}
 EXPIRES_SOON = timedelta(days=2)
 
 
@@ -42,7 +40,14 @@ class AgentDelivery:
     name: str
     mode: DeliveryMode
     reaches_customer: bool
-    missing: list[str] = field(default_factory=list)  # what the mode still needs (bot id, reply field)
+    # What keeps the mode from reaching customers now: internal_only, salesbot_bot_id,
+    # reply_field_id, bot_not_found, bot_disabled, field_not_found, widget_secret, chats_channel,
+    # unchecked (Kommo did not answer the live check).
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def reaches_now(self) -> bool:
+        return self.reaches_customer and not self.missing
 
 
 @dataclass
@@ -92,8 +97,9 @@ class KommoAdmin:
         from core.kommo.intake.parser import SUBSCRIBED_EVENTS  # noqa: PLC0415 - see the module docstring
 
         kommo = await self.services.kommo()
+        setup = self.services.delivery_setup()
         agents = [AgentDelivery(a.id, a.name, a.delivery_mode, REACHES_CUSTOMER[a.delivery_mode],
-                                self.missing_for_mode(a.delivery_mode, account))
+                                [p for p in await setup.problems(account, a.delivery_mode) if p != "internal_only"])
                   for a in await self.storage.agents.list(org_id, sort=[("created_at", 1)])]
         return KommoStatus(
             connected=True, host=account.host, auth_kind=account.auth_kind.value, status=account.status.value,

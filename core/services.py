@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from core.ai.llm import LLMClient
     from core.campaigns.service import CampaignService
     from core.conversations.engine import ConversationEngine
+    from core.delivery_setup import DeliverySetupService
     from core.kommo.service import KommoService
 
 T = TypeVar("T")
@@ -85,6 +86,13 @@ class CoreServices:
                                queue=self.queue)
 
         return await self._area("kommo", build)
+
+    def delivery_setup(self) -> DeliverySetupService:
+        """Delivery set-up checked against the live account (CLI `kommo delivery`, the console)."""
+        from core.delivery_setup import DeliverySetupService  # noqa: PLC0415 - areas load on first use
+
+        return DeliverySetupService(storage=self.storage, kommo=self.kommo, keyring=self.keyring,
+                                    global_widget_secret=self.settings.kommo.client_secret is not None)
 
     async def llm(self) -> LLMClient | None:
         """The process's one LLM client (replies, translation, campaigns); None without a key."""
@@ -138,7 +146,7 @@ class CoreServices:
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
                 kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
-                quota=self.quota, meter=self.meter))
+                salesbot_wait_s=self.settings.kommo.salesbot_wait_s, quota=self.quota, meter=self.meter))
 
         return await self._area("engine", build)
 

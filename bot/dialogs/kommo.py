@@ -19,7 +19,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.dialogs.states import Kommo
 from bot.dialogs.widgets import Err, T, actor, common_getter, guarded, nav, nav_to, paged
 from bot.errors_text import error_text
-from core.delivery_setup import REPLY_FIELD_TYPES, CatalogDeliverySetup
+from core.delivery_setup import REPLY_FIELD_TYPES, DeliverySetupService
 from core.errors import KommoAgentError
 from core.kommo_admin import KommoAdmin
 from core.models.agent import DeliveryMode
@@ -37,8 +37,8 @@ async def status_getter(dialog_manager: DialogManager, services, org, operator, 
         return data
     agents = "\n".join(
         f"• {a.name}: {gettext('delivery.' + a.mode.value)}"
-        + ("" if a.reaches_customer and not a.missing else " ⚠️ " + gettext(
-            "kommo.not_reaching" if not a.reaches_customer else "kommo.needs_setup"))
+        + ("" if a.reaches_now else " ⚠️ " + (gettext("kommo.not_reaching") if not a.reaches_customer else
+                                              "; ".join(gettext(f"problem.{p}") for p in a.missing)))
         for a in status.agents) or gettext("kommo.no_agents")
     events = ", ".join(status.events)
     return {**data, "host": status.host, "auth": gettext("kommo.auth_" + status.auth_kind),
@@ -109,9 +109,9 @@ async def clear_banner(callback: CallbackQuery, widget: Any, manager: DialogMana
     manager.dialog_data.pop("banner", None)
 
 
-# --- delivery set-up (core.delivery_setup: the interim service until issue 15's lands) ------
-def delivery_setup(manager: DialogManager) -> CatalogDeliverySetup:
-    return CatalogDeliverySetup(manager.middleware_data["services"].storage)
+# --- delivery set-up (core.delivery_setup: checked against the live Kommo account) ----------
+def delivery_setup(manager: DialogManager) -> DeliverySetupService:
+    return manager.middleware_data["services"].delivery_setup()
 
 
 async def delivery_getter(dialog_manager: DialogManager, services, org, **_: Any) -> dict[str, Any]:

@@ -13,7 +13,9 @@ _PART = re.compile(r"^([1-7])(?:-([1-7]))?\s+([0-2]\d):([0-5]\d)-([0-2]\d):([0-5
 ALWAYS = ("24/7", "always", "-")
 
 
-def parse_hours(text: str, default_timezone: str = "UTC") -> WorkingHours:
+def parse_hours(text: str, default_timezone: str | None = None) -> WorkingHours:
+    """Without a typed zone (and no `default_timezone`), the hours are read in the Kommo
+    account's own timezone when they are checked."""
     raw = " ".join((text or "").split())
     if raw.lower() in ALWAYS:
         return WorkingHours(timezone=default_timezone)
@@ -54,4 +56,4 @@ def format_hours(hours: WorkingHours) -> str:
         days = f"{items[i][0] + 1}" if i == j else f"{items[i][0] + 1}-{items[j][0] + 1}"
         parts.append(f"{days} {items[i][1][0]}-{items[i][1][1]}")
         i = j + 1
-    return ", ".join(parts) + f" {hours.timezone}"
+    return ", ".join(parts) + (f" {hours.timezone}" if hours.timezone else "")

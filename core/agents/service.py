@@ -122,9 +122,11 @@ class AgentAdmin:
             fields = sorted(set(field_ids))
         return {"allowed_actions": allowed, "writable_field_ids": fields}
 
-    async def _timezone(self, org_id: str) -> str:
+    async def _timezone(self, org_id: str) -> str | None:
+        """A zone set on the organisation itself; None (hours read in the Kommo account's own
+        timezone) when it is only the model's "UTC" default."""
         org = await self.storage.orgs.get(org_id)
-        return org.timezone if org else "UTC"
+        return org.timezone if org and org.timezone and org.timezone != "UTC" else None
 
     @staticmethod
     def stage_rules(fields: dict[str, Any]) -> list[StageRule]:

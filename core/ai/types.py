@@ -37,9 +37,24 @@ class RetrievedChunk:
 
 
 @dataclass
+class Verdict:
+    """The relevance floor's judgement of a question against what was retrieved
+    (`core.ai.retrieval.relevance`): answer from the knowledge, or say it is not there."""
+
+    answer: bool
+    kind: str  # product | policy | small_talk | off_topic
+    reason: str
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class RetrievalResult:
     chunks: list[RetrievedChunk]
     nothing_relevant: bool
+    # The best whole-chunk dense cosine (of the original or the translated query): unlike fused
+    # scores it is comparable across queries; None when the retriever does not measure it.
+    best_dense: float | None = None
+    verdict: Verdict | None = None  # set by a retriever that applies the relevance floor
 
     @property
     def best(self) -> RetrievedChunk | None:

@@ -34,9 +34,11 @@ from core.errors import AlreadyExists, NotFound
 from core.kommo.errors import (
     TRANSIENT,
     ActionInProgress,
+    DeliverySetupBroken,
     KommoAuthError,
     KommoBlocked,
     KommoError,
+    KommoForbidden,
     KommoNotConnected,
 )
 from core.kommo.service import KommoService
@@ -48,7 +50,9 @@ from core.models.events import ActionState
 from core.storage import Storage
 
 log = get_logger(__name__)
-CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError)
+# What stops every send alike, so the campaign pauses (resumable) instead of failing each lead:
+# the connection, or a salesbot_run set-up whose bot or field is gone in Kommo.
+CONNECTION_LOST = (KommoNotConnected, KommoBlocked, KommoAuthError, KommoForbidden, DeliverySetupBroken)  # a 403 too
 Progress = Callable[[Campaign, dict[str, int]], Awaitable[None] | None]
 
 

@@ -28,4 +28,6 @@ class EngineDeps:
     meter: UsageMeter | None = None  # records each finished turn (replies and handoffs plans count)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
+    # salesbot mode: how long a turn waits for its widget_request before handing off.
+    salesbot_wait_s: float = 20.0
     clock: Callable[[], datetime] = utcnow

@@ -18,12 +18,13 @@ from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.errors import AgentTie, RetryLater
 from core.conversations.handoff import resume, resume_due
-from core.conversations.hours import is_within_hours
+from core.conversations.hours import is_within_hours, zone_name
+from core.conversations.lead_events import LEFT_STAGES
 from core.conversations.routing import needs_lead_stage, pick_agent
 from core.errors import InvalidInput
 from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
 from core.logging import get_logger
-from core.models.agent import Agent
+from core.models.agent import Agent, DeliveryMode
 from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 
@@ -50,7 +51,7 @@ def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: st
         _id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent_id, message_ids=message_ids,
         reply_text=result.reply_text, language=result.language, mode=result.mode, sources=result.sources,
         actions=[a.to_dict() for a in result.executable_actions], handoff=result.handoff,
-        handoff_reason=result.handoff_reason, summary=result.summary,
+        handoff_reason=result.handoff_reason, checks=result.checks, summary=result.summary,
         usage={"model": result.usage.model, "prompt_tokens": result.usage.prompt_tokens,
                "completion_tokens": result.usage.completion_tokens},
     )
@@ -101,6 +102,20 @@ def _lead_or_raise(org_id: str, conv: Conversation, agents: list[Agent], lead: d
     return None
 
 
+async def _wait_for_widget_request(deps: EngineDeps, org_id: str, conv: Conversation, now) -> dict | None:
+    """salesbot mode answers only through a Salesbot's return_url: wait a bounded time for the
+    widget_request of this message (it usually follows its add_message within seconds), then
+    hand off with one alert a day rather than one per message."""
+    waited = (now - conv.last_customer_at).total_seconds() if conv.last_customer_at else deps.salesbot_wait_s
+    if waited < deps.salesbot_wait_s:
+        raise RetryLater("waiting for the Salesbot widget_request", countdown=min(2.0, deps.salesbot_wait_s - waited))
+    await deps.storage.notifications.publish(
+        org_id, "reply_failed", dedupe_key=f"salesbot_no_request:{day_key(now)}", conversation_id=conv.id,
+        lead_id=conv.lead_id, error=f"no Salesbot widget_request came within {deps.salesbot_wait_s:.0f} s: "
+                                    "check that the bot with our widget step runs on incoming messages")
+    return {"handoff": True, "handoff_reason": "delivery_failed"}
+
+
 async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str,
                  messages: list[Message] | None = None, history: list[Message] | None = None) -> TurnPlan:
     """`messages`: the turn's customer messages and `history` the conversation before them,
@@ -126,12 +141,20 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     now = deps.clock()
     if conv.state == ConversationState.HANDED_OFF and resume_due(conv, agent, now):
         conv = await resume(deps, org_id, conv.id) or conv
+    if conv.state == ConversationState.CLOSED and conv.state_reason == LEFT_STAGES:
+        conv = await resume(deps, org_id, conv.id) or conv  # the lead is back in an agent's stages
     if conv.state != ConversationState.BOT_ACTIVE:
         return _skip(org_id, conv, turn_id, conv.state.value, agent, ids)
     base = TurnPlan(_id=turn_id, org_id=org_id, conversation_id=conv.id, agent_id=agent.id, message_ids=ids,
                     language=agent.language, delivery_mode=agent.delivery_mode.value)
+    if agent.delivery_mode == DeliveryMode.SALESBOT and not (conv.reply_context or {}).get("return_url"):
+        waiting = await _wait_for_widget_request(deps, org_id, conv, now)
+        if waiting is not None:
+            return base.model_copy(update=waiting)
+    account = await deps.storage.kommo_accounts.for_org_recent(org_id)
+    timezone = account.timezone if account else None  # the Kommo account's own, synced
     try:
-        within = is_within_hours(agent.working_hours, now)
+        within = is_within_hours(agent.working_hours, now, timezone)
     except InvalidInput as exc:
         log.warning("bad_working_hours", org_id=org_id, agent_id=agent.id, error=str(exc))
         within = True  # a broken schedule must not silence the agent
@@ -152,7 +175,8 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
     history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
     try:
         result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
-                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id)
+                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id,
+                                             timezone=zone_name(agent.working_hours, timezone))
     except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "llm_failed"}))

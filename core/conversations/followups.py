@@ -8,6 +8,7 @@ from datetime import timedelta
 from core.conversations.context import EngineDeps
 from core.kommo.errors import KommoError
 from core.logging import get_logger
+from core.models.agent import DeliveryMode
 from core.models.conversation import Conversation, ConversationState
 
 log = get_logger(__name__)
@@ -34,6 +35,8 @@ async def send_due_follow_ups(deps: EngineDeps, org_id: str) -> int:
         policy = agent.follow_up
         if not policy.enabled or policy.max_times <= 0:
             continue
+        if agent.delivery_mode == DeliveryMode.SALESBOT:
+            continue  # only a waiting Salesbot's return_url reaches the customer, and a nudge has none
         candidates = await deps.storage.conversations.list(org_id, {
             "agent_id": agent.id, "state": ConversationState.BOT_ACTIVE, "pending_turn_id": None,
             "follow_ups_sent": {"$lt": policy.max_times},

@@ -17,14 +17,21 @@ def _parse(hhmm: str) -> time:
         raise InvalidInput(f"working hours must look like HH:MM, got {hhmm!r}") from None
 
 
-def is_within_hours(hours: WorkingHours, now: datetime) -> bool:
+def zone_name(hours: WorkingHours | None, account_timezone: str | None) -> str:
+    """The zone working hours are read in: the one typed with them, else the Kommo account's
+    own; UTC only when neither is known (an account not synced yet)."""
+    return (hours.timezone if hours else None) or account_timezone or "UTC"
+
+
+def is_within_hours(hours: WorkingHours, now: datetime, account_timezone: str | None = None) -> bool:
     """No days configured means always on; a day missing from the map is a day off."""
     if not hours.days:
         return True
+    zone = zone_name(hours, account_timezone)
     try:
-        local = now.astimezone(ZoneInfo(hours.timezone))
-    except ZoneInfoNotFoundError:
-        raise InvalidInput(f"unknown time zone {hours.timezone!r}") from None
+        local = now.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown time zone {zone!r}") from None
     window = hours.days.get(local.weekday())
     if window is None:
         return False

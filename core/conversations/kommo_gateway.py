@@ -48,6 +48,11 @@ class ActionsGateway:
                                                idempotency_key=idempotency_key, context=context))
         metrics.REPLIES.labels(metrics.bounded(mode.value)).inc()
 
+    async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
+                               idempotency_key: str) -> None:
+        _checked(await self.actions.release_salesbot(org_id, lead_id=lead_id, return_url=return_url, status=status,
+                                                     idempotency_key=idempotency_key))
+
     async def move_lead(self, org_id: str, *, lead_id: int, pipeline_id: int, status_id: int,
                         idempotency_key: str) -> None:
         _checked(await self.actions.move_lead(org_id, lead_id, pipeline_id, status_id, idempotency_key))

@@ -18,6 +18,10 @@ class KommoGateway(Protocol):
     async def send_reply(self, org_id: str, *, lead_id: int | None, text: str, mode: DeliveryMode,
                          idempotency_key: str, context: dict[str, Any]) -> None: ...
 
+    async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
+                               idempotency_key: str) -> None:
+        """Continue a Salesbot waiting on `return_url` with no reply, so it does not wait forever."""
+
     async def move_lead(self, org_id: str, *, lead_id: int, pipeline_id: int, status_id: int,
                         idempotency_key: str) -> None: ...
 

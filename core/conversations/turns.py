@@ -23,7 +23,7 @@ from core.conversations.errors import ConversationBusy, RetryLater
 from core.conversations.handoff import hand_off
 from core.conversations.locks import conversation_lock
 from core.errors import AlreadyExists
-from core.kommo.errors import TRANSIENT, ActionInProgress, KommoError
+from core.kommo.errors import TRANSIENT, ActionInProgress, DeliverySetupBroken, KommoError
 from core.logging import get_logger
 from core.models.agent import DeliveryMode
 from core.models.conversation import Conversation, Message
@@ -89,8 +89,27 @@ async def _run_locked(deps: EngineDeps, org_id: str, conversation_id: str, trigg
         await deps.storage.turns.finish(org_id, turn_id, outcome, timings)
     else:
         outcome = plan.outcome  # finished earlier; the bookkeeping below may not have been
+    return_url = (conv.reply_context or {}).get("return_url")
+    if return_url and outcome != "replied":
+        # No reply this turn (handoff, quota, hours, skipped, error): the Salesbot still waits on
+        # its return_url, so continue it empty rather than leave it hanging on the lead.
+        await release_bot(deps, org_id, conv, return_url, outcome.split(":")[-1], f"{turn_id}:release")
     await _record(deps, org_id, conv, plan, replied=outcome == "replied")
     return outcome
+
+
+async def release_bot(deps: EngineDeps, org_id: str, conv: Conversation, return_url: str, status: str,
+                      key: str) -> None:
+    """Continue a bot waiting on `return_url` without a reply; a refusal is logged, not fatal
+    (the return_url may have expired), and the return_url is forgotten either way."""
+    try:
+        await deps.kommo.release_salesbot(org_id, lead_id=conv.lead_id, return_url=return_url, status=status,
+                                          idempotency_key=key)
+    except (*TRANSIENT, ActionInProgress) as exc:
+        raise RetryLater(f"Kommo is temporarily unavailable: {exc}") from exc
+    except KommoError as exc:
+        log.warning("salesbot_release_failed", org_id=org_id, conversation_id=conv.id, error=str(exc)[:200])
+    await deps.storage.conversations.consume_reply_context(org_id, conv.id, return_url)
 
 
 def _burst(unanswered: list[Message], turn_id: str) -> list[Message]:
@@ -141,6 +160,9 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
                                         idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
             plan.timings["kommo_send"] = time.perf_counter() - started
+            if mode == DeliveryMode.SALESBOT:  # the return_url is single-use: a reply consumes it
+                await deps.storage.conversations.consume_reply_context(org_id, conv.id,
+                                                                       conv.reply_context["return_url"])
         if plan.handoff:
             await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
                            language=plan.language)
@@ -148,9 +170,13 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         raise RetryLater(f"Kommo is temporarily unavailable: {exc}",
                          countdown=getattr(exc, "retry_after", None)) from exc
     except KommoError as exc:
-        # Permanent (validation, auth, blocked): a human gets the draft, the admins an alert.
+        # Permanent (validation, auth, blocked): a human gets the draft, the admins an alert. A
+        # broken delivery set-up (bot or field gone) alerts once per set-up, not per message.
         log.warning("turn_delivery_failed", org_id=org_id, turn_id=plan.id, error=str(exc))
-        await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=f"{plan.id}:failed",
+        dedupe = f"{plan.id}:failed"
+        if isinstance(exc, DeliverySetupBroken):
+            dedupe = f"delivery_broken:{exc.params.get('version')}:{exc.params.get('what')}"
+        await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=dedupe,
                                                  conversation_id=conv.id, lead_id=conv.lead_id, error=str(exc)[:300])
         await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
         return "delivery_failed"
@@ -214,6 +240,12 @@ async def fail_turn(deps: EngineDeps, org_id: str, conversation_id: str, error: 
             await hand_off(deps, org_id, conv, reason="llm_failed", turn_id=conv.pending_turn_id)
     except KommoError:
         await hand_off(deps, org_id, conv, reason="delivery_failed", notify_humans=False)
+    if (conv.reply_context or {}).get("return_url"):
+        try:
+            await release_bot(deps, org_id, conv, conv.reply_context["return_url"], "failed",
+                              f"{conv.pending_turn_id or conv.id}:release")
+        except RetryLater:
+            log.warning("salesbot_release_skipped", org_id=org_id, conversation_id=conv.id)
     if conv.pending_turn_id:
         await deps.storage.turns.finish(org_id, conv.pending_turn_id, "failed")
         await deps.storage.conversations.finish_turn(org_id, conv.id, conv.pending_turn_id, replied=False,

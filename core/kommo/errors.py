@@ -102,3 +102,10 @@ class ActionInProgress(KommoError):
 
 
 TRANSIENT = (KommoRateLimited, KommoServerError, KommoUnavailable)
+
+
+class DeliverySetupBroken(KommoValidationError):
+    """The delivery set-up no longer works in Kommo (the Salesbot deleted or switched off, the
+    reply field deleted): one alert per set-up version, each turn handed off, nothing retried."""
+
+    code = "delivery_setup_broken"

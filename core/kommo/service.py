@@ -1,6 +1,7 @@
 """`build_kommo(settings, storage=..., redis=..., keyring=..., queue=...)`: the Kommo integration for one process.
 
-One `SessionProvider` (aiohttp client session) and one Redis-shared `RateLimiter` per process,
+One `SessionProvider` (aiohttp client session) per process and the `RateLimiter` over the egress
+budget all processes share in Redis,
 shared by the API client, token refresh, Chats API, sync, OAuth, intake and actions.
 """
 
@@ -67,7 +68,7 @@ def build_kommo(settings: KommoSettings, *, storage: Storage, redis: aioredis.Re
     http = SessionProvider(timeout_s=settings.request_timeout_s)
     # rps + burst bounds any 1-second window: keep it within Kommo's 7 requests/s.
     burst = max(1, min(settings.rate_limit_burst, 7 - int(settings.rate_limit_rps)))
-    limiter = RateLimiter(redis, settings.rate_limit_rps, burst=burst)
+    limiter = RateLimiter(redis, settings.rate_limit_rps, burst=burst, egress=settings.egress_id)
     tokens = TokenManager(settings=settings, http=http, accounts=storage.kommo_accounts, keyring=keyring,
                           redis=redis, notifications=storage.notifications)
     client = KommoClient(settings=settings, http=http, limiter=limiter, tokens=tokens,

@@ -21,7 +21,7 @@ class AgentAction(StrEnum):
 
 
 class DeliveryMode(StrEnum):
-    NOTE_DRAFT = "note_draft"  # safe default: the reply is posted as a note for a human to send
+    NOTE_DRAFT = "note_draft"  # default: a draft in an internal note for a manager to copy; reaches no customer
     SALESBOT = "salesbot"
     SALESBOT_RUN = "salesbot_run"
     CHATS_API = "chats_api"
@@ -34,7 +34,7 @@ class StageRule(BaseModel):
 
 
 class WorkingHours(BaseModel):
-    timezone: str = "UTC"
+    timezone: str | None = None  # None: the Kommo account's timezone (never UTC by default)
     # weekday (0 = Monday) -> [start "HH:MM", end "HH:MM"]; empty = always on
     days: dict[int, tuple[str, str]] = Field(default_factory=dict)
     out_of_hours_reply: str | None = None

@@ -13,6 +13,7 @@ class ConversationState(StrEnum):
     BOT_ACTIVE = "bot_active"
     HANDED_OFF = "handed_off"
     PAUSED = "paused"
+    CLOSED = "closed"  # the lead was won, lost or deleted, the talk closed, or the lead left the agents' stages
 
 
 class Conversation(OrgDocument):
@@ -39,6 +40,9 @@ class Conversation(OrgDocument):
     last_reply_text: str = ""  # to recognise a manager relaying our note-draft as-is
     reply_context: dict[str, Any] = Field(default_factory=dict)  # e.g. salesbot return_url
     out_of_hours_notified_day: str | None = None
+    # What the conversation was closed for: a customer message on another lead or talk opens it again.
+    closed_lead_id: int | None = None
+    closed_talk_id: int | None = None
 
 
 class Message(OrgDocument):

@@ -56,3 +56,23 @@ class ActionRecord(OrgDocument):
     error: str | None = None
     result: dict[str, Any] = Field(default_factory=dict)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class LeadStatusEvent(OrgDocument):
+    """A lead moved to another stage in Kommo (`status_lead` webhook), kept for outcome reports:
+    `won` = Closed-won (142), `lost` = Closed-lost (143). `_id` is `lse_<webhook event id>`, so a
+    redelivered event is stored once. `day` is the UTC day of `at` ('YYYY-MM-DD')."""
+
+    agent_id: str | None = None  # the agent of the lead's conversation, if one is known
+    conversation_id: str | None = None
+    lead_id: int
+    pipeline_id: int | None = None
+    old_pipeline_id: int | None = None
+    old_status_id: int | None = None
+    new_status_id: int
+    won: bool = False
+    lost: bool = False
+    by_agent: bool = False  # the move was one our agent made (found in the action journal)
+    at: datetime
+    day: str
+    event_id: str

@@ -34,10 +34,13 @@ class KommoAccount(OrgDocument):
     token_version: int = 0
     account_id: int | None = None
     amojo_id: str | None = None
-    bot_user_id: int | None = None  # our token's user: events they author are our own writes
+    bot_user_id: int | None = None  # our token's user (often a real admin): not how our own writes are told apart
     chats_scope_id: str | None = None
     salesbot_bot_id: int | None = None
     reply_field_id: int | None = None
+    timezone: str | None = None  # the account's own (IANA name, synced); working hours and deadlines use it
+    # Bumped by every delivery set-up: a broken set-up alerts once per version, not per message.
+    delivery_version: int = 0
     last_sync_at: datetime | None = None
 
     @property

@@ -16,6 +16,7 @@ from core.storage.repositories.installation import InstallationFlags
 from core.storage.repositories.knowledge import KnowledgeSourceRepository
 from core.storage.repositories.kommo_accounts import KommoAccountRepository
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
+from core.storage.repositories.lead_events import LeadStatusEventRepository
 from core.storage.repositories.operators import InviteRepository, OperatorRepository
 from core.storage.repositories.organizations import OrganizationRepository
 from core.storage.repositories.turns import TurnRepository
@@ -43,6 +44,7 @@ class Storage:
     campaigns: CampaignRepository
     campaign_targets: CampaignTargetRepository
     installation: InstallationFlags
+    lead_status_events: LeadStatusEventRepository
 
     @classmethod
     def from_db(cls, db: AsyncDatabase) -> Storage:
@@ -65,4 +67,5 @@ class Storage:
             campaigns=CampaignRepository(db),
             campaign_targets=CampaignTargetRepository(db),
             installation=InstallationFlags(db),
+            lead_status_events=LeadStatusEventRepository(db),
         )

@@ -37,6 +37,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "conversations": [
         IndexModel([("org_id", ASCENDING), ("conversation_key", ASCENDING)], unique=True),
         IndexModel([("state", ASCENDING), ("last_customer_at", ASCENDING)]),
+        IndexModel([("org_id", ASCENDING), ("lead_id", ASCENDING), ("last_customer_at", DESCENDING)]),
     ],
     "messages": [
         IndexModel(
@@ -53,6 +54,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "agent_actions": [
         IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True),
         IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("org_id", ASCENDING), ("lead_id", ASCENDING), ("updated_at", DESCENDING)]),
+    ],
+    "lead_status_events": [
+        IndexModel([("org_id", ASCENDING), ("day", ASCENDING)]),
+        IndexModel([("org_id", ASCENDING), ("lead_id", ASCENDING), ("at", ASCENDING)]),
     ],
     "usage_events": [
         IndexModel([("org_id", ASCENDING), ("day", ASCENDING)]),
@@ -81,8 +87,9 @@ INDEXES: dict[str, list[IndexModel]] = {
 # field. A real MongoDB uses the compound indexes and does not get these.
 EMBEDDED_LOOKUP_INDEXES: dict[str, list[str]] = {
     "messages": ["conversation_id", "turn_id", "kommo_message_id"],
-    "conversations": ["conversation_key", "state", "pending_turn_id"],
-    "agent_actions": ["idempotency_key", "conversation_id"],
+    "conversations": ["conversation_key", "state", "pending_turn_id", "lead_id"],
+    "agent_actions": ["idempotency_key", "conversation_id", "lead_id"],
+    "lead_status_events": ["day", "lead_id"],
     "webhook_events": ["status"],  # dedupe lookups go through the unique index's constraint
     "turns": ["conversation_id"],
     "knowledge_sources": ["agent_id"],

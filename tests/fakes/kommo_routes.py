@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from tests.fakes.kommo_state import ACC, next_id
+from tests.fakes.kommo_state import ACC, USER, next_id
 from tests.fakes.kommo_wire import check_amojo_signature, problem
 
 
@@ -27,10 +29,10 @@ class OAuthRoutes:
         grant = body.get("grant_type")
         if grant == "authorization_code":
             self.code_calls += 1
-            acc_id = self.book.codes.pop(body.get("code", ""), None)
-            if acc_id is None:
+            issued = self.book.codes.pop(body.get("code", ""), None)
+            if issued is None:
                 return problem(400, "Bad Request", "Authorization code has expired", hint="Authorization code has been revoked")
-            access, refresh, ttl = self.book.issue_pair(acc_id)
+            access, refresh, ttl = self.book.issue_pair(issued[0], user_id=issued[1])
         elif grant == "refresh_token":
             self.refresh_calls += 1
             state = self.book.tokens.get(body.get("refresh_token", ""))
@@ -53,8 +55,10 @@ class OAuthRoutes:
             return problem(401, "Unauthorized", "", hint="Token has been revoked")
         acc = self.accounts[state.account_id]
         self.subdomain_lookups += 1
-        return web.json_response({"id": acc.id, "subdomain": acc.subdomain, "domain": "kommo.com",
-                                  "top_level_domain": "com"})
+        # As Kommo answers (the official SDK feeds `domain` to its base-domain setter): `domain`
+        # is the account's whole host, not the shared base domain.
+        return web.json_response({"id": acc.id, "subdomain": acc.subdomain, "domain": acc.host,
+                                  "top_level_domain": acc.base_domain.rsplit(".", 1)[-1]})
 
 
 class CatalogRoutes:
@@ -63,12 +67,21 @@ class CatalogRoutes:
     async def account(self, request: web.Request) -> web.Response:
         acc = request[ACC]
         body = {"id": acc.id, "name": acc.subdomain.title(), "subdomain": acc.subdomain,
-                "current_user_id": acc.current_user_id, "country": "RU", "currency": "RUB"}
-        if "amojo_id" in request.query.get("with", ""):
+                "current_user_id": request[USER], "country": "RU", "currency": "RUB"}
+        extras = request.query.get("with", "").split(",")
+        if "amojo_id" in extras:
             body["amojo_id"] = acc.amojo_id
+        if "datetime_settings" in extras:  # the zone is only in this extra, as in Kommo's reference
+            offset = datetime.now(ZoneInfo(acc.timezone)).strftime("%z")
+            body["_embedded"] = {"datetime_settings": {
+                "date_pattern": "d.m.Y H:i", "short_date_pattern": "d.m.Y", "short_time_pattern": "H:i",
+                "date_formant": "d.m.Y", "time_format": "H:i:s", "timezone": acc.timezone,
+                "timezone_offset": f"{offset[:3]}:{offset[3:]}"}}
         return web.json_response(body)
 
     async def users(self, request):
+        if not request[ACC].is_admin(request[USER]):  # admin-only in Kommo
+            return problem(403, "Forbidden", "Access denied")
         return self._page(request, request[ACC], request[ACC].users, "users")
 
     async def pipelines(self, request):
@@ -155,11 +168,23 @@ class LeadRoutes:
                                                         "detail": "The value you selected is not a valid choice."}]}]})
         return None
 
+    @staticmethod
+    def _unknown_field(acc, entity: str, values: list[dict]) -> web.Response | None:
+        """Kommo refuses a value for a field id the account does not have (e.g. one deleted)."""
+        known = {f["id"] for f in acc.custom_fields.get(entity, [])}
+        for f in values:
+            if "field_id" in f and f["field_id"] not in known:
+                return problem(400, "Bad Request", "Request validation failed", **{"validation-errors": [
+                    {"request_id": "0", "errors": [{"code": "FieldNotFound", "path": "custom_fields_values.field_id",
+                                                    "detail": "Field not found"}]}]})
+        return None
+
     async def patch_lead(self, request):
         acc, lead, body = request[ACC], self._lead(request), await request.json()
         if not isinstance(body, dict):
             return problem(405, "Method Not Allowed", "single-entity PATCH expects an object")
-        refused = self._bad_choice(acc, "leads", body.get("custom_fields_values") or [])
+        refused = self._bad_choice(acc, "leads", body.get("custom_fields_values") or []) or \
+            self._unknown_field(acc, "leads", body.get("custom_fields_values") or [])
         if refused is not None:
             return refused
         pipeline_id = body.get("pipeline_id", lead["pipeline_id"])
@@ -171,7 +196,7 @@ class LeadRoutes:
             if key in body:
                 lead[key] = body[key]
         self._merge_fields(lead, body.get("custom_fields_values") or [])
-        lead["updated_at"], lead["updated_by"] = int(time.time()), acc.current_user_id
+        lead["updated_at"], lead["updated_by"] = int(time.time()), request[USER]
         return web.json_response({"id": lead["id"], "updated_at": lead["updated_at"]})
 
     async def get_contact(self, request):
@@ -188,14 +213,14 @@ class LeadRoutes:
         return web.json_response({"id": contact["id"], "updated_at": contact["updated_at"]})
 
     @staticmethod
-    def _add_notes(acc, items: list[dict], lead_id: int | None) -> list[dict]:
+    def _add_notes(acc, items: list[dict], lead_id: int | None, user_id: int) -> list[dict]:
         out = []
         for n in items:
             entity_id = lead_id or n.get("entity_id")
             if entity_id not in acc.leads:
                 raise web.HTTPBadRequest(text="entity not found")
             note = {"id": next_id(), "entity_id": entity_id, "note_type": n.get("note_type"),
-                    "params": n.get("params", {}), "created_by": acc.current_user_id,
+                    "params": n.get("params", {}), "created_by": user_id,
                     "created_at": int(time.time())}
             acc.notes.append(note)
             out.append({"id": note["id"], "entity_id": entity_id, "request_id": n.get("request_id", "0")})
@@ -203,7 +228,7 @@ class LeadRoutes:
 
     async def add_lead_notes(self, request):
         lead_id = int(request.match_info["id"]) if "id" in request.match_info else None
-        created = self._add_notes(request[ACC], await request.json(), lead_id)
+        created = self._add_notes(request[ACC], await request.json(), lead_id, request[USER])
         return web.json_response({"_embedded": {"notes": created}})
 
     async def list_lead_notes(self, request):
@@ -216,8 +241,8 @@ class LeadRoutes:
         for t in await request.json():
             if not t.get("text") or not t.get("complete_till"):
                 return problem(400, "Bad Request", "text and complete_till are required")
-            task = {"id": next_id(), "is_completed": False, "created_by": acc.current_user_id,
-                    "responsible_user_id": t.get("responsible_user_id", acc.current_user_id), **t}
+            task = {"id": next_id(), "is_completed": False, "created_by": request[USER],
+                    "responsible_user_id": t.get("responsible_user_id", request[USER]), **t}
             acc.tasks.append(task)
             created.append({"id": task["id"], "request_id": t.get("request_id", "0")})
         return web.json_response({"_embedded": {"tasks": created}})
@@ -236,7 +261,7 @@ class IntegrationRoutes:
 
     async def webhooks(self, request):
         acc, body = request[ACC], await request.json()
-        if acc.webhooks_forbidden:  # a non-admin user, or a plan without API webhooks
+        if acc.webhooks_forbidden or not acc.is_admin(request[USER]):  # a non-admin, or a plan without API webhooks
             return problem(403, "Forbidden", "Access denied")
         acc.webhooks = [w for w in acc.webhooks if w["destination"] != body.get("destination")]
         hook = {"id": next_id(), "destination": body.get("destination"), "settings": body.get("settings", []),
@@ -246,7 +271,7 @@ class IntegrationRoutes:
 
     async def list_webhooks(self, request):
         acc = request[ACC]
-        if acc.webhooks_forbidden:
+        if acc.webhooks_forbidden or not acc.is_admin(request[USER]):
             return problem(403, "Forbidden", "Access denied")
         wanted = request.query.get("filter[destination]")
         hooks = [w for w in acc.webhooks if wanted is None or w["destination"] == wanted]
@@ -263,14 +288,6 @@ class IntegrationRoutes:
             return problem(400, "Bad Request", "bot is not waiting")
         cont.update(state="continued", body=await request.json())
         return web.Response(status=202)
-
-    async def salesbot_run(self, request):
-        acc = request[ACC]
-        for run in await request.json():
-            lead = acc.leads.get(int(run.get("entity_id", 0)))
-            acc.bot_runs.append({**run, "lead_fields": json.loads(json.dumps(
-                (lead or {}).get("custom_fields_values") or []))})
-        return web.json_response({"success": True}, status=202)
 
     async def amojo_message(self, request):
         body = await request.read()

@@ -18,6 +18,7 @@ from aiohttp import web
 
 # Lives here, not in kommo.py, so `python -m tests.fakes.kommo` and the routes share one key.
 ACC = web.RequestKey("acc", object)
+USER = web.RequestKey("user", object)  # the Kommo user id the request's token acts as
 _ids = itertools.count(9_000_000)
 
 
@@ -46,7 +47,9 @@ class FakeAccount:
     id: int
     subdomain: str
     amojo_id: str
-    current_user_id: int
+    current_user_id: int  # the admin whose tokens the fake issues unless told another user
+    base_domain: str = "kommo.com"  # or amocrm.ru
+    timezone: str = "Europe/Moscow"  # the account's own zone (Settings -> General), never UTC by default
     users: list[dict[str, Any]] = field(default_factory=list)
     pipelines: list[dict[str, Any]] = field(default_factory=list)
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -59,9 +62,17 @@ class FakeAccount:
     continues: dict[str, dict[str, Any]] = field(default_factory=dict)
     amojo_messages: list[dict[str, Any]] = field(default_factory=list)
     custom_fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bots: dict[int, dict[str, Any]] = field(default_factory=dict)  # Salesbots: id -> {id, name, is_active}
+    bots_envelope: str = "_embedded"  # or "bots": the list's key at the top level
+    bots_v4: bool = True  # False: no POST /api/v4/bots/{id}/run here (v2 only)
     blocked: bool = False
+    refuses_tokens: bool = False  # every API call answers 401, even with a token issued just now
     former_subdomains: set[str] = field(default_factory=set)  # renamed away: their host answers nothing
     request_times: list[float] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return f"{self.subdomain}.{self.base_domain}"
 
     def rename(self, subdomain: str) -> None:
         self.former_subdomains.add(self.subdomain)
@@ -69,8 +80,23 @@ class FakeAccount:
 
     def gone_host(self, host: str | None) -> bool:
         """A request addressed (X-Forwarded-Host) to another host than this account's: one it was
-        renamed from, or one that is not its own at all (Kommo answers 401 there as well)."""
-        return bool(host) and host.split(".", 1)[0].lower() != self.subdomain.lower()
+        renamed from, one on another domain (`acme.acme.amocrm.ru`), or one that is not its own
+        at all (Kommo answers 401 there as well)."""
+        return bool(host) and host.lower() != self.host.lower()
+
+    def user(self, user_id: int | None) -> dict[str, Any] | None:
+        return next((u for u in self.users if u["id"] == user_id), None)
+
+    def is_admin(self, user_id: int | None) -> bool:
+        user = self.user(user_id)
+        return bool(user and (user.get("rights") or {}).get("is_admin"))
+
+    def add_manager(self, name: str = "Manager") -> int:
+        """A non-admin user of the account (tokens issued for them get 403 on admin-only calls)."""
+        user_id = next_id()
+        self.users.append({"id": user_id, "name": name, "email": f"{user_id}@example.com", "lang": "en",
+                           "rights": {"is_admin": False, "is_active": True}, "amojo_id": str(uuid.uuid4())})
+        return user_id
 
     def stage_ids(self, pipeline_id: int) -> set[int]:
         for p in self.pipelines:
@@ -101,6 +127,7 @@ def seed_account(subdomain: str) -> FakeAccount:
                       "enums": [{"id": 3, "value": "WORK"}]},
                      {"id": 603, "name": "City", "type": "text", "code": None, "enums": None}],
     }
+    acc.bots = {77: {"id": 77, "name": "AI reply sender", "is_active": True}}
     contact_id = next_id()
     acc.contacts[contact_id] = {"id": contact_id, "name": "Иван Петров", "updated_at": int(time.time()),
                                 "custom_fields_values": [
@@ -133,6 +160,7 @@ class TokenState:
     expires_at: float | None = None
     valid: bool = True
     parent_refresh: str | None = None  # the refresh token that produced this one
+    user_id: int | None = None  # whose rights the token carries; None: the account's admin
 
 
 class TokenBook:
@@ -145,21 +173,24 @@ class TokenBook:
         self.codes: dict[str, int] = {}
 
     def issue_pair(self, account_id: int, parent: str | None = None,
-                   access_ttl: float | None = None) -> tuple[str, str, int]:
+                   access_ttl: float | None = None, user_id: int | None = None) -> tuple[str, str, int]:
         ttl = self.access_ttl if access_ttl is None else access_ttl
+        if parent and parent in self.tokens:
+            user_id = self.tokens[parent].user_id
         access, refresh = jwt_like({"account_id": account_id, "api_domain": API_DOMAIN}), f"rt-{secrets.token_hex(12)}"
-        self.tokens[access] = TokenState(account_id, "access", time.time() + ttl, parent_refresh=parent)
-        self.tokens[refresh] = TokenState(account_id, "refresh", parent_refresh=parent)
+        self.tokens[access] = TokenState(account_id, "access", time.time() + ttl, parent_refresh=parent,
+                                         user_id=user_id)
+        self.tokens[refresh] = TokenState(account_id, "refresh", parent_refresh=parent, user_id=user_id)
         return access, refresh, int(ttl)
 
-    def issue_long_lived(self, account_id: int, token: str | None = None) -> str:
+    def issue_long_lived(self, account_id: int, token: str | None = None, user_id: int | None = None) -> str:
         token = token or f"ll-{secrets.token_hex(16)}"
-        self.tokens[token] = TokenState(account_id, "long_lived")
+        self.tokens[token] = TokenState(account_id, "long_lived", user_id=user_id)
         return token
 
-    def issue_code(self, account_id: int) -> str:
+    def issue_code(self, account_id: int, user_id: int | None = None) -> str:
         code = f"code-{secrets.token_hex(8)}"
-        self.codes[code] = account_id
+        self.codes[code] = (account_id, user_id)
         return code
 
     def used(self, token: str) -> None:

@@ -164,6 +164,29 @@ async def test_rate_limit_is_never_exceeded_with_two_requests_per_lead(shop, cam
     _assert_paced(shop)
 
 
+async def test_a_salesbot_run_campaign_pauses_once_when_the_bot_is_gone(shop, campaigns):
+    """A deleted Salesbot refuses every lead alike: the campaign pauses (one notice) instead of
+    failing lead after lead, and resumes once a working bot is set."""
+    storage = shop.services.storage
+    account = await storage.kommo_accounts.for_org(shop.org_id)
+    await storage.kommo_accounts.update(shop.org_id, account.id, {"reply_field_id": 501, "salesbot_bot_id": 77})
+    await storage.agents.update(shop.org_id, shop.agent.id, {"delivery_mode": DeliveryMode.SALESBOT_RUN})
+    leads = [add_lead(shop.fake_acc, f"G{i}") for i in range(3)]
+    del shop.fake_acc.bots[77]
+    campaign = await _start(campaigns, shop)
+    result = await campaigns.run_batch(shop.org_id, campaign.id)
+    while result.more:
+        result = await campaigns.run_batch(shop.org_id, campaign.id)
+    assert result.campaign.status == CampaignStatus.PAUSED and "Salesbot 77" in result.campaign.status_reason
+    paused = [n for n in await storage.notifications.pending(shop.org_id) if n["kind"] == "campaign_paused"]
+    assert len(paused) == 1 and not shop.fake_acc.bot_runs
+    shop.fake_acc.bots[77] = {"id": 77, "name": "AI reply sender", "is_active": True}
+    await campaigns.resume(shop.org_id, campaign.id)
+    done = await campaigns.run_to_end(shop.org_id, campaign.id)
+    assert done.status == CampaignStatus.DONE and done.sent == 3
+    assert sorted(r["entity_id"] for r in shop.fake_acc.bot_runs) == sorted(leads)
+
+
 async def test_personalised_per_lead_and_metered(shop, campaigns, fake_llm):
     def rewrite(body):
         user = last_user_text(body)

@@ -70,12 +70,14 @@ def test_ctrl_c_ends_an_inline_ingestion_interrupted_and_bad_input_leaves_nothin
     err = (seen + err).decode(errors="replace")
     assert adding.returncode == 130, err
     assert "Traceback" not in err and err.rstrip().endswith("interrupted")
-    [line] = _ok(env, "knowledge", "list", "--org", org, "--agent", agent).splitlines()
+    listed = _ok(env, "knowledge", "list", "--org", org, "--agent", agent)
+    [line] = listed.splitlines()
     assert line.split("\t")[1] == "failed" and line.endswith("\tinterrupted")
 
     again = _run(env, "knowledge", "add", "--org", org, "--agent", agent, str(table))
     assert again.returncode == 0, again.stderr
-    [line] = _ok(env, "knowledge", "list", "--org", org, "--agent", agent).splitlines()
+    listed = _ok(env, "knowledge", "list", "--org", org, "--agent", agent)
+    [line] = listed.splitlines()
     assert line.split("\t")[:2] == [again.stdout.strip(), "ready"]
     same = _run(env, "knowledge", "add", "--org", org, "--agent", agent, str(table))
     assert same.returncode == 0 and "already added" in same.stderr
@@ -158,7 +160,8 @@ def test_a_killed_command_takes_its_servers_along_and_its_source_is_swept(tmp_pa
     while _processes_with(home) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_with(home) == []  # its nx-27017 and Redis died with it
-    [line] = _ok(env, "knowledge", "list", "--org", org, "--agent", agent).splitlines()
+    listed = _ok(env, "knowledge", "list", "--org", org, "--agent", agent)
+    [line] = listed.splitlines()
     assert line.split("\t")[1] == "failed" and line.endswith("\tinterrupted")
 
 

@@ -158,8 +158,11 @@ async def test_max_replies_hands_off(shop):
 
 
 async def test_permanent_delivery_failure_keeps_the_draft_and_alerts(shop):
-    # Salesbot mode with no waiting bot: Kommo cannot take the reply.
-    await shop.services.storage.agents.update(shop.org_id, shop.agent.id, {"delivery_mode": "salesbot"})
+    # salesbot_run towards a reply field Kommo does not have: Kommo cannot take the reply.
+    account = await shop.services.storage.kommo_accounts.for_org(shop.org_id)
+    await shop.services.storage.kommo_accounts.update(shop.org_id, account.id, {"salesbot_bot_id": 77,
+                                                                                "reply_field_id": 999})
+    await shop.services.storage.agents.update(shop.org_id, shop.agent.id, {"delivery_mode": "salesbot_run"})
     msg = await shop.customer_says("Price of the blue chair?")
     await _turn(shop, msg)
     conv = await shop.conversation()

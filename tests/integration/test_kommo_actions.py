@@ -9,7 +9,7 @@ import pytest
 
 from core.clock import utcnow
 from core.kommo.delivery.replies import DRAFT_PREFIX
-from core.kommo.errors import ActionInProgress, KommoValidationError
+from core.kommo.errors import ActionInProgress, DeliverySetupBroken, KommoValidationError
 from core.models.agent import DeliveryMode
 from core.models.events import ActionState
 from core.models.kommo import KommoStage
@@ -71,9 +71,18 @@ async def test_salesbot_continue_carries_full_reply(kommo, connected, fake_kommo
                                          context={"return_url": return_url, "show": True, "goto_step": 3})
     assert rec.state == ActionState.SENT
     (cont,) = fake_acc.continues.values()
+    # Over the 80-character `show` cap: the whole reply in data, for the bot's "send message" step.
     assert cont["body"]["data"]["reply"] == long_text
-    show, goto = cont["body"]["execute_handlers"]
-    assert len(show["params"]["value"]) <= 80 and goto["params"]["step"] == 3
+    (goto,) = cont["body"]["execute_handlers"]
+    assert goto["handler"] == "goto" and goto["params"]["step"] == 3
+    short_url = fake_kommo.open_continue(fake_acc)
+    await kommo.actions.send_reply(org.id, lead_id=lead_of(fake_acc), text="Да, доставим завтра.",
+                                   mode=DeliveryMode.SALESBOT, idempotency_key="reply:sb2",
+                                   context={"return_url": short_url})
+    short = fake_acc.continues[short_url.rsplit("/", 1)[-1]]["body"]
+    assert short["execute_handlers"] == [{"handler": "show", "params": {"type": "text",
+                                                                        "value": "Да, доставим завтра."}}]
+    assert short["data"]["reply"] == ""  # shown once, not repeated by the send step
 
 
 async def test_salesbot_return_url_on_another_host_is_refused(kommo, connected, fake_kommo):
@@ -88,9 +97,10 @@ async def test_salesbot_return_url_on_another_host_is_refused(kommo, connected, 
 async def test_salesbot_run_writes_field_then_runs_bot(kommo, connected, core_services):
     org, account, fake_acc = connected
     lead = lead_of(fake_acc)
-    refused = await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,
-                                             idempotency_key="reply:run0")
-    assert refused.state == ActionState.REFUSED and not fake_acc.bot_runs
+    with pytest.raises(DeliverySetupBroken, match="reply field and bot id"):  # not set up: nothing journaled
+        await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,
+                                       idempotency_key="reply:run1")
+    assert not fake_acc.bot_runs
     await core_services.storage.kommo_accounts.update(org.id, account.id, {"reply_field_id": 501,
                                                                            "salesbot_bot_id": 77})
     rec = await kommo.actions.send_reply(org.id, lead_id=lead, text="Ответ", mode=DeliveryMode.SALESBOT_RUN,

@@ -8,8 +8,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bot.i18n import build_i18n
+from bot.notify import notification_text
 from core.clock import aware, utcnow
-from core.kommo.errors import KommoBlocked, KommoNotConnected, KommoTokenRevoked
+from core.kommo.errors import KommoBlocked, KommoForbidden, KommoNotConnected, KommoTokenRevoked
 from core.kommo.http.ratelimit import RateLimiter
 from core.kommo.service import build_kommo
 from core.models.kommo import AuthKind, ConnectionStatus
@@ -177,19 +179,31 @@ async def test_long_lived_token_rejected_needs_reauth(kommo, connected, core_ser
     assert fake_kommo.refresh_calls == 0
 
 
-async def test_403_blocks_account_alerts_and_stops_calling(kommo, connected, core_services, fake_kommo):
+async def test_repeated_403_blocks_account_alerts_with_the_reason_and_stops_calling(kommo, connected, core_services,
+                                                                                    fake_kommo):
     org, account, fake_acc = connected
     fake_acc.blocked = True
     before = len(fake_kommo.requests)
+    for _ in range(2):  # one 403 fails its call only: it may be one lead this user may not see
+        with pytest.raises(KommoForbidden):
+            await kommo.api.lead(account, next(iter(fake_acc.leads)))
+        stored = await core_services.storage.kommo_accounts.get(org.id, account.id)
+        assert stored.status == ConnectionStatus.ACTIVE
     with pytest.raises(KommoBlocked):
         await kommo.api.pipelines(account)
-    assert len(fake_kommo.requests) == before + 1  # 403 is not retried
+    assert len(fake_kommo.requests) == before + 3  # 403 is not retried
     with pytest.raises(KommoNotConnected):
         await kommo.api.pipelines(await core_services.storage.kommo_accounts.get(org.id, account.id))
-    assert len(fake_kommo.requests) == before + 1  # and nothing more is sent
+    assert len(fake_kommo.requests) == before + 3  # and nothing more is sent
     stored = await core_services.storage.kommo_accounts.get(org.id, account.id)
-    assert stored.status == ConnectionStatus.BLOCKED
-    assert [a["kind"] for a in await core_services.storage.notifications.pending(org.id)] == ["kommo_blocked"]
+    assert stored.status == ConnectionStatus.BLOCKED and "403" in stored.status_reason
+    (alert,) = await core_services.storage.notifications.pending(org.id)
+    assert alert["kind"] == "kommo_blocked"
+    assert "3 requests" in alert["params"]["detail"] and "rights" in alert["params"]["detail"]
+    # The console tells each operator why, in their language.
+    org_doc = await core_services.storage.orgs.get(org.id)
+    ru = notification_text(build_i18n(), "ru", org_doc, alert)
+    assert "3 отказов (403) за 10 мин" in ru and "прав" in ru and "IP" in ru and "?" not in ru
 
 
 async def test_pagination_follows_next_and_204_is_empty(kommo, connected, fake_kommo):

@@ -127,22 +127,26 @@ async def test_oversized_body_is_413_declared_or_streamed(web_client, connected,
     assert await core_services.storage.events.count(org.id) == 0
 
 
-async def test_own_writes_ignored_and_unhandled_kinds_stored_not_enqueued(web_client, connected, kommo,
-                                                                          core_services, redis_client):
+async def test_kinds_not_acted_on_are_stored_and_counted_as_ignored(web_client, connected, kommo, core_services,
+                                                                   redis_client):
+    """Who Kommo says wrote an event decides nothing at intake (our own writes are recognised
+    from the action journal by the worker); kinds the engine does not act on are ignored."""
     org, account, fake_acc = connected
     bot = fake_acc.current_user_id
     body = urlencode([("account[subdomain]", "acme"), ("account[id]", str(fake_acc.id)),
                       ("leads[status][0][id]", "100"), ("leads[status][0][status_id]", "4002"),
                       ("leads[status][0][modified_user_id]", str(bot)), ("leads[status][0][updated_at]", "1"),
                       ("contacts[update][0][id]", "55"), ("contacts[update][0][type]", "contact"),
-                      ("contacts[update][0][updated_at]", "2"), ("contacts[update][0][modified_user_id]", "9")]
-                     ).encode()
+                      ("contacts[update][0][updated_at]", "2"), ("contacts[update][0][modified_user_id]", "9"),
+                      ("leads[add][0][id]", "101"), ("leads[add][0][updated_at]", "3")]).encode()
     resp = await web_client.post(f"/webhooks/kommo/{kommo.connections.hook_token(account)}", data=body, headers=FORM)
     assert resp.status == 200
-    assert await resp.json() == {"ok": True, "accepted": 0, "duplicates": 0, "unhandled": 1, "ignored": 1}
-    by_kind = {e.kind: e.status for e in await core_services.storage.events.list(org.id)}
-    assert by_kind == {"lead.status": EventStatus.IGNORED, "contact.update": EventStatus.UNHANDLED}
-    assert await inbound_queue_length(redis_client, org.id) == 0
+    assert await resp.json() == {"ok": True, "accepted": 1, "duplicates": 0, "unhandled": 0, "ignored": 2}
+    by_kind = {e.kind: (e.status, e.error) for e in await core_services.storage.events.list(org.id)}
+    assert by_kind == {"lead.status": (EventStatus.QUEUED, None),
+                       "contact.update": (EventStatus.IGNORED, "not acted on: contact.update"),
+                       "lead.add": (EventStatus.IGNORED, "not acted on: lead.add")}
+    assert await inbound_queue_length(redis_client, org.id) == 1
 
 
 def salesbot_jwt(alg: str, account_id: int, secret: str = SALESBOT_SECRET, **claims) -> str:

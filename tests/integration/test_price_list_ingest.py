@@ -112,7 +112,8 @@ async def test_column_overrides_are_checked_and_applied(storage, stack):
     done = await ingestion.index_source("o", src.id)
     roles = {c["header"]: c["role"] for c in done.columns}
     assert roles["Артикул"] == "embed" and roles["Раздел"] == "payload"
-    bad = await ingestion.add_file("o", "a", "prices2.csv", price_list(), columns={"embed": ["Цвет"]})
+    # Another list (the same bytes again would be "already added"), with a column it does not have.
+    bad = await ingestion.add_file("o", "a", "prices2.csv", price_list(prices={0: 999}), columns={"embed": ["Цвет"]})
     with pytest.raises(ExtractionError, match="no column named 'цвет'"):
         await ingestion.index_source("o", bad.id)
     failed = await storage.knowledge.get("o", bad.id)
@@ -128,24 +129,27 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 async def test_cli_column_options_are_stored_on_the_source(storage, mongo_url, redis_url, tmp_path):
     import base64  # noqa: PLC0415
 
-    await storage.agents.insert("org_cli", Agent(_id="ag1", org_id="org_cli", name="Anna", model="m"))
+    org = (await storage.orgs.create("CLI shop")).id
+    await storage.agents.insert(org, Agent(_id="ag1", org_id=org, name="Anna", model="m"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "REDIS_", "LLM_", "SECRETS_", "QDRANT_"))}
     env.update(MONGO_URL=mongo_url, MONGO_DATABASE=storage.db.name, REDIS_URL=redis_url, DATA_DIR=str(tmp_path),
                SECRETS_KEYS="k1:" + base64.b64encode(os.urandom(32)).decode(), LOG_JSON="false", LLM_API_KEY="",
                KNOWLEDGE_CROSS_LINGUAL="false")
     path = tmp_path / "prices.csv"
     path.write_bytes(price_list())
-    out = _cli(env, "add", "--org", "org_cli", "--agent", "ag1", "--embed-columns", "Артикул",
+    out = _cli(env, "add", "--org", org, "--agent", "ag1", "--embed-columns", "Артикул",
                "--skip-columns", "Раздел, Остаток", str(path))
     assert out.returncode == 0, out.stderr
     source_id = out.stdout.strip().splitlines()[-1]
     assert "columns: embed: Артикул (code), Наименование товара (name)" in out.stderr
-    source = await storage.knowledge.get("org_cli", source_id)
+    source = await storage.knowledge.get(org, source_id)
     assert source.options["columns"] == {"embed": ["артикул"], "skip": ["раздел", "остаток"]}
     assert source.status == SourceStatus.READY
-    out = _cli(env, "reindex", "--org", "org_cli", "--auto-columns", source_id)
+    out = _cli(env, "reindex", "--org", org, "--auto-columns", source_id)
     assert out.returncode == 0, out.stderr
-    source = await storage.knowledge.get("org_cli", source_id)
+    source = await storage.knowledge.get(org, source_id)
     assert "columns" not in source.options and {c["header"]: c["role"] for c in source.columns}["Артикул"] == "keyword"
-    out = _cli(env, "add", "--org", "org_cli", "--agent", "ag1", "--embed-columns", "Цвет", str(path))
+    other = tmp_path / "prices-2.csv"  # another list: the same one again would be "already added"
+    other.write_bytes(price_list(prices={0: 999}))
+    out = _cli(env, "add", "--org", org, "--agent", "ag1", "--embed-columns", "Цвет", str(other))
     assert out.returncode == 1 and "no column named 'цвет'" in out.stderr and "Traceback" not in out.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from core.kommo.errors import InvalidWebhook
 from core.kommo.intake.form import _decode_pairs_qsl, decode_pairs, parse_form
-from core.kommo.intake.parser import event_data, is_own_write, parse_webhook
+from core.kommo.intake.parser import event_data, parse_webhook
 from core.kommo.intake.webhooks import IntakeEvent, WebhookIntake
 from core.models.events import WebhookEvent
 from core.models.kommo import AuthKind, KommoAccount
@@ -97,13 +97,20 @@ def test_several_items_and_entities_in_one_body():
     assert parsed.account_id == 5
 
 
-def test_own_writes_are_recognised():
+def test_only_the_kinds_the_engine_handles_are_actionable():
+    """Whether an event is our own write is decided later from the action journal: the parser
+    keeps the author as data and decides only on the kind."""
     body = urlencode([("leads[update][0][id]", "1"), ("leads[update][0][modified_user_id]", "77"),
-                      ("leads[update][0][updated_at]", "5"), ("outgoing_message[add][0][id]", "o1"),
-                      ("outgoing_message[add][0][author][type]", "bot"), ("account[subdomain]", "x")]).encode()
-    lead, out = parse_webhook(body, FORM).events
-    assert is_own_write(lead, 77) and not is_own_write(lead, 78)
-    assert is_own_write(out, None)
+                      ("leads[update][0][updated_at]", "5"), ("leads[status][0][id]", "1"),
+                      ("leads[status][0][status_id]", "142"), ("leads[status][0][modified_user_id]", "77"),
+                      ("leads[status][0][updated_at]", "6"), ("outgoing_message[add][0][id]", "o1"),
+                      ("outgoing_message[add][0][author][type]", "bot"), ("talk[update][0][talk_id]", "4"),
+                      ("talk[update][0][is_in_work]", "0"), ("talk[update][0][updated_at]", "7"),
+                      ("leads[add][0][id]", "2"), ("leads[add][0][updated_at]", "5"),
+                      ("account[subdomain]", "x")]).encode()
+    events = {e.kind: e for e in parse_webhook(body, FORM).events}
+    assert {k for k, e in events.items() if e.actionable} == {"lead.status", "outgoing_message.add", "talk.update"}
+    assert events["lead.update"].author_user_id == 77 and events["lead.status"].author_user_id == 77
 
 
 def test_unknown_entity_is_well_formed_but_not_actionable():

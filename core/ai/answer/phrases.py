@@ -18,14 +18,30 @@ PHRASES: dict[str, dict[str, str]] = {
         "pt": "Se isto não responder à sua pergunta, diga-nos e um colega vai ajudar.",
     },
     "nothing_found": {
-        "ru": "Спасибо за сообщение! В наших материалах я не нашёл точного ответа, поэтому передаю ваш "
-              "вопрос коллеге — он скоро ответит.",
-        "en": "Thank you for your message! I could not find a precise answer in our materials, so I am "
-              "passing your question to a colleague who will reply soon.",
-        "es": "¡Gracias por su mensaje! No encontré una respuesta precisa en nuestros materiales, así que "
-              "paso su pregunta a un colega que le responderá pronto.",
-        "pt": "Obrigado pela sua mensagem! Não encontrei uma resposta precisa nos nossos materiais, por isso "
-              "vou passar a sua pergunta a um colega, que responderá em breve.",
+        "ru": "Спасибо за сообщение! Я не нашёл этого в наших материалах — вам поможет менеджер, я передаю "
+              "ему ваш вопрос.",
+        "en": "Thank you for your message! I could not find this in our information — a manager will help, "
+              "I am passing your question on.",
+        "es": "¡Gracias por su mensaje! No encontré esto en nuestra información: le ayudará un gestor, le paso "
+              "su pregunta.",
+        "pt": "Obrigado pela sua mensagem! Não encontrei isto nas nossas informações: um gestor vai ajudar, "
+              "vou passar a sua pergunta.",
+    },
+    "not_found": {  # the same, for an agent whose rules do not hand off
+        "ru": "Спасибо за сообщение! Я не нашёл этого в наших материалах — с этим вам поможет менеджер.",
+        "en": "Thank you for your message! I could not find this in our information — a manager will help "
+              "you with it.",
+        "es": "¡Gracias por su mensaje! No encontré esto en nuestra información: un gestor le ayudará con ello.",
+        "pt": "Obrigado pela sua mensagem! Não encontrei isto nas nossas informações: um gestor vai ajudar.",
+    },
+    "small_talk": {
+        "ru": "Здравствуйте! Я помогу с вопросами о наших товарах, ценах, доставке и оплате. Что вас интересует?",
+        "en": "Hello! I can help with questions about our products, prices, delivery and payment. What would "
+              "you like to know?",
+        "es": "¡Hola! Puedo ayudarle con preguntas sobre nuestros productos, precios, envío y pago. ¿Qué le "
+              "interesa?",
+        "pt": "Olá! Posso ajudar com perguntas sobre os nossos produtos, preços, entrega e pagamento. O que "
+              "gostaria de saber?",
     },
     "error_handoff": {
         "ru": "Спасибо за сообщение! Коллега ответит вам в ближайшее время.",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from core.ai.answer.extractive import knowledge_text
 from core.ai.answer.memory import MESSAGE_OVERHEAD, fit_history
 from core.ai.answer.rules import agent_section, fixed_rules
 from core.ai.fencing import fence, neutralise, new_nonce
@@ -111,7 +112,10 @@ def build_prompt(inp: PromptInput, model: str, budget: int | None = None) -> Pro
         sid = f"S{len(sources) + 1}"
         attrs = f'source={sid} title="{_attr(chunk.source_title)}"' + (
             f' heading="{_attr(chunk.heading)}"' if chunk.heading else "")
-        block = fence("KNOWLEDGE", truncate_to_tokens(chunk.text, CHUNK_CAP), nonce, attrs, inp.secrets)
+        # A table row goes in as the extractive mode shows it (name, price, attributes; links and
+        # codes only when asked), so a long URL column cannot push the price past the cap.
+        text = knowledge_text(chunk, inp.customer_text)
+        block = fence("KNOWLEDGE", truncate_to_tokens(text, CHUNK_CAP), nonce, attrs, inp.secrets)
         cost = count_tokens(block)
         if spent + cost > knowledge_budget:
             break

@@ -73,6 +73,7 @@ def agent_section(agent: Agent, *, stage_names: dict[tuple[int, int], str],
             lines.append(f"- field_id={fld.field_id} {fld.name!r} ({fld.type})" + (f" options: {options}" if options else ""))
         parts.append("# Lead fields you may set\n" + "\n".join(lines))
     if AgentAction.CREATE_TASK in allowed:
-        parts.append(f"# Time\nNow is {now.isoformat(timespec='minutes')}; task deadlines must be in the "
-                     "future and within 90 days.")
+        zone = getattr(now.tzinfo, "key", None) or "UTC"
+        parts.append(f"# Time\nNow is {now.isoformat(timespec='minutes')} ({zone}, the business's time zone); "
+                     "give task deadlines in this zone, in the future and within 90 days.")
     return "\n\n".join(parts)

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.ai.answer.extractive import extractive_answer
+from core.ai.answer.grounding import Checked, Grounding, check_action_claims
 from core.ai.answer.leaks import leaked_rules, leaked_value, strip_invisible
 from core.ai.answer.phrases import phrase
-from core.ai.answer.planned import PlannedAction
 from core.ai.answer.prompt import COMPLETION_RESERVE, Prompt, PromptInput, build_prompt
 from core.ai.answer.tools import ToolValidator, tool_specs
-from core.ai.answer.turn import TurnResult
+from core.ai.answer.turn import PlannedAction, TurnResult
 from core.ai.errors import LLMError
 from core.ai.language import reply_language
 from core.ai.llm import LLMClient, LLMResponse
-from core.ai.types import RetrievalResult, RetrievedChunk, Retriever
+from core.ai.types import RetrievalResult, RetrievedChunk, Retriever, Verdict
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.conversation import Conversation, Message
@@ -33,6 +34,14 @@ from core.usage.metering import UsageContext, llm_usage_key, translation_usage
 log = get_logger(__name__)
 MAX_ACTIONS = 6
 _CITE = re.compile(r"\s?[\[【]\s*(S\d+(?:\s*[,;]\s*S\d+)*)\s*[\]】]")
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown_timezone", timezone=str(name)[:64])
+        return UTC
 
 
 def _source(ref: str, c: RetrievedChunk) -> dict[str, Any]:
@@ -58,28 +67,34 @@ class AgentRuntime:
 
     async def run_turn(self, org_id: str, agent: Agent, *, customer_text: str,
                        conversation: Conversation | None, history: list[Message],
-                       lead_facts: dict[str, Any], dry_run: bool, turn_id: str) -> TurnResult:
+                       lead_facts: dict[str, Any], dry_run: bool, turn_id: str,
+                       timezone: str | None = None) -> TurnResult:
+        """`timezone`: the Kommo account's (IANA name); the model is told the time there and a
+        task deadline given without an offset is read there."""
         language = reply_language(agent, customer_text)
         started = time.perf_counter()
         retrieval = await self._retrieve(org_id, agent, customer_text, turn_id=turn_id, dry_run=dry_run,
                                          conversation_id=conversation.id if conversation else None)
         retrieve_s = time.perf_counter() - started
+        verdict = retrieval.verdict or _unjudged(retrieval)
         if not self.llm_enabled:
-            result = self._extractive(agent, customer_text, retrieval, language, dry_run, turn_id)
+            result = self._extractive(agent, customer_text, retrieval, verdict, language, dry_run, turn_id)
             result.timings["retrieve"] = retrieve_s
-            return result
-        validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(UTC))
+            return self._checked(result, agent, retrieval, dry_run)
+        knowledge = retrieval.chunks if verdict.answer else []  # below the floor the model sees none
+        validator = ToolValidator(org_id, agent, self.catalog, now=datetime.now(_zone(timezone)))
         allowed = set(agent.allowed_actions)
         inp = PromptInput(
             agent=agent, customer_text=customer_text, language=language, now=validator.now,
             history=_without_current(history, customer_text), summary=conversation.summary if conversation else "",
-            lead_facts=lead_facts, chunks=retrieval.chunks, tools=tool_specs(agent), secrets=self.secrets,
+            lead_facts=lead_facts, chunks=knowledge, tools=tool_specs(agent), secrets=self.secrets,
             stage_names=await self._stage_names(validator, agent) if AgentAction.MOVE_LEAD_STAGE in allowed else {},
             lead_fields=await validator.lead_fields() if AgentAction.UPDATE_LEAD_FIELD in allowed else [],
         )
         prompt = build_prompt(inp, agent.model or self.llm.settings.model)
         result = TurnResult(turn_id=turn_id, reply_text="", language=language, mode="llm", dry_run=dry_run,
-                            summary=prompt.summary, timings={"retrieve": retrieve_s, "llm": 0.0})
+                            summary=prompt.summary, timings={"retrieve": retrieve_s, "llm": 0.0},
+                            relevance=_verdict(verdict))
         purpose = "test_chat" if dry_run else "reply"
         conv_id = conversation.id if conversation else None
         try:
@@ -94,6 +109,33 @@ class AgentRuntime:
             return self._handoff(result, "handoff_on_error", f"llm_error: {exc}", "error_handoff", dry_run)
         if not result.reply_text and not result.handoff:
             return self._handoff(result, "llm", "the model produced no reply", "handoff", dry_run)
+        return self._checked(result, agent, retrieval, dry_run)
+
+    def _checked(self, result: TurnResult, agent: Agent, retrieval: RetrievalResult, dry_run: bool) -> TurnResult:
+        """The outgoing-reply checks: claims of actions that were not validated (or were refused)
+        are removed, then prices, discounts, free offers, delivery times and guarantees not found
+        in the retrieved knowledge or the agent's instructions; a removed commitment hands off."""
+        if not result.reply_text:
+            return result
+        grounding = Grounding(*(f"{c.source_title}\n{c.heading}\n{c.text}" for c in retrieval.chunks),
+                              trusted=(agent.instructions, agent.goals, agent.persona, agent.handoff_rules))
+        actions = check_action_claims(result.reply_text, result.planned_actions)
+        claims = grounding.check(actions.text)
+        removed = [*actions.removed, *claims.removed]
+        if not removed:
+            return result
+        result.checks += [{"sentence": r.sentence, "reason": r.reason, "kinds": r.kinds} for r in removed]
+        reason = Checked("", removed).reason()
+        log.warning("reply_checks_removed", turn_id=result.turn_id, agent_id=agent.id, removed=reason)
+        if claims.commitment_removed or not _says_something(claims.text):
+            result.reply_text = ""
+            if not result.handoff:
+                result.handoff = True
+                result.handoff_reason = f"reply withheld: ungrounded or unsupported claims ({reason})"[:500]
+                result.planned_actions.append(_system_handoff(result.turn_id, result.handoff_reason, dry_run))
+            result.reply_text = phrase("handoff", result.language)
+        else:
+            result.reply_text = claims.text
         return result
 
     async def _retrieve(self, org_id: str, agent: Agent, text: str, *, turn_id: str, dry_run: bool,
@@ -175,15 +217,41 @@ class AgentRuntime:
         result.planned_actions.append(_system_handoff(result.turn_id, reason, dry_run))
         return result
 
-    def _extractive(self, agent: Agent, text: str, retrieval: RetrievalResult, language: str,
+    def _extractive(self, agent: Agent, text: str, retrieval: RetrievalResult, verdict: Verdict, language: str,
                     dry_run: bool, turn_id: str) -> TurnResult:
+        result = TurnResult(turn_id=turn_id, reply_text="", language=language, mode="extractive",
+                            dry_run=dry_run, relevance=_verdict(verdict))
+        if verdict.kind == "small_talk":
+            result.reply_text = phrase("small_talk", language)
+            return result
         answer = extractive_answer(text, retrieval, language)
-        result = TurnResult(turn_id=turn_id, reply_text=answer.text, language=language, mode="extractive",
-                            dry_run=dry_run, sources=[_source(f"S{i}", c) for i, c in enumerate(answer.used, 1)])
-        if answer.handoff:
-            result.handoff, result.handoff_reason = True, "nothing relevant in the knowledge base"
-            result.planned_actions.append(_system_handoff(turn_id, result.handoff_reason, dry_run))
+        if not verdict.answer or answer.handoff:
+            # Below the floor: "not in our information", and a handoff where the agent may hand off.
+            reason = verdict.reason if not verdict.answer else "nothing relevant in the knowledge base"
+            if AgentAction.HANDOFF_TO_HUMAN in set(agent.allowed_actions):
+                result.reply_text = phrase("nothing_found", language)
+                result.handoff, result.handoff_reason = True, reason
+                result.planned_actions.append(_system_handoff(turn_id, reason, dry_run))
+            else:
+                result.reply_text = phrase("not_found", language)
+            return result
+        result.reply_text = answer.text
+        result.sources = [_source(f"S{i}", c) for i, c in enumerate(answer.used, 1)]
         return result
+
+
+def _unjudged(retrieval: RetrievalResult) -> Verdict:
+    """A retriever without a relevance floor: its own "nothing relevant" decides."""
+    found = bool(retrieval.chunks) and not retrieval.nothing_relevant
+    return Verdict(found, "unknown", "retrieved" if found else "nothing relevant in the knowledge base")
+
+
+def _verdict(verdict: Verdict) -> dict[str, Any]:
+    return {"answer": verdict.answer, "kind": verdict.kind, "reason": verdict.reason, **verdict.signals}
+
+
+def _says_something(text: str) -> bool:
+    return len(re.findall(r"\w{2,}", text)) >= 3
 
 
 def _system_handoff(turn_id: str, reason: str, dry_run: bool) -> PlannedAction:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from core.ai.answer.planned import PlannedAction
+from core.ai.answer.turn import PlannedAction
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
 from core.models.kommo import KommoField, KommoPipeline, KommoUser
@@ -181,7 +181,7 @@ class ToolValidator:
         except ValueError:
             raise Refused("due_at is not an ISO 8601 date-time") from None
         if due.tzinfo is None:
-            due = due.replace(tzinfo=UTC)
+            due = due.replace(tzinfo=self.now.tzinfo or UTC)  # the time the model was told: the account's
         if due <= self.now:
             raise Refused("deadline is in the past")
         if due > self.now + timedelta(days=MAX_DEADLINE_DAYS):

@@ -38,6 +38,7 @@ from core.ai.ingest.sources import gen_key
 from core.ai.language import detect_language
 from core.ai.retrieval.entities import entity_overlap
 from core.ai.retrieval.fusion import DEFAULT_KEYWORD_WEIGHT, add_bonus, rrf_fusion, single, weighted_zscore_fusion
+from core.ai.retrieval.relevance import judge
 from core.ai.retrieval.translation import QueryTranslator
 from core.ai.types import RetrievalResult, RetrievedChunk
 from core.logging import get_logger
@@ -160,16 +161,20 @@ class HybridRetriever:
         ranked = self.rank(found, query, ranking)
         by_id = found.by_id()
         threshold = self.config.min_dense_score
-        relevant = max((p.score for p in found.dense), default=0.0) >= threshold
+        best_dense = max((p.score for p in found.dense), default=0.0)
+        relevant = best_dense >= threshold
         translated = await self.with_translation(org_id, agent_id, query, found, ranked, live, n, ranking=ranking,
                                                  usage=usage, keyword=keyword, parts=parts)
         if translated is not None:
             ranked, other = translated
             by_id = {**other.by_id(), **by_id}
-            relevant = relevant or max((p.score for p in other.dense), default=0.0) >= threshold
+            best_dense = max(best_dense, max((p.score for p in other.dense), default=0.0))
+            relevant = relevant or best_dense >= threshold
         chunks = [_chunk(by_id[pid], score) for pid, score in ranked[:limit]]
         relevant = relevant and bool(chunks)
-        return RetrievalResult(chunks if relevant else [], nothing_relevant=not relevant)
+        result = RetrievalResult(chunks if relevant else [], nothing_relevant=not relevant, best_dense=best_dense)
+        result.verdict = judge(query, result)
+        return result
 
     async def with_translation(self, org_id: str, agent_id: str, query: str, found: Candidates,
                                ranked: list[tuple[str, float]], live: list[str], n: int, *,

@@ -15,7 +15,7 @@ from core.clock import utcnow
 from core.config import KommoSettings
 from core.kommo.actions.journal import run_journaled
 from core.kommo.delivery.replies import ReplySender
-from core.kommo.errors import KommoNotConnected
+from core.kommo.errors import DeliverySetupBroken, KommoNotConnected
 from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
@@ -51,6 +51,11 @@ class KommoActions:
         `return_url`, chats `conversation_id`/`receiver`...)."""
         account = await self.account(org_id)
         context = context or {}
+        problem = self.replies.setup_problem(account, mode)
+        if problem and not dry_run:
+            # Not journaled: every reply would be refused alike until the set-up is fixed, and
+            # then this one must still be sendable (one alert per set-up, see the engine).
+            raise DeliverySetupBroken(problem, what="setup", version=account.delivery_version)
         refuse = None if text.strip() else "empty reply"
         refuse = refuse or self.replies.check(account, mode, context)
         return await self._journal(
@@ -59,6 +64,17 @@ class KommoActions:
             perform=lambda: self.replies.send(account, mode, lead_id, text, context, idempotency_key),
             find_existing=self.replies.finder(account, mode, lead_id, text),
             conversation_id=conversation_id, agent_id=agent_id)
+
+    async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
+                               idempotency_key: str, conversation_id: str | None = None) -> ActionRecord:
+        """Continue a Salesbot that waits on `return_url` without a reply (see ReplySender)."""
+        account = await self.account(org_id)
+        refuse = self.replies.check(account, DeliveryMode.SALESBOT, {"return_url": return_url})
+        return await self._journal(
+            org_id, kind="salesbot.release", key=idempotency_key, lead_id=lead_id, refuse=refuse,
+            params={"return_url": return_url, "status": status},
+            perform=lambda: self.replies.release_salesbot(account, return_url, status),
+            conversation_id=conversation_id)
 
     async def move_lead(self, org_id: str, lead_id: int, pipeline_id: int, status_id: int, idempotency_key: str, *,
                         allowed_stages: list[tuple[int, int]] | None = None, dry_run: bool = False,

@@ -93,6 +93,10 @@ class KommoConnections:
     def webhook_url(self, account: KommoAccount) -> str:
         return f"{self.settings.public_base_url.rstrip('/')}/webhooks/kommo/{self.hook_token(account)}"
 
+    def salesbot_url(self, account: KommoAccount) -> str:
+        """Where the Salesbot widget step sends its widget_request (web/routes/kommo.py)."""
+        return f"{self.settings.public_base_url.rstrip('/')}/kommo/salesbot/{self.hook_token(account)}"
+
     async def probe(self, subdomain: str, base_domain: str, token: str, pace_key: str | None = None) -> dict:
         """Check a token against GET /api/v4/account before anything is stored. Paced like every
         other call (`pace_key`: the account's id when reconnecting), 429s waited out."""
@@ -112,7 +116,7 @@ class KommoConnections:
             if status != 429 or attempt == 3:
                 break
             retry_after = (body or {}).get("retry_after") if isinstance(body, dict) else None
-            await self.limiter.pause(pace_key, min(float(retry_after or 1), 10.0))
+            await self.limiter.pause(min(float(retry_after or 1), 10.0))
         if status == 401:
             raise InvalidInput(f"Kommo rejected the token for {host} (401): check the token and subdomain")
         if status != 200 or not isinstance(body, dict):
@@ -143,6 +147,9 @@ class KommoConnections:
         existing = await repo.for_org(org_id)
         hook = self.hook_token(existing) if existing and "hook_token" in existing.secrets else new_token(32)
         secrets = seal(self.keyring, org_id, {**tokens, "hook_token": hook})
+        if existing is not None and "widget_secret" in existing.secrets:
+            # The Salesbot widget's integration secret was set by `kommo delivery`, not by the token.
+            secrets["widget_secret"] = existing.secrets["widget_secret"]
         fields = {"subdomain": subdomain, "base_domain": base_domain, "auth_kind": kind,
                   "status": ConnectionStatus.ACTIVE, "status_reason": None, "secrets": secrets,
                   "hook_token_hash": hook_token_hash(hook), "expires_at": expires_at,

@@ -53,8 +53,7 @@ class KommoOAuth:
         self.keyring = keyring
         self.http = http
         self.connections = connections
-        self.authorize_base = authorize_base or getattr(settings, "oauth_authorize_url", None) \
-            or "https://www.kommo.com/oauth"
+        self.authorize_base = authorize_base or settings.oauth_authorize_url  # None: per the account's domain
 
     def _key(self, kid: str) -> bytes:
         master = self.keyring.keys.get(kid)
@@ -62,9 +61,26 @@ class KommoOAuth:
             raise InvalidOAuthState("state was signed with a retired key")
         return hmac.new(master, b"kommo-oauth-state-v1", hashlib.sha256).digest()
 
-    async def authorize_url(self, org_id: str, operator_id: str | int) -> str:
+    async def consent_page(self, org_id: str, domain: str | None = None) -> str:
+        """Kommo and amoCRM are separate installations, each with its own consent page: an
+        amoCRM (`*.amocrm.ru`) admin sent to www.kommo.com cannot find their account. The
+        domain is the caller's choice, else the org's connected account's, else the default."""
+        if self.authorize_base:
+            return self.authorize_base
+        if domain is None:
+            account = await self.connections.storage.kommo_accounts.for_org(org_id)
+            domain = account.base_domain if account else self.settings.default_base_domain
+        domain = (domain or "").strip().lower().removeprefix("www.")
+        if domain == "amocrm.com":  # the old international domain is Kommo now
+            domain = "kommo.com"
+        if domain not in ("kommo.com", "amocrm.ru"):
+            raise InvalidInput(f"the account's domain must be kommo.com or amocrm.ru, not {domain[:40]!r}")
+        return f"https://www.{domain}/oauth"
+
+    async def authorize_url(self, org_id: str, operator_id: str | int, *, domain: str | None = None) -> str:
         if not self.settings.client_id:
             raise ConfigurationError("KOMMO_CLIENT_ID is not configured")
+        base = await self.consent_page(org_id, domain)
         nonce = secrets.token_urlsafe(16)
         claims = {"o": org_id, "u": str(operator_id), "n": nonce, "e": int(time.time()) + STATE_TTL_S,
                   "k": self.keyring.primary}
@@ -72,7 +88,7 @@ class KommoOAuth:
         sig = _b64(hmac.new(self._key(self.keyring.primary), payload.encode(), hashlib.sha256).digest())
         await self.redis.set(f"kommo:oauth:state:{nonce}", org_id, ex=STATE_TTL_S)
         query = urlencode({"client_id": self.settings.client_id, "state": f"{payload}.{sig}", "mode": "post_message"})
-        return f"{self.authorize_base}?{query}"
+        return f"{base}?{query}"
 
     async def consume_state(self, state: str) -> dict:
         try:

@@ -36,7 +36,7 @@ from core.kommo.errors import (
     KommoUnavailable,
     KommoValidationError,
 )
-from core.kommo.http.hosts import api_domain, host_base, host_headers
+from core.kommo.http.hosts import api_domain, host_base, host_headers, lookup_base_domain
 from core.kommo.http.session import SessionProvider
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
@@ -222,8 +222,7 @@ class TokenManager:
         if account.account_id and str(found.get("id") or account.account_id) != str(account.account_id):
             log.warning("kommo subdomain lookup named another account", org_id=account.org_id)
             return False
-        base_domain = found.get("domain") if isinstance(found.get("domain"), str) and "." in found["domain"] \
-            else account.base_domain
+        base_domain = lookup_base_domain(found, account.base_domain)
         if (found["subdomain"], base_domain) == (account.subdomain, account.base_domain):
             return False
         await self.move_host(account, found["subdomain"], base_domain)

@@ -1,12 +1,14 @@
 """The four ways a reply reaches the customer (section 5 of ../shared/kommo-api.md).
 
-- `salesbot`: a bot waits in a widget_request step; we POST its `return_url` with the full reply
-  in `data.reply` (a following "send message" step prints `{{json.reply}}`; the `show` handler is
-  capped at 80 chars so it is only used when asked for), plus an optional `goto`.
+- `salesbot`: a bot waits in a widget_request step; we POST its single-use `return_url`: a reply
+  of at most 80 characters (the `show` cap) as a `show` handler, a longer one in `data.reply`
+  for the bot's next "send message {{json.reply}}" step; a turn without a reply continues the
+  bot with an empty `data.reply` so it does not wait forever.
 - `salesbot_run`: write the reply into the lead field `account.reply_field_id`, then run the
   prepared bot `account.salesbot_bot_id` that sends that field.
 - `chats_api`: our own channel, a signed amojo `new_message`.
-- `note_draft`: a common note on the lead for a human to send (the safe default).
+- `note_draft`: a draft in an internal note for a manager to copy into the chat; it reaches no
+  customer by itself (the default until delivery is set up).
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.kommo.delivery.chats import ChatsClient
+from core.kommo.errors import DeliverySetupBroken, KommoNotFound, KommoValidationError
 from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
 from core.models.kommo import KommoAccount
 
-DRAFT_PREFIX = "AI draft reply / Черновик ответа ИИ:\n\n"
+# The note must say plainly that nobody received it: Kommo has no "send this note" button.
+DRAFT_PREFIX = ("AI draft, NOT sent to the customer: copy it into the chat / "
+                "Черновик ИИ, клиенту НЕ отправлен: скопируйте в чат:\n\n")
 SHOW_LIMIT = 80
 _CONTINUE_PATH = re.compile(r"^/api/v4/salesbot/\d+/continue/[\w-]+$")
 
@@ -35,6 +40,15 @@ class ReplySender:
     def __init__(self, api: KommoApi, chats: ChatsClient) -> None:
         self.api = api
         self.chats = chats
+
+    @staticmethod
+    def setup_problem(account: KommoAccount, mode: DeliveryMode) -> str | None:
+        """What the account's set-up lacks for `mode`, whatever the message (see check)."""
+        if mode == DeliveryMode.SALESBOT_RUN and not (account.reply_field_id and account.salesbot_bot_id):
+            return "salesbot_run mode needs the account's reply field and bot id: set delivery up (/kommo or kommo delivery)"
+        if mode == DeliveryMode.CHATS_API and not account.chats_scope_id:
+            return "chats_api mode needs the account connected to this project's own chat channel"
+        return None
 
     def check(self, account: KommoAccount, mode: DeliveryMode, context: dict[str, Any]) -> str | None:
         """Why this mode cannot be used for this reply, or None."""
@@ -59,10 +73,7 @@ class ReplySender:
         if mode == DeliveryMode.SALESBOT:
             return await self._salesbot(account, text, context)
         if mode == DeliveryMode.SALESBOT_RUN:
-            await self.api.update_lead(account, lead_id, {"custom_fields_values": [
-                {"field_id": account.reply_field_id, "values": [{"value": text}]}]})
-            await self.api.salesbot_run(account, account.salesbot_bot_id, lead_id)
-            return {"bot_id": account.salesbot_bot_id, "field_id": account.reply_field_id}
+            return await self._salesbot_run(account, lead_id, text)
         if mode == DeliveryMode.CHATS_API:
             # Our message id is derived from the idempotency key, so a resend carries the same id.
             msgid = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -74,17 +85,47 @@ class ReplySender:
         return {"note_id": note.get("id")}
 
     async def _salesbot(self, account: KommoAccount, text: str, context: dict[str, Any]) -> dict[str, Any]:
+        """A reply within the `show` cap is shown by the widget step itself; a longer one goes in
+        `data.reply` for the bot's next "send message {{json.reply}}" step (the printed steps
+        put a condition on it, so a shown reply is not sent twice)."""
         path = urlsplit(context["return_url"]).path
         handlers: list[dict[str, Any]] = []
-        if context.get("show"):
-            shown = text if len(text) <= SHOW_LIMIT else text[: SHOW_LIMIT - 1].rsplit(" ", 1)[0] + "…"
-            handlers.append({"handler": "show", "params": {"type": "text", "value": shown}})
+        shown = len(text) <= SHOW_LIMIT
+        if shown:
+            handlers.append({"handler": "show", "params": {"type": "text", "value": text}})
         if context.get("goto_step") is not None:
             handlers.append({"handler": "goto", "params": {"type": context.get("goto_type", "question"),
                                                            "step": int(context["goto_step"])}})
-        body = {"data": {**(context.get("data") or {}), "reply": text}, "execute_handlers": handlers}
-        await self.api.salesbot_continue(account, path, body)
-        return {"continued": path.rsplit("/", 1)[-1], "handlers": len(handlers)}
+        data = {**(context.get("data") or {}), "reply": "" if shown else text, "status": "replied"}
+        await self.api.salesbot_continue(account, path, {"data": data, "execute_handlers": handlers})
+        return {"continued": path.rsplit("/", 1)[-1], "handlers": len(handlers), "shown": shown}
+
+    async def _salesbot_run(self, account: KommoAccount, lead_id: int, text: str) -> dict[str, Any]:
+        bot_id, field_id = account.salesbot_bot_id, account.reply_field_id
+        try:
+            await self.api.update_lead(account, lead_id, {"custom_fields_values": [
+                {"field_id": field_id, "values": [{"value": text}]}]})
+        except KommoValidationError as exc:
+            raise DeliverySetupBroken(f"Kommo refused the reply field {field_id} (deleted?); set delivery up again "
+                                      f"(/kommo or kommo delivery): {exc}"[:300],
+                                      what="field", field_id=field_id, bot_id=bot_id,
+                                      version=account.delivery_version) from exc
+        try:
+            endpoint = await self.api.salesbot_run(account, bot_id, lead_id)
+        except (KommoNotFound, KommoValidationError) as exc:
+            # Both endpoints refused: the bot is gone or switched off (the lead exists: we just wrote it).
+            raise DeliverySetupBroken(f"Kommo refused to run Salesbot {bot_id} (deleted or switched off?); switch "
+                                      f"it on or set delivery up again (/kommo or kommo delivery): {exc}"[:300],
+                                      what="bot", field_id=field_id, bot_id=bot_id, version=account.delivery_version) from exc
+        return {"bot_id": bot_id, "field_id": field_id, "endpoint": endpoint}
+
+    async def release_salesbot(self, account: KommoAccount, return_url: str, status: str) -> dict[str, Any]:
+        """Continue a waiting bot with no reply (handoff, quota, out of hours, skipped, error):
+        an empty `data.reply`, so the bot's condition step ends it instead of waiting forever."""
+        path = urlsplit(return_url).path
+        await self.api.salesbot_continue(account, path, {"data": {"reply": "", "status": status[:40]},
+                                                         "execute_handlers": []})
+        return {"continued": path.rsplit("/", 1)[-1], "status": status[:40]}
 
     def note_finder(self, account: KommoAccount, lead_id: int, text: str):
         async def find(record: ActionRecord) -> dict | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.kommo.errors import KommoNotFound
 from core.kommo.http.client import KommoClient
 from core.models.kommo import KommoAccount
 
@@ -14,10 +15,14 @@ class KommoApi:
 
     # account and catalog ------------------------------------------------------------------------
     async def account(self, acc: KommoAccount) -> dict[str, Any]:
-        return await self.client.request(acc, "GET", "/api/v4/account", params={"with": "amojo_id"}) or {}
+        """The account, with its chat id and its date/time settings (`_embedded.datetime_settings`
+        holds the account's timezone)."""
+        return await self.client.request(acc, "GET", "/api/v4/account",
+                                         params={"with": "amojo_id,datetime_settings"}) or {}
 
     async def users(self, acc: KommoAccount) -> list[dict[str, Any]]:
-        return await self.client.get_all(acc, "/api/v4/users", "users", {"with": "amojo_id"})
+        """Admin-only in Kommo: a non-admin token gets `KommoForbidden`, never a blocked account."""
+        return await self.client.get_all(acc, "/api/v4/users", "users", {"with": "amojo_id"}, forbidden_ok=True)
 
     async def pipelines(self, acc: KommoAccount) -> list[dict[str, Any]]:
         body = await self.client.request(acc, "GET", "/api/v4/leads/pipelines")
@@ -96,7 +101,38 @@ class KommoApi:
     async def salesbot_continue(self, acc: KommoAccount, path: str, body: dict[str, Any]) -> Any:
         return await self.client.request(acc, "POST", path, json_body=body)
 
-    async def salesbot_run(self, acc: KommoAccount, bot_id: int, lead_id: int) -> Any:
-        return await self.client.request(acc, "POST", "/api/v2/salesbot/run",
-                                         json_body=[{"bot_id": int(bot_id), "entity_id": int(lead_id),
-                                                     "entity_type": 2}])
+    async def salesbot_run(self, acc: KommoAccount, bot_id: int, lead_id: int) -> str:
+        """Run a prepared bot on a lead: the current endpoint, or v2 on accounts without it.
+        Returns the endpoint that took it. A 404 from v4 is ambiguous (no such endpoint, or no
+        such bot), so v2 decides; its refusal is the answer."""
+        try:
+            await self.client.request(acc, "POST", f"/api/v4/bots/{int(bot_id)}/run",
+                                      json_body=[{"entity_id": int(lead_id), "entity_type": "leads"}])
+            return "v4"
+        except KommoNotFound:
+            pass
+        await self.client.request(acc, "POST", "/api/v2/salesbot/run",
+                                  json_body=[{"bot_id": int(bot_id), "entity_id": int(lead_id), "entity_type": 2}])
+        return "v2"
+
+    async def bots(self, acc: KommoAccount, max_pages: int = 40) -> list[dict[str, Any]]:
+        """The account's Salesbots, every page. Public clients see the list both as `bots` and
+        as `_embedded.bots`; either is read."""
+        items: list[dict[str, Any]] = []
+        for page in range(1, max_pages + 1):
+            body = await self.client.request(acc, "GET", "/api/v4/bots", params={"page": page, "limit": 250})
+            if not isinstance(body, dict):
+                break  # 204: no (more) bots
+            chunk = body.get("bots")
+            if not isinstance(chunk, list):
+                chunk = (body.get("_embedded") or {}).get("bots")
+            chunk = [b for b in chunk or [] if isinstance(b, dict)]
+            items.extend(chunk)
+            if not chunk or not (body.get("_links") or {}).get("next"):
+                break
+        return items
+
+    async def create_lead_field(self, acc: KommoAccount, name: str, field_type: str = "textarea") -> dict[str, Any]:
+        body = await self.client.request(acc, "POST", "/api/v4/leads/custom_fields",
+                                         json_body=[{"name": name, "type": field_type}])
+        return ((body or {}).get("_embedded", {}).get("custom_fields") or [{}])[0]

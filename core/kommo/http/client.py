@@ -3,11 +3,16 @@
 - Base URL per account (`https://{subdomain}.{base_domain}`); `settings.api_base_url` overrides.
 - Every call waits for the account's slot in the Redis-shared `RateLimiter`.
 - 429/5xx/timeouts are retried with exponential backoff and jitter (tenacity); a 429's
-  `retry_after` pauses the account for every process. POSTs are retried on 429 only unless the
+  `retry_after` pauses the calling IP's budget for every account and process. POSTs are retried on 429 only unless the
   caller says the call is idempotent: after a timeout a POST may have landed (the action journal
   decides about resending).
-- 401: one retry with a refreshed token (`TokenManager` handles rotation and re-auth alerts).
-- 403: the account is marked BLOCKED, admins are alerted, and no further calls are made.
+- 401: one retry with a refreshed token (`TokenManager` handles rotation and re-auth alerts); a
+  401 to the freshly refreshed token stops the connection (needs re-auth) and tells the admins.
+- 403 means "this user may not" as often as "Kommo blocked us": admin-only calls (the users list,
+  webhooks) say `forbidden_ok` and get `KommoForbidden`, nothing else happens. Any other 403 is
+  counted per account (Redis, all processes); a single one fails only its call, the
+  `forbidden_block_after`-th within `forbidden_window_s` marks the account BLOCKED, tells the
+  admins why, and no further calls are made.
 - 204 = no content -> `None` (lists: empty).
 """
 
@@ -18,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import redis.asyncio as aioredis
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -35,6 +41,7 @@ from core.kommo.errors import (
     KommoNotFound,
     KommoRateLimited,
     KommoServerError,
+    KommoTokenRevoked,
     KommoUnavailable,
     KommoValidationError,
 )
@@ -48,6 +55,7 @@ from core.storage.repositories.kommo_accounts import KommoAccountRepository
 log = structlog.get_logger("kommo.client")
 PAGE_LIMIT = 250
 MAX_RETRY_AFTER_S = 30.0  # longer pauses are left to the caller (a Celery retry), not a sleeping call
+MAX_PAUSE_S = 300.0  # Kommo's documented retry_after; a longer one from a confused gateway is not obeyed
 
 
 def base_url(settings: KommoSettings, account: KommoAccount) -> str:
@@ -67,21 +75,24 @@ def _problem(body: Any) -> str:
 class KommoClient:
     def __init__(self, *, settings: KommoSettings, http: SessionProvider, limiter: RateLimiter,
                  tokens, accounts: KommoAccountRepository, notifications: NotificationOutbox,
-                 max_attempts: int = 5) -> None:
+                 redis: aioredis.Redis | None = None, max_attempts: int = 5) -> None:
         self.settings = settings
+        self.redis = redis if redis is not None else limiter.redis
         self.http = http
         self.limiter = limiter
         self.tokens = tokens
         self.accounts = accounts
         self.notifications = notifications
         self.max_attempts = max_attempts
-        self._blocked: set[str] = set()
+        # account id -> the token version it was blocked under: reconnecting (a new version) lifts it
+        # in every process, not only in the one the operator used.
+        self._blocked: dict[str, int] = {}
 
     async def request(self, account: KommoAccount, method: str, path: str, *,
                       params: dict[str, Any] | None = None, json_body: Any = None,
                       idempotent: bool | None = None, forbidden_ok: bool = False) -> Any:
         """`path` is `/api/v4/...` (query allowed); returns parsed JSON or None for 204."""
-        if account.status != ConnectionStatus.ACTIVE or account.id in self._blocked:
+        if account.status != ConnectionStatus.ACTIVE or self._blocked.get(account.id) == account.token_version:
             raise KommoNotConnected(f"Kommo connection is {account.status.value}; calls are stopped",
                                     status_reason=account.status_reason)
         idempotent = method.upper() in ("GET", "PATCH", "PUT", "DELETE") if idempotent is None else idempotent
@@ -90,7 +101,13 @@ class KommoClient:
             return await self._retrying(account, method, path, params, json_body, token, idempotent, forbidden_ok)
         except KommoAuthError:
             token = await self.tokens.handle_unauthorized(account, token)
+        try:
             return await self._retrying(account, method, path, params, json_body, token, idempotent, forbidden_ok)
+        except KommoAuthError as exc:
+            # Kommo refused the token it has just issued: retrying cannot help, an admin must look.
+            await self.tokens.mark_needs_reauth(account, f"Kommo refused a freshly refreshed token (401): "
+                                                         f"{exc.params.get('hint') or 'no reason given'}")
+            raise KommoTokenRevoked("Kommo refused the refreshed token; an admin must connect again") from None
 
     async def follow_reported_subdomain(self, account: KommoAccount, subdomain: str | None) -> bool:
         """A webhook names its account's subdomain (`account[subdomain]`). When that is not the
@@ -121,7 +138,8 @@ class KommoClient:
         return True
 
     async def get_all(self, account: KommoAccount, path: str, key: str,
-                      params: dict[str, Any] | None = None, max_pages: int = 200) -> list[dict[str, Any]]:
+                      params: dict[str, Any] | None = None, max_pages: int = 200,
+                      forbidden_ok: bool = False) -> list[dict[str, Any]]:
         """Follow `_links.next` with limit=250; 204 (nothing found) is an empty list."""
         items: list[dict[str, Any]] = []
         next_path: str | None = path
@@ -129,7 +147,7 @@ class KommoClient:
         for _ in range(max_pages):
             if next_path is None:
                 break
-            page = await self.request(account, "GET", next_path, params=query)
+            page = await self.request(account, "GET", next_path, params=query, forbidden_ok=forbidden_ok)
             if not page:
                 break
             items.extend(page.get("_embedded", {}).get(key, []))
@@ -194,12 +212,17 @@ class KommoClient:
                 retry_after = float(body["retry_after"])
             elif retry_header and retry_header.isdigit():
                 retry_after = float(retry_header)
-            await self.limiter.pause(account.id, retry_after or 1.0)
+            await self.limiter.pause(min(retry_after or 1.0, MAX_PAUSE_S))  # Kommo counts the IP: all accounts wait
             raise KommoRateLimited(f"{what}: rate limited", retry_after=retry_after)
         if status == 403:
             if forbidden_ok:
                 raise KommoForbidden(f"{what}: forbidden for this user ({detail})", status=403)
-            await self._block(account, detail)
+            strikes = await self._forbidden_strike(account)
+            if strikes < self.settings.forbidden_block_after:
+                raise KommoForbidden(f"{what}: Kommo refused it (403, {strikes} of "
+                                     f"{self.settings.forbidden_block_after} before the account is stopped)",
+                                     status=403)
+            await self._block(account, what, detail, strikes)
             raise KommoBlocked(f"{what}: Kommo blocked this account's requests (403)", status=403)
         if status == 404:
             raise KommoNotFound(f"{what}: not found", status=404)
@@ -207,14 +230,32 @@ class KommoClient:
             raise KommoServerError(f"{what}: Kommo server error {status}", status=status)
         raise KommoValidationError(f"{what}: refused with {status}: {detail}", status=status, detail=detail)
 
-    async def _block(self, account: KommoAccount, detail: str) -> None:
-        self._blocked.add(account.id)
-        log.warning("kommo account blocked", org_id=account.org_id, account=account.id, detail=detail)
+    async def _forbidden_strike(self, account: KommoAccount) -> int:
+        """Count one 403 for the account; the count lives `forbidden_window_s` from the first."""
+        key = f"kommo:forbidden:{account.id}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, int(self.settings.forbidden_window_s), nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def _block(self, account: KommoAccount, what: str, detail: str, strikes: int) -> None:
+        self._blocked[account.id] = account.token_version
+        await self.redis.delete(f"kommo:forbidden:{account.id}")  # a reconnected account starts counting afresh
+        minutes = max(1, round(self.settings.forbidden_window_s / 60))
+        # Said in words the operator can act on: the two causes Kommo documents for a 403.
+        why = (f"Kommo answered 403 to {strikes} requests within {minutes} min (last: {what}"
+               f"{', ' + detail if detail else ''}). Either the connected user lost access rights to leads, "
+               f"or Kommo blocked our server's IP after too many requests. Calls to this account are "
+               f"stopped; check the user's rights in Kommo, then reconnect.")
+        log.warning("kommo account blocked", org_id=account.org_id, account=account.id, detail=detail,
+                    strikes=strikes)
         await self.accounts.update(account.org_id, account.id, {
-            "status": ConnectionStatus.BLOCKED, "status_reason": f"403 from Kommo: {detail}"[:300]})
+            "status": ConnectionStatus.BLOCKED, "status_reason": why[:300]})
         await self.notifications.publish(
-            account.org_id, "kommo_blocked", subdomain=account.subdomain, detail=detail[:300],
+            account.org_id, "kommo_blocked", subdomain=account.subdomain, count=strikes, minutes=minutes,
+            detail=why[:400],
             dedupe_key=f"kommo_blocked:{account.id}:{utcnow():%Y%m%d%H}")
 
     def unblock(self, account_id: str) -> None:
-        self._blocked.discard(account_id)
+        self._blocked.pop(account_id, None)

@@ -17,6 +17,24 @@ import json
 
 from core.config import KommoSettings
 
+BASE_DOMAINS = ("kommo.com", "amocrm.ru", "amocrm.com")
+_TOP_LEVEL = {"com": "kommo.com", "ru": "amocrm.ru"}
+
+
+def lookup_base_domain(found: dict, current: str) -> str:
+    """The shared base domain (`kommo.com`, `amocrm.ru`) from Kommo's subdomain lookup
+    `{id, subdomain, domain, top_level_domain}`. `domain` is the account's whole host
+    (`newname.amocrm.ru`; the official SDK passes it to its host setter), so storing it as the
+    base domain sent every call to `newname.newname.amocrm.ru`. Anything unrecognised keeps
+    `current`."""
+    subdomain = str(found.get("subdomain") or "").lower()
+    domain = str(found.get("domain") or "").lower().strip(".")
+    if subdomain and domain.startswith(subdomain + "."):
+        domain = domain[len(subdomain) + 1:]
+    if domain in BASE_DOMAINS:
+        return domain
+    return _TOP_LEVEL.get(str(found.get("top_level_domain") or "").lower().strip("."), current)
+
 
 def host_base(settings: KommoSettings, host: str) -> str:
     return (settings.api_base_url or f"https://{host}").rstrip("/")

@@ -24,18 +24,15 @@ _ENTITIES = {
 }
 _ACTIONS = {"add", "update", "delete", "restore", "status", "responsible", "note"}
 
-# Kinds the conversation engine acts on: enqueued. Other well-formed kinds are stored as
-# "unhandled" (kept for audit and replay, answered 200, never enqueued).
+# Kinds the conversation engine acts on: enqueued. Every other well-formed kind is stored as
+# ignored (kept for audit and replay, answered 200, never enqueued).
 ACTIONABLE_KINDS = frozenset({
-    "message.add", "outgoing_message.add",
-    "lead.add", "lead.status", "lead.responsible", "lead.delete", "lead.restore",
-    "talk.add", "talk.update", "unsorted.add", "unsorted.delete",
+    "message.add", "outgoing_message.add", "lead.status", "lead.delete", "talk.update", "unsorted.delete",
 })
 
 # What we subscribe an account to on connect (Kommo's event names for the kinds above).
 SUBSCRIBED_EVENTS = (
-    "add_message", "add_outgoing_message", "add_lead", "status_lead", "responsible_lead", "delete_lead",
-    "restore_lead", "add_talk", "update_talk", "add_unsorted", "delete_unsorted",
+    "add_message", "add_outgoing_message", "status_lead", "delete_lead", "update_talk", "delete_unsorted",
 )
 
 
@@ -97,6 +94,9 @@ def _dedupe_key(kind: str, item: dict[str, Any]) -> tuple[str, str | None]:
         return f"{kind}:{item['uid']}:{item.get('action', '')}", str(item["uid"])
     entity_id = item.get("id")
     stamp = item.get("updated_at") or item.get("last_modified")
+    if kind == "lead.status" and stamp:
+        # Two moves within one second share the stamp: the stage tells them apart.
+        stamp = f"{stamp}:{item.get('status_id', '')}"
     if entity_id and stamp:
         return f"{kind}:{entity_id}:{stamp}", str(entity_id)
     # No natural version stamp (e.g. leads[delete]): the item content itself, which a retry repeats.
@@ -175,15 +175,6 @@ def _event(key: str, action: str, item: dict[str, Any]) -> KommoEvent:
     return KommoEvent(kind=kind, entity=entity, action=action if kind != "note.add" else "add", data=item,
                       dedupe_key=dedupe, entity_id=entity_id, lead_id=_lead_id(entity, item),
                       author_user_id=_author(entity, item))
-
-
-def is_own_write(event: KommoEvent, bot_user_id: int | None) -> bool:
-    """Events caused by our own API writes must never be acted on, or we would loop."""
-    if event.kind == "outgoing_message.add":
-        author = event.data.get("author") if isinstance(event.data.get("author"), dict) else {}
-        if author.get("type") == "bot":
-            return True  # a Salesbot printed it: our salesbot reply, never a human manager
-    return bot_user_id is not None and event.author_user_id == bot_user_id
 
 
 def event_data(event: WebhookEvent) -> dict[str, Any]:

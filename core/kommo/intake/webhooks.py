@@ -1,7 +1,7 @@
 """Webhook intake: the core service behind the Kommo, Salesbot and Chats API hook routes.
 
 Resolve the account by the path token (hash lookup + constant-time compare), parse, turn every
-item into a `WebhookEvent` (status RECEIVED, UNHANDLED or IGNORED), store them through the
+item into a `WebhookEvent` (status RECEIVED, or IGNORED for kinds the engine does not act on), store them through the
 group committer (duplicates by dedupe key are acknowledged, not enqueued), and return counts.
 No Kommo or LLM calls happen here.
 """
@@ -22,7 +22,7 @@ from core.ids import new_id
 from core.kommo.errors import InvalidWebhook, UnknownHook
 from core.kommo.intake.form import parse_form
 from core.kommo.intake.group_commit import GroupCommitter
-from core.kommo.intake.parser import KommoEvent, is_own_write, parse_webhook
+from core.kommo.intake.parser import KommoEvent, parse_webhook
 from core.kommo.intake.signatures import verify_chats_signature, verify_salesbot_token
 from core.models.events import EventStatus, WebhookEvent
 from core.models.kommo import KommoAccount
@@ -111,33 +111,46 @@ class WebhookIntake:
 
     def _doc(self, account: KommoAccount, ev: KommoEvent, item: int, raw: str, ctype: str,
              acc_id: int | None, subdomain: str | None) -> IntakeEvent:
-        if is_own_write(ev, account.bot_user_id):
-            status = EventStatus.IGNORED
-        else:
-            status = EventStatus.RECEIVED if ev.actionable else EventStatus.UNHANDLED
+        # Whether an event echoes one of our own writes is the worker's call (the action journal);
+        # here only the kinds the engine does not act on are set aside: stored, counted, ignored.
+        status = EventStatus.RECEIVED if ev.actionable and not _talk_in_work(ev) else EventStatus.IGNORED
         payload = {"entity": ev.entity, "action": ev.action, "entity_id": ev.entity_id, "lead_id": ev.lead_id,
                    "author_user_id": ev.author_user_id, "account_id": acc_id, "item": item,
                    "subdomain": subdomain}
         return IntakeEvent.build(id=new_id("evt"), org_id=account.org_id, source="kommo", kind=ev.kind,
                                  dedupe_key=ev.dedupe_key, raw_body=raw, content_type=ctype, payload=payload,
                                  status=status,
-                                 error="caused by our own write" if status == EventStatus.IGNORED else None)
+                                 error=f"not acted on: {ev.kind}" if status == EventStatus.IGNORED else None)
+
+    def widget_secret(self, account: KommoAccount) -> str | None:
+        """The JWT of a widget_request is signed by the integration that owns the widget: the
+        one this connection set up (`kommo delivery --widget-secret-file`), else ours."""
+        if "widget_secret" in account.secrets:
+            return self.keyring.decrypt(account.org_id, "widget_secret", account.secrets["widget_secret"])
+        return self.settings.client_secret.get_secret_value() if self.settings.client_secret else None
 
     async def salesbot(self, hook_token: str, body: bytes, content_type: str) -> IntakeResult:
         account = await self.resolve(hook_token)
-        if not self.settings.client_secret:
-            raise InvalidWebhook("salesbot hooks are not configured (no integration secret)")
+        secret = self.widget_secret(account)
+        if secret is None:
+            raise InvalidWebhook("salesbot hooks are not configured (no widget integration secret)")
         data = _json_or_form(body, content_type)
-        claims = verify_salesbot_token(data.get("token"), self.settings.client_secret.get_secret_value())
+        claims = verify_salesbot_token(data.get("token"), secret)
         if claims.get("account_id") and account.account_id and int(claims["account_id"]) != account.account_id:
             raise InvalidWebhook("salesbot token is for another Kommo account")
         return_url = str(data.get("return_url") or "")
         path = urlsplit(return_url).path
         if "/salesbot/" not in path or "/continue/" not in path:
             raise InvalidWebhook("missing or malformed return_url")
+        host = urlsplit(return_url).hostname
+        if host and host.lower() != account.host.lower():
+            # Our account token is sent to the return_url: only ever to the account's own host.
+            raise InvalidWebhook("return_url is not on the account's host")
         fields = data.get("data") if isinstance(data.get("data"), dict) else {}
         lead_id = claims.get("entity_id") if str(claims.get("entity_type", "2")) == "2" else None
         lead_id = _as_int(lead_id or fields.get("lead_id"))
+        if lead_id is None or lead_id <= 0:
+            raise InvalidWebhook("widget_request names no lead (the agent answers leads only)")
         doc = WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="salesbot",
                            kind="salesbot.widget_request", dedupe_key=f"salesbot:{path.rsplit('/', 1)[-1]}",
                            raw_body=body.decode("utf-8", errors="replace"), content_type=content_type,
@@ -183,6 +196,12 @@ class WebhookIntake:
             else:
                 result.unhandled += 1
         return result
+
+
+def _talk_in_work(ev: KommoEvent) -> bool:
+    """Kommo sends `update_talk` for every read mark and reassignment too; only a closed talk
+    (`is_in_work` off) is acted on, so the rest is not worth a task."""
+    return ev.kind == "talk.update" and str(ev.data.get("is_in_work", "1")).strip().lower() not in ("0", "false", "")
 
 
 def _as_int(value: Any) -> int | None:

@@ -5,6 +5,7 @@ deleted in Kommo can no longer be chosen for a move but history still shows its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
@@ -31,6 +32,23 @@ class SyncReport:
         return self.__dict__.copy()
 
 
+def account_timezone(info: dict) -> str | None:
+    """The account's IANA timezone from `GET /api/v4/account?with=datetime_settings`
+    (`_embedded.datetime_settings.timezone`; a top-level `timezone` as older answers had it);
+    None when absent or not a zone this machine knows."""
+    settings = ((info.get("_embedded") or {}).get("datetime_settings") or {}) if isinstance(info, dict) else {}
+    name = settings.get("timezone") if isinstance(settings, dict) else None
+    name = name or info.get("timezone")
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("kommo account timezone unknown here", timezone=name[:64])
+        return None
+    return name
+
+
 class KommoSync:
     def __init__(self, storage: Storage, api: KommoApi) -> None:
         self.storage = storage
@@ -41,10 +59,12 @@ class KommoSync:
         report = SyncReport()
         info = await self.api.account(account)
         changes = {"account_id": info.get("id"), "amojo_id": info.get("amojo_id"),
-                   "bot_user_id": info.get("current_user_id"), "last_sync_at": utcnow()}
+                   "bot_user_id": info.get("current_user_id"), "timezone": account_timezone(info),
+                   "last_sync_at": utcnow()}
         await self.storage.kommo_accounts.update(org, account.id, {k: v for k, v in changes.items() if v is not None})
         account.account_id, account.amojo_id = info.get("id"), info.get("amojo_id")
         account.bot_user_id = info.get("current_user_id")
+        account.timezone = changes["timezone"] or account.timezone
 
         pipelines = [self._pipeline(org, p) for p in await self.api.pipelines(account)]
         await self.storage.kommo_catalog.replace_pipelines(org, pipelines)

@@ -43,6 +43,20 @@ class ConversationRepository(OrgScopedRepository[Conversation]):
                 continue  # another worker created it first: read theirs and apply ours
         raise RuntimeError(f"conversation {key!r} of {org_id} kept changing under get_or_create")
 
+    async def latest_for_lead(self, org_id: str, lead_id: int) -> Conversation | None:
+        """The lead's most recently active conversation (a Salesbot widget_request names only
+        the lead). Off the hot path: only salesbot-mode traffic asks."""
+        return Conversation.from_mongo(await self.collection.find_one(
+            scope(org_id, {"lead_id": int(lead_id)}), sort=[("last_customer_at", -1)]))
+
+    async def consume_reply_context(self, org_id: str, conversation_id: str, return_url: str) -> bool:
+        """A Salesbot return_url is single-use: forget it once used, unless a newer one already
+        replaced it (read by `_id`, then a conditional update by `_id`)."""
+        res = await self.collection.update_one(
+            scope(org_id, {"_id": conversation_id, "reply_context.return_url": return_url}),
+            {"$set": {"reply_context": {}}})
+        return res.modified_count == 1
+
     async def by_key(self, org_id: str, key: str) -> Conversation | None:
         return Conversation.from_mongo(await self.collection.find_one(scope(org_id, {"conversation_key": key})))
 

@@ -5,7 +5,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from core.clock import utcnow
+from core.clock import aware, utcnow
 from core.errors import InvalidInput
 from core.models.events import ActionRecord, ActionState, EventStatus, WebhookEvent
 from core.storage.repositories.base import OrgScopedRepository, scope
@@ -78,6 +78,13 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
 
     async def by_key(self, org_id: str, key: str) -> ActionRecord | None:
         return ActionRecord.from_mongo(await self.collection.find_one(scope(org_id, {"idempotency_key": key})))
+
+    async def sent_for_lead(self, org_id: str, lead_id: int, since) -> list[ActionRecord]:
+        """What we wrote on a lead since `since`, newest first: how a webhook about that lead is
+        told apart from a human's doing (our own write echoed back)."""
+        cursor = self.collection.find(scope(org_id, {"lead_id": int(lead_id)}), sort=[("updated_at", -1)], limit=50)
+        found = [ActionRecord.model_validate(doc) async for doc in cursor]
+        return [r for r in found if r.state == ActionState.SENT and aware(r.updated_at) >= since]
 
     # The updates below address the record by `_id`, which every MongoDB-compatible server
     # looks up by index; nx-27017 (the embedded default) scans the whole collection for an

@@ -34,6 +34,9 @@ class TurnPlan(OrgDocument):
     actions: list[dict[str, Any]] = Field(default_factory=list)
     handoff: bool = False
     handoff_reason: str | None = None
+    # What the outgoing-reply checks removed from the reply, and why (ungrounded prices,
+    # discounts, free offers, delivery times, guarantees; claims of actions not done).
+    checks: list[dict[str, Any]] = Field(default_factory=list)
     summary: str = ""
     usage: dict[str, Any] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage, for latency analysis

@@ -10,9 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.notify import TelegramSender
-from core.delivery_setup import CatalogDeliverySetup, DeliverySetupInvalid
+from core.delivery_setup import DeliverySetupInvalid
 from core.models.agent import DeliveryMode
-from core.models.kommo import AuthKind, KommoAccount, KommoField
 from core.models.org import Role
 from core.orgs import create_agent
 from tests.fixtures.telegram import add_member, org_with_owner, user
@@ -96,21 +95,22 @@ async def test_oauth_link_then_callback_then_the_bot_tells_the_manager(console, 
     assert "Kommo acme.kommo.com is connected" in console.text(owner)
 
 
-async def test_delivery_setup_validates_then_saves_and_prints_the_kommo_steps(console, console_services):
+async def _connected_org(console_services, fake_kommo, owner):
+    membership = await org_with_owner(console_services, owner)
+    fake_acc = fake_kommo.add_account("acme")
+    token = fake_kommo.book.issue_long_lived(fake_acc.id)
+    kommo = await console_services.kommo()
+    await kommo.connections.connect_long_lived(membership.org.id, "acme", token)
+    return membership, fake_acc
+
+
+async def test_delivery_setup_validates_then_saves_and_prints_the_kommo_steps(console, console_services, fake_kommo):
     storage = console_services.storage
     owner = user(3006, language_code="en")
-    membership = await org_with_owner(console_services, owner)
+    membership, fake_acc = await _connected_org(console_services, fake_kommo, owner)
     org_id = membership.org.id
-    await storage.kommo_accounts.insert(org_id, KommoAccount(_id="kac_d", org_id=org_id, subdomain="acme",
-                                                             auth_kind=AuthKind.LONG_LIVED, hook_token_hash="hd",
-                                                             secrets={}))
-    await storage.kommo_catalog.replace_fields(org_id, "leads", [
-        KommoField(_id=f"{org_id}:leads:501", org_id=org_id, entity="leads", field_id=501, name="AI reply",
-                   type="textarea"),
-        KommoField(_id=f"{org_id}:leads:502", org_id=org_id, entity="leads", field_id=502, name="Budget",
-                   type="numeric")])
     agent = await create_agent(storage, org_id, "Seller", "Sell.")
-    setup = CatalogDeliverySetup(storage)
+    setup = console_services.delivery_setup()
     # The service refuses what cannot work, and saves nothing then.
     with pytest.raises(DeliverySetupInvalid) as missing_bot:
         await setup.configure(org_id, membership.operator, agent.id, DeliveryMode.SALESBOT_RUN, field_id=501)
@@ -132,6 +132,42 @@ async def test_delivery_setup_validates_then_saves_and_prints_the_kommo_steps(co
     await console.click(owner, "AI reply")
     text = console.text(owner)
     assert "Seller" in text and "{{lead.cf.501}}" in text and "Salesbot 77" in text
+    assert "add_message" in text  # the webhook events to tick by hand
     account = await storage.kommo_accounts.for_org(org_id)
     assert (account.salesbot_bot_id, account.reply_field_id) == (77, 501)
     assert (await storage.agents.get(org_id, agent.id)).delivery_mode == DeliveryMode.SALESBOT_RUN
+
+
+async def test_delivery_setup_refused_for_a_missing_bot(console, console_services, fake_kommo):
+    """The bot id is checked in Kommo's bots list (two pages of 250 here): an id Kommo does not have is
+    refused with the account's bots named, and nothing is saved."""
+    storage = console_services.storage
+    owner = user(3007, language_code="en")
+    membership, fake_acc = await _connected_org(console_services, fake_kommo, owner)
+    fake_acc.bots.update({i: {"id": i, "name": f"Bot {i}", "is_active": True} for i in range(1000, 1300)})
+    agent = await create_agent(storage, membership.org.id, "Seller", "Sell.")
+    await console.send(owner, "/kommo")
+    await console.click(owner, "Delivery set-up")
+    await console.click(owner, "Seller")
+    await console.click(owner, "Salesbot run")
+    await console.send(owner, "4242")
+    await console.click(owner, "AI reply")
+    text = console.text(owner)
+    assert "Kommo has no Salesbot 4242" in text and "77 AI reply sender" in text
+    assert sum(r[2] == "/api/v4/bots" for r in fake_kommo.requests) == 2  # 301 bots: both pages read
+    account = await storage.kommo_accounts.for_org(membership.org.id)
+    assert account.salesbot_bot_id is None and account.reply_field_id is None
+    assert (await storage.agents.get(membership.org.id, agent.id)).delivery_mode == DeliveryMode.NOTE_DRAFT
+    # A bot on the second page of the list is found.
+    await console.send(owner, "/kommo")
+    await console.click(owner, "Delivery set-up")
+    await console.click(owner, "Seller")
+    await console.click(owner, "Salesbot run")
+    await console.send(owner, "1299")
+    await console.click(owner, "AI reply")
+    assert "Salesbot 1299" in console.text(owner)
+    assert (await storage.kommo_accounts.for_org(membership.org.id)).salesbot_bot_id == 1299
+    # Status checks the chosen bot live: deleted in Kommo, the screen says so in words.
+    del fake_acc.bots[1299]
+    await console.send(owner, "/kommo")
+    assert "Seller" in console.text(owner) and "the Salesbot is gone from Kommo" in console.text(owner)
