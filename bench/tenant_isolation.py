@@ -12,7 +12,7 @@ message of tenant B (webhook posted -> the reply note seen at the fake Kommo), m
   are the worker process's setting, fixed for the run).
 Between phases A's backlog drains. Printed: each phase's median and the delay the flood added.
 
-    python bench/h17.py [--flood 60] [--rounds 3]
+    python bench/tenant_isolation.py [--flood 60] [--rounds 3]
 Last line: RESULT added_fair_s=<x> added_fifo_s=<y> ratio=<fifo/fair> quiet_s=<z>
 """
 
