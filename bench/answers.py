@@ -1,6 +1,7 @@
 """Answers a customer can trust, measured on the held-apart half of the answer evaluation.
 
     .venv/bin/python bench/answers.py [--split held|tune|all] [--rows 300] [--full] [--embedding-cache FILE]
+                                  [--with-tune]
 
 The agent's knowledge: a cut of the real price list in ../shared/datasets/catalog_ru (the asked
 rows, their near neighbours, a seeded random fill: `--rows`, default 300; `--full` takes all
@@ -106,7 +107,7 @@ async def _ingest(ingestion: IngestionService, files: list[tuple[str, bytes]]) -
     return "\n".join(texts), time.perf_counter() - started
 
 
-async def main(split: str, rows: int, full: bool, cache: str | None) -> None:
+async def main(split: str, rows: int, full: bool, cache: str | None, with_tune: bool) -> None:
     configure_logging("ERROR", json=False)  # the checks log every removal; the report says it once
     questions = load_dataset(DATASET, split)
     if not CATALOG.exists():
@@ -134,8 +135,12 @@ async def main(split: str, rows: int, full: bool, cache: str | None) -> None:
         agent = Agent(_id=AGENT, org_id=ORG, name="Anna", model="fake-model",
                       allowed_actions=[AgentAction.REPLY, AgentAction.HANDOFF_TO_HUMAN, AgentAction.MOVE_LEAD_STAGE],
                       stage_rules=[StageRule(pipeline_id=1, status_id=142, when="the customer has paid")])
-        started = time.perf_counter()
         runtime = AgentRuntime(retriever=retriever, catalog=storage.kommo_catalog, llm=None)
+        if with_tune and split != "tune":
+            tune = await evaluate_answers(runtime, ORG, agent, load_dataset(DATASET, "tune"), known)
+            print("\n0. for reference, the tuning half (no LLM):")
+            print(format_report(tune), flush=True)
+        started = time.perf_counter()
         report = await evaluate_answers(runtime, ORG, agent, questions, known)
         print(f"\n1. no LLM (extractive), {time.perf_counter() - started:.0f} s:")
         print(format_report(report), flush=True)
@@ -174,5 +179,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--embedding-cache", default=None, help="SQLite file of vectors reused across runs")
+    parser.add_argument("--with-tune", action="store_true", help="Also print the tuning half's figures first.")
     args = parser.parse_args()
-    asyncio.run(main(args.split, args.rows, args.full, args.embedding_cache))
+    asyncio.run(main(args.split, args.rows, args.full, args.embedding_cache, args.with_tune))

@@ -121,6 +121,17 @@ def _eta_error(reports: list[tuple[float, int, float | None]], end: float, total
     return max(errors, default=float("nan"))
 
 
+def _eta_trace(reports: list[tuple[float, int, float | None]], end: float, total: int) -> str:
+    """The ETA shown against the time that was actually left, at the first report past each tenth."""
+    out, tenth = [], 1
+    for at, done, eta in reports:
+        if done / total >= tenth / 10 and tenth < 10:
+            out.append(f"{done / total:.0%} {eta if eta is not None else '-'}s/{end - at:.0f}s")
+            while tenth < 10 and done / total >= tenth / 10:
+                tenth += 1
+    return ", ".join(out)
+
+
 async def _ingest(storage, store, embedder, crosslingual, agent: str, data: bytes, columns: dict | None,
                   reports: list | None = None):
     ingestion = IngestionService(storage, store, embedder, KnowledgeSettings(), batch_size=BATCH,
@@ -202,6 +213,7 @@ async def main(rows: int, old_sample: int, worker_rows: int) -> None:
         print(f"pipeline: {done.chunks_total} rows in {pipeline_s:.1f} s ({done.chunks_total / pipeline_s:.1f}/s), "
               f"peak RSS {peak:.0f} MB; largest ETA error after 10%: {eta_err:.0%}", flush=True)
         print("  columns: " + ", ".join(f"{c['header']}={c['role']}" for c in done.columns), flush=True)
+        print("  ETA at each tenth: " + _eta_trace(reports, t0 + pipeline_s, done.chunks_total), flush=True)
         old_texts = _texts(sample_data, {"embed": ["*"]})
         raw_old = _raw(embedder, old_texts, memo)
         old_scaled = raw_old * len(chosen) / len(sample)

@@ -34,6 +34,7 @@ from core.config import ReportSettings
 from core.ids import new_id
 from core.models.stored import iso
 from core.reports.render import render_report
+from core.reports.usage import Period
 from core.storage.indexes import ensure_indexes
 from core.storage.mongo import create_mongo_client
 from core.usage.model import UsageEvent
@@ -129,7 +130,8 @@ async def load(db, n: int, orgs: int) -> dict[str, dict[str, int]]:
 async def pandas_report(db, org_id: str | None) -> tuple[float, dict]:
     """The same figures from the raw events: read them all, then group in pandas."""
     started = time.perf_counter()
-    query = {"month": REPORT_MONTH, **({"org_id": org_id} if org_id else {})}
+    # The same indexed filters the read models use (org_day for one org, the day range for all).
+    query = Period(f"{REPORT_MONTH}-01", f"{REPORT_MONTH}-{MONTHS[REPORT_MONTH]}", org_id).match()
     fields = ["org_id", "day", "agent_id", "model", "purpose", "kind", "conversation_id", "lead_id", "replies",
               "handoffs", "prompt_tokens", "completion_tokens", "cost_nano", "provider_cost_nano", "price_known"]
     docs = await db["usage_events"].find(query, dict.fromkeys(fields, 1)).to_list()

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option, pick
 from core import orgs
 from core.errors import NotFound
 from core.usage.quota import set_org_plan
@@ -81,12 +82,18 @@ def agent_create(org_id: str, name: str, instructions_file: Path | None) -> None
 
 @agent.command("list")
 @click.option("--org", "org_id", required=True)
-def agent_list(org_id: str) -> None:
+@json_option
+def agent_list(org_id: str, as_json: bool) -> None:
     """List an organisation's agents."""
 
     async def job(s):
         await orgs.require_org(s.storage, org_id)
         return await s.storage.agents.list(org_id, sort=[("created_at", 1)])
 
-    for a in run_with_services(job):
+    agents = run_with_services(job)
+    if as_json:
+        emit_json([pick(a, "id", "name", "enabled", "language", "delivery_mode", "reply_mode", "model")
+                   for a in agents])
+        return
+    for a in agents:
         click.echo(f"{a.id}\t{a.name}\t{'enabled' if a.enabled else 'disabled'}")

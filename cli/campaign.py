@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option, pick
 from core.errors import ServiceUnavailable
 
 
@@ -168,7 +169,8 @@ def resume(org_id: str, campaign_id: str, wait: bool) -> None:
 @campaign.command("list")
 @click.option("--org", "org_id", required=True)
 @click.option("--limit", default=20, show_default=True)
-def list_(org_id: str, limit: int) -> None:
+@json_option
+def list_(org_id: str, limit: int, as_json: bool) -> None:
     """Recent campaigns, newest first."""
 
     async def job(services):
@@ -176,6 +178,10 @@ def list_(org_id: str, limit: int) -> None:
         return await service.list(org_id, limit)
 
     items = run_with_services(job)
+    if as_json:
+        emit_json([{**pick(c, "id", "status", "created_at", "pipeline_name", "stage_name", "total", "sent", "skipped",
+                           "failed"), "done": c.done_count} for c in items])
+        return
     if not items:
         click.echo("no campaigns")
     for c in items:

@@ -16,7 +16,7 @@ import atexit
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import click
 from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
@@ -42,6 +42,7 @@ from tasks.queue import CeleryTaskQueue
 
 T = TypeVar("T")
 _started: list[subprocess.Popen] = []
+_log_file: IO[str] | None = None
 
 
 class CliError(Exception):
@@ -96,8 +97,8 @@ def run_with_services(job: Callable[[CoreServices], Awaitable[T]], settings: Set
 
     async def _main() -> T:
         # The queue connects only when a command hands work to a worker.
-        services = await build_services(settings, queue=CeleryTaskQueue(create_celery(settings=settings)),
-                                        create_key_file=settings.mongo.url is None)
+        queue = CeleryTaskQueue(create_celery(settings=settings), fair_share_per_minute=settings.worker.fair_share_per_minute)
+        services = await build_services(settings, queue=queue, create_key_file=settings.mongo.url is None)
         try:
             return await job(services)
         finally:

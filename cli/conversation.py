@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option, pick
 from core.conversations import handoff
 from core.conversations.context import EngineDeps
 from core.errors import NotFound
@@ -29,7 +30,8 @@ def conversation() -> None:
 @click.option("--org", "org_id", required=True)
 @click.option("--state", type=click.Choice([s.value for s in ConversationState]), default=None)
 @click.option("--limit", default=50, show_default=True)
-def list_(org_id: str, state: str | None, limit: int) -> None:
+@json_option
+def list_(org_id: str, state: str | None, limit: int, as_json: bool) -> None:
     """Conversations, most recent customer message first."""
     async def job(services):
         await require_org(services.storage, org_id)
@@ -37,6 +39,10 @@ def list_(org_id: str, state: str | None, limit: int) -> None:
         return await services.storage.conversations.list(org_id, query, sort=[("last_customer_at", -1)], limit=limit)
 
     items = run_with_services(job)
+    if as_json:
+        emit_json([pick(c, "id", "state", "state_reason", "agent_id", "lead_id", "origin", "last_customer_at",
+                        "replies_count") for c in items])
+        return
     if not items:
         click.echo("no conversations")
     for c in items:

@@ -17,6 +17,8 @@ import click
 
 from cli import stack
 from cli.common import require_agent, require_org, run_with_services
+from cli.output import emit_json, json_option, pick
+from cli.progress import ProgressLine, eta_text
 from core.ai.errors import AlreadyAdded
 from core.ai.eval.retrieval import REFERENCE, ReferenceTranslations, evaluate_retrieval, format_report, load_jsonl
 from core.ai.factory import build_translator
@@ -26,22 +28,12 @@ from core.ai.knowledge import build_knowledge
 from core.errors import KommoAgentError, NotFound
 from core.models.knowledge import KnowledgeSource, SourceStatus
 
-
-def _bar(done: int, total: int, width: int = 30) -> str:
-    filled = int(width * done / total) if total else 0
-    return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
-
-
-def _eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f" ~{minutes}:{secs:02d} left"
+_line: ProgressLine | None = None  # the source being indexed by this command (one at a time)
 
 
 async def _progress(source: KnowledgeSource) -> None:
-    click.echo(f"\r  {source.title[:40]:40s} {_bar(source.chunks_done, source.chunks_total)}{_eta(source.eta_s)}   ",
-               nl=False, err=True)
+    if _line is not None:
+        _line.update(source.chunks_done, source.chunks_total, source.eta_s)
 
 
 def _column_list(value: str | None) -> list[str]:
@@ -79,8 +71,12 @@ class _Local:
     def __init__(self, knowledge) -> None:
         self.knowledge = knowledge
         self.intake = knowledge.ingestion
+        self.model_announced = False
 
     async def index(self, org_id: str, source: KnowledgeSource, force: bool) -> KnowledgeSource:
+        if not self.model_announced:  # the encoders load on the first source: seconds of silence otherwise
+            click.echo("  loading the language model...", err=True)
+            self.model_announced = True
         try:
             return await self.knowledge.ingestion.index_source(org_id, source.id, force=force,
                                                                on_progress=_progress)
@@ -152,9 +148,11 @@ async def _with_knowledge(services, job):
 
 async def _index(k, org_id: str, source: KnowledgeSource, force: bool = False, *, new: bool = False) -> bool:
     """Index and report; a new source that fails (a file that cannot be parsed) is not kept."""
+    global _line
     click.echo(f"indexing {source.title} ({source.id})", err=True)
     try:
-        done = await k.index(org_id, source, force)
+        with ProgressLine(source.title) as _line:
+            done = await k.index(org_id, source, force)
     except KommoAgentError as exc:
         click.echo(f"\nerror: {source.title}: {exc}", err=True)
         if new and exc.code != "interrupted":
@@ -250,7 +248,8 @@ def faq(org_id: str, agent_id: str, questions: tuple[str, ...], answers: tuple[s
 @knowledge.command("list")
 @click.option("--org", "org_id", required=True)
 @click.option("--agent", "agent_id", required=True)
-def list_sources(org_id: str, agent_id: str) -> None:
+@json_option
+def list_sources(org_id: str, agent_id: str, as_json: bool) -> None:
     """List an agent's sources with status and progress."""
 
     async def job(services):
@@ -259,9 +258,14 @@ def list_sources(org_id: str, agent_id: str) -> None:
         await sweep_orphans(services.storage.knowledge, services.settings.knowledge.ingest_stale_s)
         return await services.storage.knowledge.for_agent(org_id, agent_id)
 
-    for s in run_with_services(job):
+    sources = run_with_services(job)
+    if as_json:
+        emit_json([{**pick(s, "id", "status", "kind", "title", "url", "chunks_done", "chunks_total", "size_bytes",
+                           "updated_at", "error"), "eta_s": s.eta_s} for s in sources])
+        return
+    for s in sources:
         reason = f"\t{s.error}" if s.status == SourceStatus.FAILED else ""
-        eta = _eta(s.eta_s) if s.status == SourceStatus.EMBEDDING else ""
+        eta = eta_text(s.eta_s) if s.status == SourceStatus.EMBEDDING else ""
         click.echo(f"{s.id}\t{s.status}\t{s.chunks_done}/{s.chunks_total}{eta}\t{s.kind}\t{s.title}{reason}")
 
 

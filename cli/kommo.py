@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option
 from cli.texts import LANGUAGES, error_text, text
 from core.errors import InvalidInput, KommoAgentError
 from core.models.agent import DeliveryMode
@@ -48,7 +49,7 @@ async def _service(services):
 
 @click.group()
 def kommo() -> None:
-    """Kommo connection: connect, status, delivery, widget, sync, oauth-url."""
+    """Kommo connection: connect, status, delivery, widget, sync, rotate-hook-token, oauth-url."""
 
 
 @kommo.command()
@@ -92,7 +93,8 @@ def connect(org_id: str, subdomain: str, token_file: Path, lang: str) -> None:
 @kommo.command()
 @click.option("--org", "org_id", required=True)
 @LANG
-def status(org_id: str, lang: str) -> None:
+@json_option
+def status(org_id: str, lang: str, as_json: bool) -> None:
     """Connection state, token expiry, last sync, and per agent its delivery mode and whether
     its replies reach customers (the Salesbot checked live in Kommo)."""
 
@@ -104,6 +106,15 @@ def status(org_id: str, lang: str) -> None:
     if found is None:
         raise click.ClickException(f"organisation {org_id} has no Kommo connection")
     account, st = found
+    if as_json:
+        emit_json({"account": account.host, "auth": account.auth_kind.value, "status": account.status.value,
+                   "status_reason": account.status_reason, "expires_at": account.expires_at,
+                   "last_sync_at": account.last_sync_at, "pipelines": st.pipelines, "users": st.users,
+                   "webhook_url": st.webhook_url,
+                   "agents": [{"id": a.agent_id, "name": a.name, "mode": a.mode.value,
+                               "reaches_customer": a.reaches_customer, "problems": list(a.missing),
+                               "in_words": reach_words(lang, a)} for a in st.agents]})
+        return
     click.echo(f"account:    {account.host} ({account.auth_kind.value})")
     click.echo(f"status:     {account.status.value}" + (f" - {account.status_reason}" if account.status_reason else ""))
     click.echo(f"expires:    {account.expires_at or 'never (long-lived)'}")
@@ -125,6 +136,27 @@ def sync(org_id: str) -> None:
 
     s = run_with_services(job)
     click.echo(f"synced: {s.pipelines} pipelines, {s.stages} stages, {s.users} users, {s.fields} fields")
+
+
+@kommo.command("rotate-hook-token")
+@click.option("--org", "org_id", required=True)
+def rotate_hook_token(org_id: str) -> None:
+    """A new secret webhook URL (the old one stops working): registered in Kommo where the
+    token may, else printed with the events to tick in Kommo's settings."""
+
+    async def job(services):
+        return await (await _service(services)).connections.rotate_hook_token(org_id)
+
+    result = run_with_services(job)
+    if result.registered:
+        click.echo(f"webhook URL rotated and registered in Kommo: {result.webhook_url}")
+        if result.note:
+            click.echo(result.note)
+    else:
+        click.echo(f"webhook URL rotated; not registered automatically: {result.note}")
+        click.echo(f"paste this URL into Kommo > Settings > Integrations > Web hooks: {result.webhook_url}")
+    click.echo("events to tick: " + ", ".join(result.events))
+    click.echo("the old webhook URL no longer works")
 
 
 @kommo.command("oauth-url")

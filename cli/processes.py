@@ -20,11 +20,19 @@ def _logging() -> None:
 
 @click.command()
 @click.option("--ready-timeout", default=60.0, show_default=True, help="Seconds to wait for /readyz")
-def up(ready_timeout: float) -> None:
-    """Start every service and process; Ctrl-C stops them all."""
+@click.option("--log-json/--readable", default=None,
+              help="Pass the processes' JSON log lines through (the default off a terminal), or show only "
+                   "their warnings and errors as readable lines (the default on a terminal)")
+@click.option("--no-demo", is_flag=True, help="Do not create the demo organisation on a fresh installation")
+def up(ready_timeout: float, log_json: bool | None, no_demo: bool) -> None:
+    """Start every service and process; Ctrl-C stops them all.
+
+    On a fresh installation (no organisation yet) it creates a demo shop with the agent Anna and
+    prints what to do next."""
     from cli.supervisor import Supervisor  # noqa: PLC0415 - each process command loads only its process
 
-    sys.exit(Supervisor(load_settings(), ready_timeout=ready_timeout).run())
+    raw = (not sys.stdout.isatty()) if log_json is None else log_json
+    sys.exit(Supervisor(load_settings(), ready_timeout=ready_timeout, raw_logs=raw, seed_demo=not no_demo).run())
 
 
 @click.command()

@@ -2,8 +2,9 @@
 
 `accept_names(main)` walks the command tree once at start-up: each command with an `--org` or
 `--agent` option gets help saying so, and its callback receives ids. An id-shaped value
-(`org_...`, `agt_...`) is passed through untouched (the command itself says when it does not
-exist); anything else is looked up by id, then by name, in one short database call.
+(`org_...`, `agt_...`) is passed through untouched; anything else is looked up by id, then by
+name, in one short database call. What matches nothing is passed on too: the command itself
+says that there is no such organisation or agent.
 """
 
 from __future__ import annotations
@@ -37,17 +38,15 @@ async def _lookup(org: str | None, agent: str | None) -> tuple[str | None, str |
             if len(named) > 1:
                 raise CliError(f"{len(named)} organisations are named {org!r}; give its id "
                                f"({', '.join(o.id for o in named)})")
-            if not named:
-                raise CliError(f"no organisation {org!r} (see `kommo-agent org list`)")
-            org = named[0].id
+            if named:
+                org = named[0].id  # else the command itself says there is no such organisation
         if org is not None and agent is not None and not _is_id(agent, "agt_") \
                 and await storage.agents.get(org, agent) is None:
             named = await storage.agents.list(org, {"name": agent}, limit=3)
             if len(named) > 1:
                 raise CliError(f"several agents are named {agent!r}; give its id ({', '.join(a.id for a in named)})")
-            if not named:
-                raise CliError(f"no agent {agent!r} in organisation {org} (see `kommo-agent agent list --org {org}`)")
-            agent = named[0].id
+            if named:
+                agent = named[0].id
         return org, agent
     finally:
         await client.close()

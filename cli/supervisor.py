@@ -21,6 +21,8 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
+from cli.console_lines import readable
+from cli.first_run import first_run_lines
 from core.config import Settings, agent_home
 from core.redact import url_without_password
 from core.security.keyring import load_keyring
@@ -63,10 +65,13 @@ def _cli(*args: str) -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, ready_timeout: float = 60.0, echo=print) -> None:
+    def __init__(self, settings: Settings, ready_timeout: float = 60.0, echo=print, *, raw_logs: bool = True,
+                 seed_demo: bool = True) -> None:
         self.settings = settings
         self.ready_timeout = ready_timeout
         self.echo = echo
+        self.raw_logs = raw_logs  # False on a terminal: children's lines shown readably (cli/console_lines.py)
+        self.seed_demo = seed_demo
         self.children: list[Child] = []
         self.stopping = threading.Event()
         self.interrupted = threading.Event()
@@ -147,8 +152,11 @@ class Supervisor:
                 log.write(line)
                 log.flush()
                 child.tail.append(line.rstrip())
-                if not self.stopping.is_set():
-                    self.echo(f"[{child.name}] {line.rstrip()}")
+                if self.stopping.is_set():
+                    continue
+                shown = f"[{child.name}] {line.rstrip()}" if self.raw_logs else readable(child.name, line)
+                if shown:
+                    self.echo(shown)
 
     def _wait_ready(self) -> None:
         url = f"http://{self.settings.web.host}:{self.settings.web.port}/readyz"
@@ -261,7 +269,11 @@ class Supervisor:
             self.echo("kommo-agent is up:")
             for child in self.children:
                 self.echo(f"  {child.name:<7} {child.listens or 'running'} (pid {child.proc.pid})")
-            self.echo(f"  data    {self.data_dir}\n  logs    {self.logs_dir}\nPress Ctrl-C to stop.")
+            self.echo(f"  data    {self.data_dir}\n  logs    {self.logs_dir}")
+            if self.seed_demo:
+                for line in first_run_lines(self.settings, env):
+                    self.echo(line)
+            self.echo("Press Ctrl-C to stop.")
             while not interrupted.wait(0.5):
                 self._check_children()
             self.echo("stopping...")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from cli.common import run_with_services
+from cli.output import emit_json, json_option, pick
 from core.models.org import Operator, Role
 
 ROLES = [r.value for r in Role]
@@ -23,14 +24,19 @@ def team() -> None:
 
 @team.command("list")
 @click.option("--org", "org_id", required=True)
-def list_(org_id: str) -> None:
+@json_option
+def list_(org_id: str, as_json: bool) -> None:
     """Members with their roles."""
     from core.team.service import TeamService  # noqa: PLC0415 - keeps `--help` fast
 
     async def job(services):
         return await TeamService(services.storage).members(org_id, _shell_owner(org_id))
 
-    for m in run_with_services(job):
+    members = run_with_services(job)
+    if as_json:
+        emit_json([pick(m, "id", "role", "telegram_user_id", "name") for m in members])
+        return
+    for m in members:
         click.echo(f"{m.id}\t{m.role.value}\t{m.telegram_user_id}\t{m.name}")
 
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 HOME_ENV = "KOMMO_AGENT_HOME"
@@ -200,8 +200,18 @@ class KommoSettings(HomeSettings):
     salesbot_wait_s: float = Field(default=20.0, gt=0, le=600, description="salesbot mode: how long a "
                                    "customer's turn waits for its Salesbot widget_request before a handoff")
     max_webhook_body_bytes: int = 256 * 1024
+    webhook_max_items: int = Field(default=100, ge=1, le=5000, description="Most items (events) one webhook "
+                                   "body may carry; a larger one is refused with 413")
+    webhook_events_per_minute: int = Field(default=1200, ge=1, description="Webhook events one account may "
+                                           "send per minute (per web process); excess is refused with 429")
+    webhook_unknown_tokens_per_minute: int = Field(default=30, ge=1, description="Unknown hook tokens one "
+                                                   "client address may try per minute before it gets 429")
     resend_uncertain_after_s: float = Field(
         default=120.0, description="A send whose outcome is unknown (timeout) is retried after this")
+    retry_budget_s: float = Field(
+        default=45.0, gt=0, description="How long one Kommo call may keep retrying (429s, 5xx); with the "
+        "request timeout it stays below KOMMO_RESEND_UNCERTAIN_AFTER_S, so a call "
+        "still retrying is never taken for a lost one and sent again")
     oauth_authorize_url: str | None = Field(
         default=None, description="Consent page override; unset: www.kommo.com/oauth or www.amocrm.ru/oauth "
         "by the account's domain")
@@ -217,6 +227,15 @@ class KommoSettings(HomeSettings):
                                          "requests before it starts (0: it starts when a slot is free)")
     intake_commits_in_flight: int = Field(default=2, ge=1, le=16, description="Webhook group commits "
                                           "written at once")
+
+    @model_validator(mode="after")
+    def _retries_end_before_a_resend(self) -> KommoSettings:
+        # A call sleeps through a Retry-After only within its budget, so budget + one request is
+        # the longest a call can take.
+        if self.retry_budget_s + self.request_timeout_s >= self.resend_uncertain_after_s:
+            raise ValueError("KOMMO_RETRY_BUDGET_S + KOMMO_REQUEST_TIMEOUT_S must stay below "
+                             "KOMMO_RESEND_UNCERTAIN_AFTER_S, or a call still retrying could be sent again")
+        return self
 
 
 class SecretsSettings(HomeSettings):
@@ -243,6 +262,12 @@ class WorkerSettings(HomeSettings):
     visibility_timeout_s: int = Field(default=900, description="Broker redelivery of unacked tasks")
     max_retry_countdown_s: int = Field(default=300, description="Cap of retry backoff (< visibility)")
     max_retries: int = 12
+    turns_per_org: int = Field(default=2, ge=0, description="Turns of one organisation run at once across "
+                               "all workers (Kommo paces each account anyway); 0: no cap")
+    fair_share_per_minute: int = Field(default=120, ge=1, description="Inbound tasks one organisation may "
+                                       "publish per minute at normal priority; its excess waits behind the others'")
+    max_event_attempts: int = Field(default=5, ge=1, description="Times one webhook event is tried before it "
+                                    "is parked as poison (with the reason) and operators are alerted")
     sweep_interval_s: float = Field(default=30.0, description="Recovery sweep period (beat)")
     sweep_stale_s: float = Field(default=60.0, description="Age after which pending work is re-enqueued")
     follow_up_interval_s: float = 300.0

@@ -177,8 +177,9 @@ class CoreServices:
             return ConversationEngine(EngineDeps(
                 storage=self.storage, redis=self.redis, queue=self.queue, runtime=await self.runtime(),
                 kommo=ActionsGateway(kommo.actions, kommo.api), debounce_s=self.settings.worker.debounce_s,
-                review=self.approvals(), salesbot_wait_s=self.settings.kommo.salesbot_wait_s, quota=self.quota,
-                meter=self.meter))
+                max_event_attempts=self.settings.worker.max_event_attempts,
+                turns_per_org=self.settings.worker.turns_per_org, review=self.approvals(),
+                salesbot_wait_s=self.settings.kommo.salesbot_wait_s, quota=self.quota, meter=self.meter))
 
         return await self._area("engine", build)
 

@@ -16,6 +16,7 @@ import structlog
 from celery import Task
 
 from core.config import Settings, load_settings
+from core.conversations.errors import OrganisationBusy
 from core.services import CoreServices
 from tasks import runtime
 
@@ -59,6 +60,8 @@ class CoreTask(Task):
         """Retry with backoff; once retries are used up, run `on_final_failure` (a handoff and an
         alert) instead of dropping the work. (Celery re-raises `exc` itself when `retry(exc=...)`
         exceeds max_retries, so the limit is checked here.)"""
+        if isinstance(exc, OrganisationBusy):  # flow control: a flooding account waits its turn
+            raise self.retry(exc=exc, countdown=self.countdown(exc), max_retries=None)
         if self.request.retries >= self.max_retries:
             self.core(on_final_failure)
             return "failed"

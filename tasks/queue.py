@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections import Counter
 
 import redis.asyncio as aioredis
 import structlog
@@ -13,22 +15,71 @@ from kombu.utils.uuid import uuid
 from redis.exceptions import RedisError
 
 log = structlog.get_logger("tasks.queue")
+FAIR_SHARE_PER_MINUTE = 120
+# kombu's Redis transport keeps one list per priority step and its consumers pop the lists in
+# order, 0 first: an organisation past its fair share publishes to the last one, so its excess
+# waits behind everyone else's work instead of in front of it.
+LOW_PRIORITY = 9
+_FAIR_TTL_S = 120
+
+
+def _minute() -> int:
+    return int(time.time() // 60)
 
 
 class CeleryTaskQueue:
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, *, fair_share_per_minute: int = FAIR_SHARE_PER_MINUTE) -> None:
         self.app = app
+        self.fair_share = fair_share_per_minute
         self._templates: dict[str, tuple] = {}
         self._brokers: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
         # kombu's producer and channel are not thread-safe: concurrent first publishes of one
         # task name must not prepare its template in several threads at once.
         self._preparing: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+        # org -> (minute, its inbound tasks that minute as Redis last counted them, every
+        # publishing process included); plus what this process published since
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def _lane_counter(self):
+        """Per message, whether it goes past its organisation's share this minute."""
+        minute = _minute()
+        running: dict[str, int] = {}
+
+        def past_share(org_id: str) -> bool:
+            seen_minute, count = self._seen.get(org_id, (minute, 0))
+            base = count if seen_minute == minute else 0
+            running[org_id] = running.get(org_id, base) + 1
+            return running[org_id] > self.fair_share
+
+        return past_share
+
+    def _note_counts(self, counts: dict[str, int]) -> None:
+        minute = _minute()
+        for org_id, count in counts.items():
+            self._seen[org_id] = (minute, count)
+        if len(self._seen) > 10_000:
+            self._seen = {k: v for k, v in self._seen.items() if v[0] == minute}
+
+    def _count_sync(self, orgs: dict[str, int]) -> None:
+        with self.app.connection_for_write() as conn:
+            client = conn.default_channel.client
+            pipe = client.pipeline(transaction=False)
+            minute = _minute()
+            for org_id, n in orgs.items():
+                pipe.incrby(f"fair:{org_id}:{minute}", n)
+                pipe.expire(f"fair:{org_id}:{minute}", _FAIR_TTL_S)
+            self._note_counts(dict(zip(orgs, pipe.execute()[0::2], strict=True)))
 
     def _send_many(self, name: str, arg_lists: list[tuple], countdown: float | None = None) -> None:
         # One producer connection for the whole batch: intake group-commits many events at once.
+        fair = name.startswith("inbound.") and arg_lists
+        past_share = self._lane_counter()
         with self.app.producer_or_acquire() as producer:
             for args in arg_lists:
-                self.app.send_task(name, args=args, producer=producer, countdown=countdown)
+                priority = LOW_PRIORITY if fair and past_share(str(args[0])) else None
+                self.app.send_task(name, args=args, producer=producer, countdown=countdown, priority=priority)
+        if fair:
+            self._count_sync(_per_org(arg_lists))
 
     async def _publish_batch(self, name: str, arg_lists: list[tuple]) -> None:
         """One Celery task message per item, all pushed to the broker with ONE Redis LPUSH from
@@ -49,10 +100,26 @@ class CeleryTaskQueue:
             async with self._preparing.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
                 if name not in self._templates:
                     await asyncio.to_thread(self._prepare, name)  # once per task name: kombu connects
-        key, messages = self._envelopes(name, arg_lists)
+        fair = name.startswith("inbound.")
+        lanes = self._envelopes(name, arg_lists, fair)
         for attempt in (1, 2):
             try:
-                await self._broker().lpush(key, *messages)
+                broker = self._broker()
+                if not fair:
+                    [(key, messages)] = lanes.items()
+                    await broker.lpush(key, *messages)
+                    return
+                # The push and the count of each organisation's work this minute in one round
+                # trip; the count (every process's) is where the next batch's lanes start from.
+                pipe = broker.pipeline(transaction=False)
+                for key, messages in lanes.items():
+                    pipe.lpush(key, *messages)
+                orgs, minute = _per_org(arg_lists), _minute()
+                for org_id, n in orgs.items():
+                    pipe.incrby(f"fair:{org_id}:{minute}", n)
+                    pipe.expire(f"fair:{org_id}:{minute}", _FAIR_TTL_S)
+                results = await pipe.execute()
+                self._note_counts(dict(zip(orgs, results[len(lanes):][0::2], strict=True)))
                 return
             except RedisError as exc:
                 if attempt == 2:
@@ -81,15 +148,19 @@ class CeleryTaskQueue:
         with self.app.producer_or_acquire() as producer:
             self._templates[name] = self._template(producer, name)
 
-    def _envelopes(self, name: str, arg_lists: list[tuple]) -> tuple[str, list[str]]:
-        key, parts, embed, encode_body = self._templates[name]
-        out = []
+    def _envelopes(self, name: str, arg_lists: list[tuple], fair: bool = False) -> dict[str, list[str]]:
+        """Messages per Redis list: all on the queue's list, or (`fair`) those of organisations
+        past their share this minute on its low-priority list."""
+        key, low_key, parts, embed, encode_body = self._templates[name]
+        lanes: dict[str, list[str]] = {}
+        past_share = self._lane_counter()
         for args in arg_lists:
             task_id = uuid()
             fields = {"id": task_id, "argsrepr": json.dumps(repr(args)), "tag": uuid(),
                       "body": encode_body(json.dumps([list(args), {}, embed]).encode())}
-            out.append("".join(fields[p] if i % 2 else p for i, p in enumerate(parts)))
-        return key, out
+            lane = low_key if fair and past_share(str(args[0])) else key
+            lanes.setdefault(lane, []).append("".join(fields[p] if i % 2 else p for i, p in enumerate(parts)))
+        return lanes
 
     def _template(self, producer, name: str):
         """The message Celery and kombu would publish for `name`, built once by them (task
@@ -113,6 +184,7 @@ class CeleryTaskQueue:
         channel._inplace_augment_message(message, "", queue.name)  # body encoding + delivery info
         encoding = message["properties"]["body_encoding"]
         key = channel._q_for_pri(queue.name, channel._get_message_priority(message, reverse=False))
+        low_key = channel._q_for_pri(queue.name, LOW_PRIORITY)
         message = dict(message, body="@@body@@", headers=dict(message["headers"], root_id="@@id@@"),
                        properties=dict(message["properties"], delivery_tag="@@tag@@"))
         text = json.dumps(message).replace('"@@argsrepr@@"', "@@argsrepr@@")
@@ -123,7 +195,7 @@ class CeleryTaskQueue:
         def encode_body(raw: bytes) -> str:
             return channel.encode_body(raw, encoding)[0]
 
-        return key, parts, body[2], encode_body
+        return key, low_key, parts, body[2], encode_body
 
     async def process_events(self, refs: list[tuple[str, str]]) -> None:
         await self._publish_batch("inbound.process_event", list(refs))
@@ -159,6 +231,12 @@ class CeleryTaskQueue:
     async def backlog(self) -> int:
         def inbound_length() -> int:
             with self.app.connection_for_write() as conn:
-                return int(conn.default_channel.client.llen("inbound"))
+                channel = conn.default_channel
+                return sum(int(channel.client.llen(channel._q_for_pri("inbound", pri)))
+                           for pri in channel.priority_steps)
 
         return await asyncio.to_thread(inbound_length)
+
+
+def _per_org(arg_lists: list[tuple]) -> dict[str, int]:
+    return dict(Counter(str(args[0]) for args in arg_lists))

@@ -40,7 +40,8 @@ def _ensure_loop() -> asyncio.AbstractEventLoop:
 async def _get_services(settings: Settings, app: Celery) -> CoreServices:
     global _services
     if _services is None:
-        _services = asyncio.ensure_future(build_services(settings, queue=CeleryTaskQueue(app)))
+        queue = CeleryTaskQueue(app, fair_share_per_minute=settings.worker.fair_share_per_minute)
+        _services = asyncio.ensure_future(build_services(settings, queue=queue))
     return await asyncio.shield(_services)
 
 

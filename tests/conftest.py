@@ -27,7 +27,7 @@ atexit.register(shutil.rmtree, _HOME, True)
 
 # Shared fixtures, registered once for the whole suite (not star-imported into test modules).
 pytest_plugins = ["tests.fixtures.kommo", "tests.fixtures.engine", "tests.fixtures.campaigns", "tests.fixtures.telegram",
-                  "tests.fixtures.console_stack"]
+                  "tests.fixtures.tenants", "tests.fixtures.console_stack"]
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

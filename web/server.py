@@ -18,7 +18,8 @@ log = get_logger("web")
 
 
 async def serve(settings: Settings) -> None:
-    services = await build_services(settings, queue=CeleryTaskQueue(create_celery(settings=settings)))
+    queue = CeleryTaskQueue(create_celery(settings=settings), fair_share_per_minute=settings.worker.fair_share_per_minute)
+    services = await build_services(settings, queue=queue)
     app = create_app(services)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -28,6 +28,8 @@ class EngineDeps:
     meter: UsageMeter | None = None  # records each finished turn (replies and handoffs plans count)
     debounce_s: float = 4.0
     lock_wait_s: float = 10.0
+    max_event_attempts: int = 5  # claims of one event before it is parked as poison
+    turns_per_org: int = 0  # turns of one organisation at once across workers (0: no cap)
     # salesbot mode: how long a turn waits for its widget_request before handing off.
     salesbot_wait_s: float = 20.0
     clock: Callable[[], datetime] = utcnow

@@ -58,12 +58,16 @@ def plan_from_result(org_id: str, conv: Conversation, agent_id: str, turn_id: st
 
 
 
-def lead_facts(lead: dict[str, Any] | None) -> dict[str, Any]:
-    """The facts of the lead the prompt may use (names and values, no internal ids)."""
+def lead_facts(lead: dict[str, Any] | None, readable: set[int] | None = None) -> dict[str, Any]:
+    """The facts of the lead the prompt may use (names and values, no internal ids): name,
+    price, tags and the custom fields in `readable` only (the agent's readable and writable ones;
+    None: every field, for callers outside a turn)."""
     if not lead:
         return {}
     facts: dict[str, Any] = {"lead_name": lead.get("name"), "price": lead.get("price")}
     for field in lead.get("custom_fields_values") or []:
+        if readable is not None and field.get("field_id") not in readable:
+            continue
         values = [str(v.get("value")) for v in field.get("values") or [] if v.get("value") is not None]
         if values and field.get("field_name"):
             facts[str(field["field_name"])] = ", ".join(values)
@@ -173,9 +177,10 @@ async def decide(deps: EngineDeps, org_id: str, conv: Conversation, turn_id: str
         return with_handoff_notice(base.model_copy(update={"handoff": True, "handoff_reason": "non_text"}))
     # Read here (a resumed turn), history holds this turn's stamped messages: leave them out.
     history = [m for m in history if m.turn_id != turn_id or m.role != "customer"]
+    facts = lead_facts(lead, {*agent.readable_field_ids, *agent.writable_field_ids})
     try:
         result = await deps.runtime.run_turn(org_id, agent, customer_text=text, conversation=conv, history=history,
-                                             lead_facts=lead_facts(lead), dry_run=False, turn_id=turn_id,
+                                             lead_facts=facts, dry_run=False, turn_id=turn_id,
                                              timezone=zone_name(agent.working_hours, timezone))
     except LLMError as exc:  # the runtime turns provider failures into handoffs; this is a backstop
         log.error("runtime_failed", org_id=org_id, turn_id=turn_id, error=str(exc))

@@ -17,6 +17,20 @@ class RetryLater(KommoAgentError):
         self.countdown = countdown
 
 
+class OrganisationBusy(RetryLater):
+    """All of an organisation's turn slots are taken (it is flooding): its task steps aside for
+    others and comes back shortly. Flow control, not a failure: it uses up no retries."""
+
+    code = "organisation_busy"
+
+
+class ReplyWithheld(KommoAgentError):
+    """The conversation changed hands between the decision and the send (a manager took it
+    over): the customer-visible effect was not made, on purpose."""
+
+    code = "reply_withheld"
+
+
 class ConversationBusy(KommoAgentError):
     """Another worker holds this conversation's turn; the caller retries later."""
 

@@ -27,10 +27,12 @@ TWIN_LOOKBACK = 6
 
 
 def _int(value: Any) -> int | None:
+    """An id from a stored body; out of int64 (which intake refuses anyway) is no id."""
     try:
-        return int(str(value))
+        number = int(str(value))
     except (TypeError, ValueError):
         return None
+    return number if 0 < number < 2**63 else None
 
 
 @dataclass
@@ -49,7 +51,16 @@ class ChatMessage:
 
     @property
     def conversation_key(self) -> str:
-        return f"chat:{self.chat_id}" if self.chat_id else f"lead:{self.lead_id}"
+        # Without a chat or a lead (a Salesbot on a contact, `lead: null`), the contact is the
+        # customer; with none of them, the message stands alone. Never `lead:None`, which
+        # would merge unrelated customers into one conversation.
+        if self.chat_id:
+            return f"chat:{self.chat_id}"
+        if self.lead_id:
+            return f"lead:{self.lead_id}"
+        if self.contact_id:
+            return f"contact:{self.contact_id}"
+        return f"message:{self.message_id}"
 
     @classmethod
     def from_kommo(cls, data: dict[str, Any], fallback_id: str) -> ChatMessage:

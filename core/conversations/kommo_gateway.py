@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from core import metrics
+from core.conversations.errors import ReplyWithheld
 from core.kommo.actions.lead_actions import KommoActions
 from core.kommo.errors import KommoNotConnected, KommoNotFound, KommoValidationError
 from core.kommo.http.api import KommoApi
@@ -14,6 +16,8 @@ from core.models.events import ActionRecord, ActionState
 
 
 def _checked(record: ActionRecord) -> ActionRecord:
+    if record.state == ActionState.REFUSED and record.result.get("withheld"):
+        raise ReplyWithheld(str(record.result.get("reason") or "no longer wanted"))
     # A refused action is a permanent problem of this turn (bad mode setup, gone stage...):
     # surfaced as a Kommo validation error so the engine hands off with the draft.
     if record.state == ActionState.REFUSED:
@@ -43,9 +47,10 @@ class ActionsGateway:
             return None
 
     async def send_reply(self, org_id: str, *, lead_id: int | None, text: str, mode: DeliveryMode,
-                         idempotency_key: str, context: dict[str, Any]) -> None:
+                         idempotency_key: str, context: dict[str, Any],
+                         precheck: Callable[[], Awaitable[str | None]] | None = None) -> None:
         _checked(await self.actions.send_reply(org_id, lead_id=lead_id, text=text, mode=mode,
-                                               idempotency_key=idempotency_key, context=context))
+                                               idempotency_key=idempotency_key, context=context, precheck=precheck))
         metrics.REPLIES.labels(metrics.bounded(mode.value)).inc()
 
     async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
@@ -66,6 +71,7 @@ class ActionsGateway:
         _checked(await self.actions.add_note(org_id, lead_id, text, idempotency_key))
 
     async def update_lead_field(self, org_id: str, *, lead_id: int, field_id: int, value: Any,
-                                enum_id: int | None, idempotency_key: str) -> None:
+                                enum_id: int | None, idempotency_key: str,
+                                allowed_field_ids: list[int] | None = None) -> None:
         _checked(await self.actions.update_lead_field(org_id, lead_id, field_id, value, idempotency_key,
-                                                      enum_id=enum_id))
+                                                      enum_id=enum_id, allowed_field_ids=allowed_field_ids))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +17,10 @@ class KommoGateway(Protocol):
         """The lead as Kommo has it now (re-read before acting), or None if it is gone."""
 
     async def send_reply(self, org_id: str, *, lead_id: int | None, text: str, mode: DeliveryMode,
-                         idempotency_key: str, context: dict[str, Any]) -> None: ...
+                         idempotency_key: str, context: dict[str, Any],
+                         precheck: Callable[[], Awaitable[str | None]] | None = None) -> None:
+        """Journaled; `precheck` runs right before the call and a reason from it withholds the
+        reply (`ReplyWithheld`); an unknown outcome Kommo cannot be asked about raises `MaybeSent`."""
 
     async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
                                idempotency_key: str) -> None:
@@ -31,7 +35,8 @@ class KommoGateway(Protocol):
     async def add_note(self, org_id: str, *, lead_id: int, text: str, idempotency_key: str) -> None: ...
 
     async def update_lead_field(self, org_id: str, *, lead_id: int, field_id: int, value: Any,
-                                enum_id: int | None, idempotency_key: str) -> None: ...
+                                enum_id: int | None, idempotency_key: str,
+                                allowed_field_ids: list[int] | None = None) -> None: ...
 
 
 class DraftReview(Protocol):

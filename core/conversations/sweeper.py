@@ -18,10 +18,14 @@ from core.locks import renewable_lock
 from core.models.events import EventStatus
 
 ACTIONABLE_STATUSES = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING)
-# With tasks waiting in the broker, old pending work is most likely just queued behind them, not
-# lost: re-enqueueing it would only flood the queue with duplicates. Lost work (a Redis restart,
-# a dead worker) shows up as pending work with an (almost) empty broker queue.
-MAX_BACKLOG_FOR_SWEEP = 20
+# Old pending work may be lost (a Redis restart, a dead worker) or just queued behind a backlog.
+# The sweep used to stop for every organisation while the broker held more than 20 tasks, so one
+# flooded account stopped everyone's recovery. Now each organisation is swept on its own: a piece
+# of work is re-enqueued at most once per five stale windows (a marker in Redis), which bounds the
+# duplicates a backlog can cause, and at most `MAX_REQUEUE_PER_ORG` per sweep, round-robin, so a
+# huge backlog of one account is recovered over several sweeps while the others' come first.
+REQUEUE_EVERY_STALE = 5  # in stale windows: a re-enqueued task had five windows to start
+MAX_REQUEUE_PER_ORG = 200
 SWEEP_LOCK = "lock:inbound-sweep"
 
 
@@ -38,7 +42,8 @@ class SweepReport:
     events_requeued: int = 0
     events_failed: int = 0
     turns_requeued: int = 0
-    deferred_backlog: int = 0  # > 0: the broker had work waiting, nothing was re-enqueued
+    recently_requeued: int = 0  # pending, but re-enqueued by a recent sweep (maybe still queued)
+    deferred: int = 0  # past an organisation's share of this sweep: left for the next one
     skipped_busy: bool = False  # another sweep was still running
 
 
@@ -60,9 +65,11 @@ async def lost_work(deps: EngineDeps, org_id: str, *, stale_after_s: float, max_
             # uncertain reply becomes safe to check), not lost. Its own retries end it.
             continue
         if event.attempts >= max_attempts:
-            await deps.storage.events.set_status(org_id, event.id, EventStatus.FAILED, "too many attempts")
+            await deps.storage.events.set_status(org_id, event.id, EventStatus.PARKED,
+                                                 f"parked after {event.attempts} attempts: {event.error or 'no outcome'}"[:500])
             await deps.storage.notifications.publish(org_id, "event_failed", dedupe_key=f"event:{event.id}",
-                                                     event_id=event.id, event_kind=event.kind)
+                                                     event_id=event.id, event_kind=event.kind, parked=True,
+                                                     error=(event.error or "too many attempts")[:300])
             report.events_failed += 1
         else:
             found.events.append((org_id, event.id))
@@ -86,12 +93,30 @@ def interleave(per_org: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
     return [item for item in chain.from_iterable(zip_longest(*per_org)) if item is not None]
 
 
+async def _not_recently_requeued(deps: EngineDeps, kind: str, work: list[tuple[str, str]],
+                                  report: SweepReport, every_s: int) -> list[tuple[str, str]]:
+    """Claim each piece of work's re-enqueue marker (SET NX): only the unclaimed ones go out, up
+    to the organisation's share of this sweep."""
+    if not work:
+        return []
+    fresh: list[tuple[str, str]] = []
+    pipe = deps.redis.pipeline(transaction=False)
+    for org_id, item_id in work[:MAX_REQUEUE_PER_ORG * 2]:
+        pipe.set(f"sweep:{kind}:{org_id}:{item_id}", 1, nx=True, ex=every_s)
+    for ref, claimed in zip(work, await pipe.execute(), strict=False):
+        if not claimed:
+            report.recently_requeued += 1
+        elif len(fresh) < MAX_REQUEUE_PER_ORG:
+            fresh.append(ref)
+        else:  # over the share: give the marker back so the next sweep takes it
+            await deps.redis.delete(f"sweep:{kind}:{ref[0]}:{ref[1]}")
+            report.deferred += 1
+    report.deferred += max(0, len(work) - MAX_REQUEUE_PER_ORG * 2)
+    return fresh
+
+
 async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: int = 12) -> SweepReport:
     report = SweepReport()
-    backlog = await deps.queue.backlog()
-    if backlog > MAX_BACKLOG_FOR_SWEEP:
-        report.deferred_backlog = backlog
-        return report
     # One sweep at a time: a slow one (a big outage to recover) must not be joined by the next
     # beat's, which would find the same work and enqueue it twice.
     async with renewable_lock(deps.redis, SWEEP_LOCK, hold_s=30, wait_s=None) as acquired:
@@ -101,8 +126,9 @@ async def sweep(deps: EngineDeps, *, stale_after_s: float = 60.0, max_attempts: 
         org_ids = sorted({a.org_id for a in await deps.storage.kommo_accounts.all_accounts()})
         found = [await lost_work(deps, org_id, stale_after_s=stale_after_s, max_attempts=max_attempts,
                                  report=report) for org_id in org_ids]
-        events = interleave([f.events for f in found])
-        turns = interleave([f.turns for f in found])
+        every = max(60, int(stale_after_s * REQUEUE_EVERY_STALE))
+        events = interleave([await _not_recently_requeued(deps, "event", f.events, report, every) for f in found])
+        turns = interleave([await _not_recently_requeued(deps, "turn", f.turns, report, every) for f in found])
         await deps.queue.process_events(events)
         await deps.queue.schedule_turns(turns)
         report.events_requeued, report.turns_requeued = len(events), len(turns)

@@ -13,20 +13,21 @@ Exactly-once, step by step:
 from __future__ import annotations
 
 import time
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 
 from core.clock import day_key
 from core.conversations.context import EngineDeps
 from core.conversations.decide import HISTORY_LIMIT, decide
-from core.conversations.errors import ConversationBusy, RetryLater
+from core.conversations.errors import ConversationBusy, ReplyWithheld, RetryLater
 from core.conversations.handoff import hand_off
-from core.conversations.locks import conversation_lock
+from core.conversations.locks import conversation_lock, organisation_slot
 from core.errors import AlreadyExists
-from core.kommo.errors import TRANSIENT, ActionInProgress, DeliverySetupBroken, KommoError
+from core.kommo.errors import TRANSIENT, ActionInProgress, DeliverySetupBroken, KommoError, MaybeSent
 from core.logging import get_logger
 from core.models.agent import DeliveryMode
-from core.models.conversation import Conversation, Message
+from core.models.conversation import Conversation, ConversationState, Message
 from core.storage.repositories.turns import TurnPlan
 from core.usage.metering import UsageContext
 
@@ -36,7 +37,11 @@ MAX_TURN_ATTEMPTS = 20
 
 async def run_turn(deps: EngineDeps, org_id: str, conversation_id: str, trigger_message_id: str | None) -> str:
     try:
-        async with conversation_lock(deps.redis, org_id, conversation_id, wait_s=deps.lock_wait_s):
+        async with AsyncExitStack() as held:
+            if deps.turns_per_org:
+                await held.enter_async_context(organisation_slot(deps.redis, org_id, deps.turns_per_org))
+            await held.enter_async_context(conversation_lock(deps.redis, org_id, conversation_id,
+                                                             wait_s=deps.lock_wait_s))
             return await _run_locked(deps, org_id, conversation_id, trigger_message_id)
     except ConversationBusy:
         raise RetryLater("another worker is answering this conversation", countdown=2.0) from None
@@ -137,7 +142,8 @@ def _queue_delay(deps: EngineDeps, conv: Conversation) -> float:
     return max(0.0, (deps.clock() - conv.last_customer_at).total_seconds() - deps.debounce_s)
 
 
-async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str) -> None:
+async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: dict[str, Any], key: str,
+                          plan: TurnPlan) -> None:
     p = action["params"]
     if action["kind"] == "move_lead_stage":
         await deps.kommo.move_lead(org_id, lead_id=lead_id, pipeline_id=p["pipeline_id"],
@@ -148,8 +154,11 @@ async def _execute_action(deps: EngineDeps, org_id: str, lead_id: int, action: d
                                      deadline=datetime.fromisoformat(p["due_at"]),
                                      responsible_user_id=p.get("responsible_user_id"), idempotency_key=key)
     elif action["kind"] == "update_lead_field":
+        # The agent's allowlist as it is now: a field taken off it since the plan is not written.
+        agent = await deps.storage.agents.get(org_id, plan.agent_id) if plan.agent_id else None
         await deps.kommo.update_lead_field(org_id, lead_id=lead_id, field_id=p["field_id"], value=p["value"],
-                                           enum_id=p.get("enum_id"), idempotency_key=key)
+                                           enum_id=p.get("enum_id"), idempotency_key=key,
+                                           allowed_field_ids=agent.writable_field_ids if agent else [])
 
 
 async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: TurnPlan) -> str:
@@ -157,12 +166,21 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
     try:
         for i, action in enumerate(plan.actions):
             if conv.lead_id:
-                await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}")
+                await _execute_action(deps, org_id, conv.lead_id, action, action.get("key") or f"{plan.id}:a{i}", plan)
         if plan.reply_text:
             mode = await _delivery_mode(deps, org_id, plan)
             started = time.perf_counter()
+
+            async def still_ours() -> str | None:
+                # Right before the customer-visible call (a redelivered turn may come minutes later).
+                now = await deps.storage.conversations.get(org_id, conv.id)
+                if now is None or now.state != ConversationState.BOT_ACTIVE:
+                    return f"the conversation is {now.state.value if now else 'gone'}: a human has it"
+                return None
+
             await deps.kommo.send_reply(org_id, lead_id=conv.lead_id, text=plan.reply_text, mode=mode,
-                                        idempotency_key=f"{plan.id}:reply", context=conv.reply_context)
+                                        idempotency_key=f"{plan.id}:reply", context=conv.reply_context,
+                                        precheck=still_ours)
             plan.timings["kommo_send"] = time.perf_counter() - started
             if mode == DeliveryMode.SALESBOT:  # the return_url is single-use: a reply consumes it
                 await deps.storage.conversations.consume_reply_context(org_id, conv.id,
@@ -170,6 +188,19 @@ async def carry_out(deps: EngineDeps, org_id: str, conv: Conversation, plan: Tur
         if plan.handoff:
             await hand_off(deps, org_id, conv, reason=plan.handoff_reason or "agent_decided", turn_id=plan.id,
                            language=plan.language)
+    except ReplyWithheld as exc:
+        log.info("reply_withheld", org_id=org_id, turn_id=plan.id, reason=str(exc))
+        return "withheld"
+    except MaybeSent as exc:
+        # Kommo may have shown it already and cannot be asked: the operators check the chat,
+        # the conversation goes to a human, nothing is sent again.
+        log.warning("reply_maybe_sent", org_id=org_id, turn_id=plan.id, error=str(exc))
+        await deps.storage.notifications.publish(org_id, "reply_failed", dedupe_key=f"{plan.id}:maybe_sent",
+                                                 conversation_id=conv.id, lead_id=conv.lead_id, maybe_sent=True,
+                                                 error=f"the reply may have reached the customer already; check "
+                                                       f"the chat before answering ({exc})"[:300])
+        await _safe_handoff(deps, org_id, conv, plan, "delivery_failed")
+        return "maybe_sent"
     except (*TRANSIENT, ActionInProgress) as exc:
         raise RetryLater(f"Kommo is temporarily unavailable: {exc}",
                          countdown=getattr(exc, "retry_after", None)) from exc

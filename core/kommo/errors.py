@@ -101,6 +101,13 @@ class ActionInProgress(KommoError):
     code = "action_in_progress"
 
 
+class MaybeSent(KommoError):
+    """A customer-visible effect whose outcome is unknown (a timeout, a crash after Kommo's
+    answer) where Kommo cannot be asked whether it landed: never resent, an operator checks."""
+
+    code = "kommo_maybe_sent"
+
+
 TRANSIENT = (KommoRateLimited, KommoServerError, KommoUnavailable)
 
 

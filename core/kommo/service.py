@@ -88,6 +88,6 @@ def build_kommo(settings: KommoSettings, *, storage: Storage, redis: aioredis.Re
                                    max_delay_s=settings.intake_batch_delay_ms / 1000,
                                    max_inflight=settings.intake_commits_in_flight)
         intake = WebhookIntake(settings=settings, accounts=storage.kommo_accounts, keyring=keyring,
-                               committer=committer)
+                               committer=committer, rejections=storage.rejections)
     return KommoService(http=http, limiter=limiter, tokens=tokens, client=client, api=api, sync=sync,
                         connections=connections, oauth=oauth, actions=actions, _intake=intake)

@@ -79,7 +79,11 @@ class Agent(OrgDocument):
     pipeline_id: int | None = None  # scope: None = every incoming message of the account
     stage_ids: list[int] = Field(default_factory=list)  # scope within the pipeline; empty = all
     stage_rules: list[StageRule] = Field(default_factory=list)  # stages it may move leads to
-    writable_field_ids: list[int] = Field(default_factory=list)  # lead fields it may write; empty = any
+    # Lead fields it may write: exactly these (empty: none, even with update_lead_field allowed).
+    writable_field_ids: list[int] = Field(default_factory=list)
+    # Lead fields whose values go into its prompt as lead facts, besides the writable ones
+    # (name, price and tags always do); empty: no other custom field.
+    readable_field_ids: list[int] = Field(default_factory=list)
     handoff_rules: str = ""
     max_replies_per_conversation: int = 50
     delivery_mode: DeliveryMode = DeliveryMode.NOTE_DRAFT

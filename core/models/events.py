@@ -18,6 +18,7 @@ class EventStatus(StrEnum):
     UNHANDLED = "unhandled"  # well-formed, but not an event we act on
     IGNORED = "ignored"  # e.g. caused by our own write
     FAILED = "failed"
+    PARKED = "parked"  # kept failing (a poison event): set aside with the reason, operators alerted
 
 
 class WebhookEvent(OrgDocument):
@@ -39,7 +40,8 @@ class ActionState(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
-    REFUSED = "refused"  # validation refused the tool call
+    REFUSED = "refused"  # validation refused the tool call (or the effect was no longer wanted)
+    MAYBE_SENT = "maybe_sent"  # the outcome is unknown and Kommo cannot be asked: a human checks, never a resend
 
 
 class ActionRecord(OrgDocument):

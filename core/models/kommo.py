@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -92,3 +92,66 @@ class KommoField(OrgDocument):
     enums: list[dict] = Field(default_factory=list)
     gone: bool = False
     synced_at: datetime | None = None
+
+
+# What the agent may write into a lead field, by Kommo field type. Kommo's own limits are wider
+# for some types; these keep an LLM's value short and of the field's shape.
+TEXT_LIMITS = {"text": 256, "textarea": 4000, "url": 2000, "multitext": 256, "streetaddress": 1000}
+NUMERIC_TYPES = {"numeric", "price", "monetary"}
+DATE_TYPES = {"date", "date_time", "birthday"}
+ENUM_TYPES = {"select", "radiobutton", "multiselect", "category"}
+MAX_ABS_NUMBER = 10**15
+
+
+class FieldValueRefused(ValueError):
+    """Why a value does not fit a lead field (short, safe to show the model and the operator)."""
+
+
+def check_field_value(fld: KommoField, value: object, enum_id: int | None = None) -> tuple[object, int | None]:
+    """The value (and option id) to write into `fld`, checked against its type, options and a
+    length cap; raises `FieldValueRefused` otherwise."""
+    if value is None or isinstance(value, dict | list) or (isinstance(value, str) and not value.strip()):
+        raise FieldValueRefused("value must be a non-empty string, number or boolean")
+    kind = fld.type
+    if kind in ENUM_TYPES or fld.enums:
+        wanted = str(value).strip().casefold()
+        options = fld.enums or []
+        enum = next((e for e in options if enum_id is not None and e.get("id") == enum_id), None)
+        enum = enum or next((e for e in options if str(e.get("value", "")).strip().casefold() == wanted), None)
+        if enum is None:
+            raise FieldValueRefused(f"{str(value)[:60]!r} is not an option of field {fld.name!r}")
+        return enum.get("value"), enum.get("id")
+    if kind == "checkbox":
+        if isinstance(value, bool):
+            return value, None
+        text = str(value).strip().casefold()
+        if text in ("true", "yes", "1", "да"):
+            return True, None
+        if text in ("false", "no", "0", "нет"):
+            return False, None
+        raise FieldValueRefused(f"field {fld.name!r} is a checkbox: the value must be true or false")
+    if kind in NUMERIC_TYPES:
+        try:
+            number = float(str(value).replace(" ", "").replace(",", ".")) if not isinstance(value, int | float) \
+                else value
+        except ValueError:
+            raise FieldValueRefused(f"field {fld.name!r} takes a number, not {str(value)[:40]!r}") from None
+        if isinstance(value, bool) or number != number or abs(number) > MAX_ABS_NUMBER:
+            raise FieldValueRefused(f"field {fld.name!r} takes a number within ±10^15")
+        return (int(number) if float(number).is_integer() else number), None
+    if kind in DATE_TYPES:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**40:
+            return value, None
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise FieldValueRefused(f"field {fld.name!r} takes a date (ISO 8601)") from None
+        return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()), None
+    if kind in TEXT_LIMITS:
+        text = str(value).strip()
+        if len(text) > TEXT_LIMITS[kind]:
+            raise FieldValueRefused(f"field {fld.name!r} takes at most {TEXT_LIMITS[kind]} characters")
+        if kind == "url" and not text.lower().startswith(("http://", "https://")):
+            raise FieldValueRefused(f"field {fld.name!r} takes an http(s) address")
+        return text, None
+    raise FieldValueRefused(f"field {fld.name!r} is of type {kind!r}, which the agent does not write")

@@ -11,7 +11,7 @@ from core.storage.notifications import NotificationOutbox
 from core.storage.repositories.agents import AgentRepository
 from core.storage.repositories.campaigns import CampaignRepository, CampaignTargetRepository
 from core.storage.repositories.conversations import ConversationRepository, MessageRepository
-from core.storage.repositories.events import ActionJournal, WebhookEventRepository
+from core.storage.repositories.events import ActionJournal, WebhookEventRepository, WebhookRejectionRepository
 from core.storage.repositories.installation import InstallationFlags
 from core.storage.repositories.knowledge import KnowledgeSourceRepository
 from core.storage.repositories.kommo_accounts import KommoAccountRepository
@@ -37,6 +37,7 @@ class Storage:
     conversations: ConversationRepository
     messages: MessageRepository
     events: WebhookEventRepository
+    rejections: WebhookRejectionRepository
     actions: ActionJournal
     turns: TurnRepository
     files: FileStore
@@ -60,6 +61,7 @@ class Storage:
             conversations=ConversationRepository(db),
             messages=MessageRepository(db),
             events=WebhookEventRepository(db),
+            rejections=WebhookRejectionRepository(db),
             actions=ActionJournal(db),
             turns=TurnRepository(db),
             files=FileStore(db),

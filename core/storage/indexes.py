@@ -51,6 +51,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("org_id", ASCENDING), ("dedupe_key", ASCENDING)], unique=True),
         IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
     ],
+    "webhook_rejections": [IndexModel([("org_id", ASCENDING), ("last_at", DESCENDING)])],
     "agent_actions": [
         IndexModel([("org_id", ASCENDING), ("idempotency_key", ASCENDING)], unique=True),
         IndexModel([("org_id", ASCENDING), ("conversation_id", ASCENDING), ("created_at", ASCENDING)]),

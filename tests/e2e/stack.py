@@ -136,10 +136,11 @@ class Stack:
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items()
                 if not k.startswith(("MONGO_", "REDIS_", "QDRANT_", "LLM_", "KOMMO_", "SECRETS_", "WORKER_", "WEB_"))}
-        return {**keep, "PYTHONPATH": str(ROOT), "MONGO_URL": self.mongo_url, "MONGO_DATABASE": "e2e",
+        return {**keep, "PYTHONPATH": str(ROOT), "KOMMO_AGENT_HOME": str(self.tmp / "home"),  # not the user's
+                "MONGO_URL": self.mongo_url, "MONGO_DATABASE": "e2e",
                 "REDIS_URL": self.redis_url, "DATA_DIR": str(self.tmp / "data"), "SECRETS_KEYS": self.keys_spec,
                 "KOMMO_API_BASE_URL": self.fake.base_url, "KOMMO_REQUEST_TIMEOUT_S": "2",
-                "KOMMO_RESEND_UNCERTAIN_AFTER_S": "6",
+                "KOMMO_RESEND_UNCERTAIN_AFTER_S": "6", "KOMMO_RETRY_BUDGET_S": "3",
                 "LLM_BASE_URL": self.llm.base_url, "LLM_API_KEY": "sk-e2e",
                 "WORKER_DEBOUNCE_S": str(self.debounce_s), "WORKER_VISIBILITY_TIMEOUT_S": "30",
                 "WORKER_MAX_RETRY_COUNTDOWN_S": "3", "WORKER_SWEEP_INTERVAL_S": "2", "WORKER_SWEEP_STALE_S": "8",

@@ -133,7 +133,7 @@ async def up(tmp_path_factory: pytest.TempPathFactory):
                TELEGRAM_BOT_TOKEN="not-a-token", TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
     log = home.parent / f"{home.name}-up.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(_cli("up", "--ready-timeout", "180"), cwd=home, env=env, stdout=out,
+        proc = subprocess.Popen(_cli("up", "--no-demo", "--ready-timeout", "180"), cwd=home, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     stack = Up(home, env, proc, log, fake, llm=llm)
 
@@ -257,7 +257,8 @@ def _processes_with(home: Path) -> list[int]:
 def test_sigint_two_seconds_into_up_stops_everything_within_five_seconds(tmp_path: Path):
     home = tmp_path / "home"
     env = _base_env(home, {"mongo": free_port(), "redis": free_port(), "web": free_port()})
-    proc = subprocess.Popen(_cli("up"), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(_cli("up", "--no-demo"), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT,
                             text=True)
     time.sleep(2)
     assert _processes_with(home), "up started nothing in 2 s"

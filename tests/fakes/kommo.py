@@ -200,6 +200,7 @@ class FakeKommo(OAuthRoutes, CatalogRoutes, LeadRoutes, IntegrationRoutes, BotRo
             ("GET", "/api/v4/tasks", self.list_tasks),
             ("POST", "/api/v4/webhooks", self.webhooks),
             ("GET", "/api/v4/webhooks", self.list_webhooks),
+            ("DELETE", "/api/v4/webhooks", self.delete_webhook),
             ("POST", r"/api/v4/salesbot/{bot:\d+}/continue/{cid}", self.salesbot_continue),
             ("POST", "/api/v2/salesbot/run", self.run_bot_v2),
             ("GET", "/api/v4/bots", self.list_bots),

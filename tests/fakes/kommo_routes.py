@@ -6,6 +6,7 @@ token book and settings. A later area adds a mixin and its routes, not a closure
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -35,6 +36,8 @@ class OAuthRoutes:
             access, refresh, ttl = self.book.issue_pair(issued[0], user_id=issued[1])
         elif grant == "refresh_token":
             self.refresh_calls += 1
+            if getattr(self, "refresh_delay", 0):  # a slow Kommo: the grant takes this long
+                await asyncio.sleep(self.refresh_delay)
             state = self.book.tokens.get(body.get("refresh_token", ""))
             if state and self.accounts[state.account_id].gone_host(request.headers.get("X-Forwarded-Host")):
                 return problem(404, "Not Found", "Account not found")  # nothing lives at a renamed host
@@ -268,6 +271,15 @@ class IntegrationRoutes:
                 "sort": body.get("sort", 10), "disabled": False, "created_at": int(time.time())}
         acc.webhooks.append(hook)
         return web.json_response(hook, status=201)
+
+    async def delete_webhook(self, request):
+        acc, body = request[ACC], await request.json()
+        if acc.webhooks_forbidden:
+            return problem(403, "Forbidden", "Access denied")
+        if not body.get("destination"):
+            return problem(400, "Bad Request", "Request validation failed")
+        acc.webhooks = [w for w in acc.webhooks if w["destination"] != body["destination"]]
+        return web.Response(status=204)
 
     async def list_webhooks(self, request):
         acc = request[ACC]

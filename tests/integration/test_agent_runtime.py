@@ -39,7 +39,7 @@ class StaticRetriever:
 
 def make_agent(**kw) -> Agent:
     return Agent(_id="agent_rt", org_id=ORG, name="Anna", model="fake-model",
-                 allowed_actions=list(AgentAction), pipeline_id=100,
+                 allowed_actions=list(AgentAction), pipeline_id=100, writable_field_ids=kw.pop("writable_field_ids", [502]),
                  stage_rules=[StageRule(pipeline_id=100, status_id=11, when="customer booked a demo"),
                               StageRule(pipeline_id=100, status_id=13, when="never (stage deleted in Kommo)")], **kw)
 

@@ -148,7 +148,8 @@ async def test_a_real_worker_runs_the_campaign_in_batches(shop, cli_env, redis_c
     root = Path(__file__).resolve().parents[2]
     env = {**{k: v for k, v in os.environ.items()
               if not k.startswith(("MONGO_", "REDIS_", "QDRANT_", "LLM_", "KOMMO_", "SECRETS_", "WORKER_"))},
-           **cli_env, "PYTHONPATH": str(root), "DATA_DIR": str(tmp_path / "worker")}
+           **cli_env, "PYTHONPATH": str(root), "DATA_DIR": str(tmp_path / "worker"),
+           "KOMMO_AGENT_HOME": str(tmp_path / "home")}  # never the user's home
     log = open(tmp_path / "worker.log", "wb")
     worker = subprocess.Popen([sys.executable, "-m", "cli", "worker", "-c", "1", "-Q", "kommo"], env=env,
                               cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

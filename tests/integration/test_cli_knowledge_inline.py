@@ -89,7 +89,7 @@ def test_unknown_ids_and_names_are_errors(home):
     for args, needle in (
             (("knowledge", "list", "--org", org, "--agent", "agt_nope"), "error: no agent agt_nope"),
             (("knowledge", "list", "--org", "org_nope", "--agent", "agt_nope"), "error: no organisation org_nope"),
-            (("knowledge", "list", "--org", "No such shop", "--agent", "x"), "error: no organisation 'No such shop'"),
+            (("knowledge", "list", "--org", "No such shop", "--agent", "x"), "error: no organisation No such shop"),
             (("agent", "list", "--org", "Names shop", "--bogus"), "error: No such option '--bogus'"),
             (("knowledge", "remove", "--org", org, "src_nope"), "error: no source src_nope")):
         done = _run(env, *args)

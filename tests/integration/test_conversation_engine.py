@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from core.clock import utcnow
 from core.conversations.decide import decide
-from core.conversations.sweeper import MAX_BACKLOG_FOR_SWEEP, SWEEP_LOCK
+from core.conversations.sweeper import SWEEP_LOCK
 from core.conversations.turns import MAX_TURN_ATTEMPTS
 from core.locks import renewable_lock
 from core.models.agent import Agent, WorkingHours
@@ -225,7 +225,7 @@ async def test_sweeper_fails_a_poison_event_with_an_alert_but_leaves_one_being_w
     await storage.events.collection.update_one({"_id": event_id}, {"$set": {"claimed_at": old}})
     report = await shop.engine.sweep(stale_after_s=60)  # it used to crash here (a `kind` clash)
     assert report.events_failed == 1
-    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.FAILED
+    assert (await storage.events.get(shop.org_id, event_id)).status == EventStatus.PARKED
     alerts = [a for a in await storage.notifications.pending(shop.org_id) if a["kind"] == "event_failed"]
     assert [(a["params"]["event_id"], a["params"]["event_kind"]) for a in alerts] == [(event_id, "message.add")]
 
@@ -282,12 +282,15 @@ async def test_crash_between_claiming_and_stamping_a_turn_loses_nothing(shop):
     assert len(notes) == 1 and "blue" in notes[0]["params"]["text"]
 
 
-async def test_sweeper_holds_off_while_the_broker_has_a_backlog(shop, redis_client):
-    await _unanswered_and_lost(shop, redis_client, "Are you open on Sunday?")
-    await redis_client.rpush("inbound", *[b"{}"] * (MAX_BACKLOG_FOR_SWEEP + 1))  # workers are behind
-    report = await shop.engine.sweep(stale_after_s=60)
-    assert report.turns_requeued == 0 and report.deferred_backlog == MAX_BACKLOG_FOR_SWEEP + 1
-    await redis_client.delete("inbound")  # the backlog drained: now the old work is surely lost
+async def test_sweeper_requeues_once_per_window_while_the_broker_has_a_backlog(shop, redis_client):
+    """Workers are behind: the lost turn is re-enqueued once, the next sweeps add no duplicates
+    (it may just be queued), and once its window is over it is re-enqueued again."""
+    conv = await _unanswered_and_lost(shop, redis_client, "Are you open on Sunday?")
+    await redis_client.rpush("inbound", *[b"{}"] * 50)
+    assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 1
+    again = await shop.engine.sweep(stale_after_s=60)
+    assert again.turns_requeued == 0 and again.recently_requeued == 1
+    await redis_client.delete(f"sweep:turn:{shop.org_id}:{conv.id}")  # its window is over
     assert (await shop.engine.sweep(stale_after_s=60)).turns_requeued == 1
 
 

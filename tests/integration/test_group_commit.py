@@ -63,18 +63,21 @@ async def test_commits_are_bounded_whole_requests_and_overlap(storage, celery_qu
 
 
 async def test_a_failed_commit_fails_only_its_requests(storage, celery_queue, redis_client):
+    """The first commit fails, then it is retried request by request: the first two fail again
+    (alone), the other two of that commit and every later commit are stored."""
     org = await storage.orgs.create("A")
-    events = RecordingEvents(storage.events, fail_first=1)
+    events = RecordingEvents(storage.events, fail_first=3)
     committer = GroupCommitter(events, celery_queue, max_batch=4, max_inflight=1)
     results = await asyncio.gather(*(committer.submit([event(org.id, f"m:{i}")]) for i in range(12)),
                                    return_exceptions=True)
     await committer.drain()
     failed = [r for r in results if isinstance(r, Exception)]
-    assert len(failed) == events.sizes[0] == 4 and all(isinstance(r, ConnectionError) for r in failed)
-    assert await storage.events.count(org.id) == 8  # the others were stored and enqueued
-    assert await inbound_queue_length(redis_client, org.id) == 8
+    assert events.sizes[:5] == [4, 1, 1, 1, 1]
+    assert len(failed) == 2 and all(isinstance(r, ConnectionError) for r in failed)
+    assert await storage.events.count(org.id) == 10  # the others were stored and enqueued
+    assert await inbound_queue_length(redis_client, org.id) == 10
     retry = await committer.submit([event(org.id, "m:0")])  # Kommo retries a failed one: it is new
-    assert retry == [True] and await storage.events.count(org.id) == 9
+    assert retry == [True] and await storage.events.count(org.id) == 11
 
 
 @pytest.mark.parametrize("max_batch", [1, 3])

@@ -11,7 +11,8 @@ async def test_select_field_is_written_with_its_option_id(shop, fake_llm):
     storage = shop.services.storage
     await shop.services.kommo()  # the account is synced: field 504 is a select with options
     await storage.agents.update(shop.org_id, shop.agent.id, {"allowed_actions": [
-        AgentAction.REPLY, AgentAction.UPDATE_LEAD_FIELD, AgentAction.HANDOFF_TO_HUMAN]})
+        AgentAction.REPLY, AgentAction.UPDATE_LEAD_FIELD, AgentAction.HANDOFF_TO_HUMAN],
+        "writable_field_ids": [504]})  # an explicit allowlist (issue 17): empty means none
     fake_llm.push(Reply(content="Noted, Kazan it is.",
                         tool_calls=[ToolCall("update_lead_field", {"field_id": 504, "value": "kazan"})]))
     msg = await shop.customer_says("Please deliver to Kazan")

@@ -193,3 +193,24 @@ def test_the_turn_record_keeps_what_the_checks_removed():
     conv = Conversation(_id="c1", org_id="o1", conversation_key="k")
     plan = plan_from_result("o1", conv, "a1", "t1", ["m1"], result)
     assert plan.checks == result.checks and plan.to_mongo()["checks"][0]["kinds"] == ["discount"]
+
+
+def test_rows_are_read_from_the_cells_ingestion_stored():
+    cells = [{"header": "Товар", "value": "Степлер DELI 0325", "role": "embed", "kind": "name"},
+             {"header": "Ссылка", "value": URL, "role": "payload", "kind": "url"},
+             {"header": "Артикул", "value": "0325", "role": "keyword", "kind": "code"},
+             {"header": "Стоимость, руб.", "value": "140", "role": "payload", "kind": "price"}]
+    chunk = RetrievedChunk("s1", "Прайс", 0, "", "Товар: Степлер DELI 0325; Стоимость, руб.: 140", 2.0,
+                           metadata={"row": 2, "cells": cells})
+    answer = extractive_answer("Сколько стоит степлер DELI?", RetrievalResult([chunk], False), "ru")
+    assert "• Степлер DELI 0325 — 140 руб." in answer.text and "http" not in answer.text and "0325;" not in answer.text
+    assert "Артикул: 0325" in knowledge_text(chunk, "какой артикул?")
+
+
+def test_a_product_question_is_answered_from_the_row_not_the_page_ranked_above_it():
+    page = _chunk("Delivery in Moscow costs 1,500 roubles and takes 1 to 3 days.", 3.0, title="Delivery")
+    row = _chunk("Code: AR-350; Product: Cosy armchair; Price (EUR): 339; Page: https://x.example/cosy", 2.0, index=1)
+    result = RetrievalResult([page, row], False)
+    answer = extractive_answer("¿Cuánto cuesta el sillón Cosy?", result, "es", product=True)
+    assert "339 EUR" in answer.text and "1,500" not in answer.text
+    assert "1,500" in extractive_answer("How much is delivery?", result, "en").text  # prose when not a product

@@ -29,9 +29,9 @@ HEADER = ["Код товара", "Артикул", "Наименование т�
 
 
 def _rows(n: int = 30) -> list[list[str]]:
-    return [[f"{100000 + i:011d}", f"КЖ-{700 + i}", f"Журнал учета номер {i} твердая обложка",
+    return [[f"{100000 + i:011d}", f"КЖ-{700 + i}", f"ЖУРНАЛ УЧЕТА номер {i} ТВЕРДАЯ ОБЛОЖКА",
              f"https://shop.example/catalog/item_{i}/", str(2015 + i % 5), ["Учитель", "Хатбер"][i % 2], "",
-             f"{70 + i}.00 руб.", "КАНЦЕЛЯРСКИЕ ТОВАРЫ / Журналы"] for i in range(n)]
+             f"{70 + i}.00 руб.", f"КАНЦЕЛЯРСКИЕ ТОВАРЫ / {['Журналы', 'Бланки'][i % 2]}"] for i in range(n)]
 
 
 def _csv(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
@@ -61,6 +61,11 @@ def test_unnamed_headers_are_recognised_by_their_values():
                     "Left in stock": (PAYLOAD, STOCK), "Colour": (EMBED, "attribute")}
 
 
+def test_a_column_saying_the_same_in_nearly_every_row_is_not_embedded():
+    rows = [[f"Тетрадь {i} листов", "Канц" if i % 20 else "Книги"] for i in range(40)]
+    assert [(c.role, c.kind) for c in plan_columns(["Товар", "Жанр"], rows)] == [(EMBED, NAME), (KEYWORD, "attribute")]
+
+
 def test_a_table_of_numbers_still_embeds_something():
     plan = plan_columns(["Размер", "Вес"], [["10", "2"], ["12", "3"]])
     assert {c.role for c in plan} == {EMBED}
@@ -87,14 +92,15 @@ def test_row_texts_by_role_and_the_full_row_kept():
     assert len(chunks) == 30
     row = chunks[3]
     embedded, keyword = embedding_text(row, "prices.csv"), keyword_index_text(row, "prices.csv")
-    assert embedded.startswith("Журнал учета номер 3 твердая обложка")
-    assert "Хатбер" in embedded and "КАНЦЕЛЯРСКИЕ ТОВАРЫ" in embedded
+    # The name first, shouting calmed; the brand bare; the category without the prefix every row shares.
+    assert embedded == "журнал учета номер 3 твердая обложка; Хатбер; Бланки"
     for shown_only in ("https://", "руб", "00000100003", "КЖ-703", "prices"):
         assert shown_only not in embedded
     assert "00000100003" in keyword and "КЖ-703" in keyword and "https://" not in keyword and "руб" not in keyword
+    assert "Наименование товара: ЖУРНАЛ УЧЕТА номер 3" in keyword and "КАНЦЕЛЯРСКИЕ ТОВАРЫ / Бланки" in keyword
     # The chunk's text (what answers the customer) is the whole row, price and link included.
     assert "Цена: 73.00 руб." in row.text and "https://shop.example/catalog/item_3/" in row.text
-    cells = {c["header"]: c for c in row.metadata["cells"]}
+    cells = {c["header"]: c for c in row.metadata["cells"] if not c["header"].startswith("_")}
     assert cells["Цена"] == {"header": "Цена", "value": "73.00 руб.", "role": PAYLOAD, "kind": PRICE}
     assert "Заказ" not in cells  # empty cells are not carried
     assert row.metadata["row"] == 5 and "header" not in row.metadata and "values" not in row.metadata

@@ -206,8 +206,7 @@ def test_intake_event_to_mongo_equals_the_model_dump(name, body, pairs):
                            auth_kind=AuthKind.LONG_LIVED, secrets={}, hook_token_hash="h", account_id=1, bot_user_id=5)
     parsed = parse_webhook(body, FORM)
     for i, ev in enumerate(parsed.events):
-        doc = WebhookIntake._doc(None, account, ev, i, body.decode(), FORM, parsed.account_id,
-                                 parsed.account_subdomain)
+        doc = WebhookIntake._doc(None, account, parsed, i, body, FORM)
         assert isinstance(doc, IntakeEvent)
         assert doc.to_mongo() == WebhookEvent.to_mongo(doc)
         assert list(doc.to_mongo()) == list(WebhookEvent.to_mongo(doc))

@@ -18,6 +18,8 @@ from aiohttp import web
 from core import metrics
 from core.errors import InvalidInput, KommoAgentError
 from core.kommo.errors import InvalidOAuthState, InvalidWebhook, UnknownHook
+from core.kommo.intake.limits import WebhookRateLimited
+from core.kommo.intake.parser import TooManyItems
 from core.kommo.service import KommoService
 from web.keys import SERVICES
 
@@ -48,25 +50,41 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject(status: int, reason: str) -> web.Response:
-    return web.json_response({"ok": False, "error": reason}, status=status)
+def _reject(status: int, reason: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"ok": False, "error": reason}, status=status, headers=headers)
+
+
+def client_address(request: web.Request) -> str:
+    """The peer the unknown-token limit counts (the socket's, never a header the client sets)."""
+    return request.remote or "-"
 
 
 async def _intake(request: web.Request, route: str, call) -> web.Response:
     kommo = request.app[KOMMO]
     try:
+        # The body is read once, within the limit, and handed down as bytes.
         body = await read_limited(request, request.app[SERVICES].settings.kommo.max_webhook_body_bytes)
-        result = await call(kommo.intake, body)
+        result = await call(kommo.intake, body, client_address(request))
     except BodyTooLarge:
         metrics.WEBHOOKS.labels(route, "too_large").inc()
         return _reject(413, "body too large")
     except UnknownHook:
         metrics.WEBHOOKS.labels(route, "unknown_hook").inc()
         return _reject(404, "unknown hook")
+    except WebhookRateLimited as exc:
+        metrics.WEBHOOKS.labels(route, "rate_limited").inc()
+        return _reject(429, exc.reason, {"Retry-After": str(int(exc.retry_after))})
+    except TooManyItems as exc:
+        metrics.WEBHOOKS.labels(route, "too_many_items").inc()
+        return _reject(413, exc.reason)
     except InvalidWebhook as exc:
         metrics.WEBHOOKS.labels(route, "invalid").inc()
         log.warning("not a kommo webhook", route=request.path.split("/")[1:3], reason=exc.reason)
         return _reject(400, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - our own failure: Kommo retries a 503, no internals shown
+        metrics.WEBHOOKS.labels(route, "unavailable").inc()
+        log.error("webhook intake failed", route=request.path.split("/")[1:3], error=str(exc)[:300])
+        return _reject(503, "temporarily unavailable, retry later")
     metrics.WEBHOOKS.labels(route, "accepted").inc()
     for outcome in ("accepted", "duplicates", "unhandled", "ignored"):
         if count := getattr(result, outcome):
@@ -87,17 +105,17 @@ def _accepted(*counts: int) -> web.Response:
 
 async def kommo_webhook(request: web.Request) -> web.Response:
     token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
-    return await _intake(request, "kommo", lambda intake, body: intake.kommo_webhook(token, body, ctype))
+    return await _intake(request, "kommo", lambda intake, body, client: intake.kommo_webhook(token, body, ctype, client))
 
 
 async def salesbot_hook(request: web.Request) -> web.Response:
     token, ctype = request.match_info["hook_token"], request.headers.get("Content-Type", "")
-    return await _intake(request, "salesbot", lambda intake, body: intake.salesbot(token, body, ctype))
+    return await _intake(request, "salesbot", lambda intake, body, client: intake.salesbot(token, body, ctype, client))
 
 
 async def chats_hook(request: web.Request) -> web.Response:
     scope, signature = request.match_info["scope_id"], request.headers.get("X-Signature")
-    return await _intake(request, "chats", lambda intake, body: intake.chats(scope, body, signature))
+    return await _intake(request, "chats", lambda intake, body, client: intake.chats(scope, body, signature, client))
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Kommo Agent</title></head>

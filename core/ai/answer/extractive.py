@@ -3,9 +3,10 @@
 Prose: the sentences of the best chunks that share the most word stems with the question, kept
 in document order and cut at sentence boundaries within a length limit.
 
-Table rows ("Header: value; ..." lines, one row per chunk from tabular ingestion) are parsed
-into cells and given roles by header and value shape: the name, the price, links, internal
-codes, attributes. A shown row is its name, the price with its currency, and a few short
+Table rows (one row per chunk from tabular ingestion) are read from the cells ingestion stored
+with their column kinds (`meta["cells"]`), or, for chunks without them, parsed from their
+"Header: value; ..." text and given roles by header and value shape: the name, the price,
+links, internal codes, attributes. A shown row is its name, the price with its currency, and a few short
 attributes: the price can never be pushed out by a long URL column, and links and codes are
 shown only when the question asks for them. A row without a name (a fragment) is never shown
 alone. When the next row scores close to the best one (two similar items), both are shown,
@@ -145,6 +146,40 @@ def parse_row(line: str) -> Row:
     return row
 
 
+_CELL_KINDS = {"name", "price", "url", "code", "category", "attribute", "stock", "number"}
+
+
+def row_from_cells(cells: list[dict]) -> Row:
+    """A row from the cells tabular ingestion stored with their column kinds (`meta["cells"]`):
+    the ingestion's reading of the columns wins over guessing from the text."""
+    row = Row()
+    for cell in cells:
+        header, value, kind = str(cell.get("header", "")), str(cell.get("value", "")).strip(), cell.get("kind")
+        if not value or value == "-":
+            continue
+        if kind == "name" and not row.name:
+            row.name = value
+        elif kind == "price" and not row.price and re.search(r"\d", value):
+            row.price = _with_currency(header, value)
+        elif kind == "url" or _URL.match(value):
+            row.links.append((header, value))
+        elif kind == "code":
+            row.codes.append((header, value))
+        elif kind in _CELL_KINDS and kind != "category" and len(value) <= MAX_ATTRIBUTE_CHARS:
+            row.attributes.append((header, value))
+    if not row.name or not row.price:  # kinds missing (another ingestion version): read the text way
+        parsed = parse_row("; ".join(f"{c.get('header', '')}: {c.get('value', '')}" for c in cells))
+        row.name, row.price = row.name or parsed.name, row.price or parsed.price
+    return row
+
+
+def _chunk_rows(chunk: RetrievedChunk) -> list[Row]:
+    cells = chunk.metadata.get("cells") if isinstance(chunk.metadata, dict) else None
+    if cells and isinstance(cells, list):
+        return [row_from_cells([c for c in cells if isinstance(c, dict)])]
+    return [parse_row(line) for line in _row_lines(chunk)]
+
+
 def row_unit(line: str, question: str = "", *, attributes: int = MAX_ATTRIBUTES) -> str:
     """A row as a customer (or the LLM) should see it: name, price, a few attributes; links and
     codes only when the question asks for them."""
@@ -175,6 +210,8 @@ def _row_lines(chunk: RetrievedChunk) -> list[str]:
 
 
 def is_table_chunk(chunk: RetrievedChunk) -> bool:
+    if isinstance(chunk.metadata, dict) and chunk.metadata.get("cells"):
+        return True
     units = _units(chunk.text)
     return bool(units) and sum(is_row(u) for u in units) > len(units) // 2
 
@@ -189,8 +226,7 @@ def excerpt(question: str, chunk: RetrievedChunk, limit: int = MAX_CHARS) -> str
     if not units:
         return ""
     if is_table_chunk(chunk):  # the matching named rows, best first, each whole
-        rows = [parse_row(u) for u in units if is_row(u)]
-        rows = [r for r in rows if r.name]
+        rows = [r for r in _chunk_rows(chunk) if r.name]
         if not rows:
             return ""
         order = sorted(range(len(rows)), key=lambda i: (-_match(question, rows[i]), i))
@@ -220,8 +256,9 @@ def knowledge_text(chunk: RetrievedChunk, question: str = "") -> str:
     """A chunk as the LLM's context gets it: table rows as row units with more attributes."""
     if not is_table_chunk(chunk):
         return chunk.text
-    rows = [r for r in _row_lines(chunk) if parse_row(r).name]
-    return "\n".join(row_unit(r, question, attributes=8) for r in rows) or chunk.text
+    links, codes = bool(_ASKS_LINK.search(question)), bool(_ASKS_CODE.search(question))
+    rows = [r for r in _chunk_rows(chunk) if r.name]
+    return "\n".join(r.render(links=links, codes=codes, attributes=8) for r in rows) or chunk.text
 
 
 def _label(chunk: RetrievedChunk) -> str:
@@ -230,16 +267,16 @@ def _label(chunk: RetrievedChunk) -> str:
 
 def _close_rows(question: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
     """The best row chunk and, when another row is about as good, that one too."""
-    named = [c for c in chunks if is_table_chunk(c) and any(parse_row(r).name for r in _row_lines(c))]
+    named = [c for c in chunks if is_table_chunk(c) and any(r.name for r in _chunk_rows(c))]
     if not named:
         return []
     best = named[0]
     picked = [best]
-    best_match = max(_match(question, parse_row(r)) for r in _row_lines(best))
+    best_match = max(_match(question, r) for r in _chunk_rows(best))
     for other in named[1:MAX_ROWS + 2]:
         if len(picked) >= MAX_ROWS or other.text.strip() == best.text.strip():
             continue
-        match = max(_match(question, parse_row(r)) for r in _row_lines(other))
+        match = max(_match(question, r) for r in _chunk_rows(other))
         if match > best_match:
             continue  # the ranking preferred the less matching row: only the first is trusted
         if best.score - other.score <= CLOSE_ROW_MARGIN and match >= best_match:
@@ -247,10 +284,26 @@ def _close_rows(question: str, chunks: list[RetrievedChunk]) -> list[RetrievedCh
     return picked
 
 
+def _rows_first(question: str, chunks: list[RetrievedChunk], top: int = 3) -> list[RetrievedChunk]:
+    """For a product question: the rows among the top chunks that name what was asked, best
+    match first, before prose (a delivery page ranked first must not answer "how much is X"
+    when X's row is right behind it)."""
+    def match(c: RetrievedChunk) -> int:
+        return max((_match(question, r) for r in _chunk_rows(c) if r.name), default=0)
+    rows = [c for c in chunks[:top] if is_table_chunk(c) and match(c) > 0]
+    if not rows or rows[0] is chunks[0]:
+        return chunks
+    rows.sort(key=lambda c: -match(c))  # stable: retrieval order among equal matches
+    return [*rows, *(c for c in chunks if not any(c is r for r in rows))]
+
+
 def extractive_answer(question: str, result: RetrievalResult, language: str,
-                      max_chars: int = MAX_CHARS) -> ExtractiveAnswer:
+                      max_chars: int = MAX_CHARS, *, product: bool = False) -> ExtractiveAnswer:
+    """`product`: the question asks for an item (price, availability), so rows go first."""
     if result.nothing_relevant or not result.chunks:
         return ExtractiveAnswer(text=phrase("nothing_found", language), handoff=True)
+    if product:
+        result = RetrievalResult(_rows_first(question, result.chunks), False, result.best_dense, result.verdict)
     best = result.chunks[0]
     if is_table_chunk(best):
         used = _close_rows(question, result.chunks)

@@ -234,7 +234,7 @@ class AgentRuntime:
         if verdict.kind == "small_talk":
             result.reply_text = phrase("small_talk", language)
             return result
-        answer = extractive_answer(text, retrieval, language)
+        answer = extractive_answer(text, retrieval, language, product=verdict.kind == "product")
         if not verdict.answer or answer.handoff:
             # Below the floor: "not in our information", and a handoff where the agent may hand off.
             reason = verdict.reason if not verdict.answer else "nothing relevant in the knowledge base"

@@ -13,7 +13,7 @@ from typing import Any
 from core.ai.answer.turn import PlannedAction
 from core.logging import get_logger
 from core.models.agent import Agent, AgentAction
-from core.models.kommo import KommoField, KommoPipeline, KommoUser
+from core.models.kommo import FieldValueRefused, KommoField, KommoPipeline, KommoUser, check_field_value
 from core.storage.repositories.kommo_catalog import KommoCatalogRepository
 
 log = get_logger(__name__)
@@ -113,8 +113,8 @@ class ToolValidator:
     async def lead_fields(self) -> list[KommoField]:
         if self._fields is None:
             fields = await self.catalog.fields(self.org_id, "leads")
-            allowed = set(self.agent.writable_field_ids)  # set in the console; empty: any synced field
-            self._fields = [f for f in fields if not allowed or f.field_id in allowed]
+            allowed = set(self.agent.writable_field_ids)  # set in the console; empty: none
+            self._fields = [f for f in fields if f.field_id in allowed and not f.gone]
         return self._fields
 
     async def users(self) -> list[KommoUser]:
@@ -197,19 +197,21 @@ class ToolValidator:
 
     async def _check_update_lead_field(self, args: dict[str, Any]) -> dict[str, Any]:
         field_id = _int(args.get("field_id"), "field_id")
+        if field_id not in set(self.agent.writable_field_ids):
+            synced = {f.field_id for f in await self.catalog.fields(self.org_id, "leads")}
+            if field_id not in synced:
+                raise Refused(f"lead field {field_id} does not exist in the synced Kommo account")
+            raise Refused(f"lead field {field_id} is not among the fields this agent may write")
         fld = next((f for f in await self.lead_fields() if f.field_id == field_id), None)
         if fld is None:
             raise Refused(f"lead field {field_id} does not exist in the synced Kommo account")
-        value = args.get("value")
-        if value is None or isinstance(value, dict | list) or (isinstance(value, str) and not value.strip()):
-            raise Refused("value must be a non-empty string, number or boolean")
+        try:  # type, options and length, as the Kommo side checks again before writing
+            value, enum_id = check_field_value(fld, args.get("value"))
+        except FieldValueRefused as exc:
+            raise Refused(str(exc)) from None
         params: dict[str, Any] = {"field_id": field_id, "field_name": fld.name, "value": value}
-        if fld.enums:  # select-like fields accept only one of their options
-            wanted = str(value).strip().casefold()
-            enum = next((e for e in fld.enums if str(e.get("value", "")).strip().casefold() == wanted), None)
-            if enum is None:
-                raise Refused(f"{value!r} is not an option of field {fld.name!r}")
-            params.update(value=enum.get("value"), enum_id=enum.get("id"))
+        if enum_id is not None:
+            params["enum_id"] = enum_id
         return params
 
 

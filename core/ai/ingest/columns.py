@@ -19,6 +19,7 @@ row-aware answers read (`core.ai.answer`).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,11 @@ _NAME_HEADER = re.compile(r"наименован|назван|товар|про�
 _CATEGORY_HEADER = re.compile(r"категор|раздел|рубрик|групп|каталог|category|catalog|section|group|path|"
                               r"categoría|categoria|tipo|type|вид", re.I)
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
+_PATH = " / "
+_SHOUTED = re.compile(r"\b[^\W\d_a-zа-яё]*[^\W\d_a-zа-яё]{2}[^\W\d_a-zа-яё]*\b")
+_YES_NO = {"да", "нет", "yes", "no", "sí", "si", "sim", "não", "+", "-"}
+# Where a table row keeps its embedded and keyword texts on its way to the encoders (never stored).
+EMBED_KEY, KEYWORD_KEY = "_embed", "_keyword"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Column:
     header: str
     role: str
     kind: str
+    prefix: str = ""  # a leading path segment every value shares, left out of the embedded text
 
     def as_dict(self) -> dict[str, str]:
         return {"header": self.header, "role": self.role, "kind": self.kind}
@@ -155,6 +162,8 @@ def classify(header: str, values: Sequence[str]) -> Column:
         return Column(header, KEYWORD, CODE)  # mostly symbols and digits
     if _CATEGORY_HEADER.search(header):
         return Column(header, EMBED, CATEGORY)
+    if len(filled) >= 20 and Counter(filled).most_common(1)[0][1] >= 0.9 * len(filled):
+        return Column(header, KEYWORD, ATTRIBUTE)  # nearly every row says the same: it tells no row apart
     return Column(header, EMBED, ATTRIBUTE)
 
 
@@ -175,9 +184,10 @@ def plan_columns(headers: Sequence[str], rows: Sequence[Sequence[str]],
         name = named[0] if named else max(wordy, key=spread)
         columns[name] = Column(headers[name], EMBED, NAME)
     out = []
-    for c in columns:
-        role = overrides.role_of(c.header)
-        out.append(Column(c.header, role, c.kind) if role else c)
+    for i, c in enumerate(columns):
+        role = overrides.role_of(c.header) or c.role
+        prefix = _shared_prefix([r[i] for r in rows if i < len(r) and r[i]]) if role == EMBED else ""
+        out.append(Column(c.header, role, c.kind, prefix))
     if not any(c.role == EMBED for c in out):
         # Nothing wordy (an all-numeric sheet, or every column skipped): embed what is not a link.
         out = [Column(c.header, EMBED, c.kind) if c.kind not in (URL, EMPTY) and overrides.role_of(c.header) is None
@@ -200,28 +210,49 @@ def apply_column_roles(sections: list[Section], options: Any = None) -> tuple[li
     for headers, rows in tables.items():
         plan = plan_columns(headers, [r.metadata["values"] for r in rows], overrides)
         first = first or plan
+        whole = all(c.role == EMBED for c in plan)
         for row in rows:
             values = row.metadata.pop("values")
             row.metadata.pop("header")
-            row.metadata["cells"] = [{"header": c.header, "value": v, "role": c.role, "kind": c.kind}
-                                     for c, v in zip(plan, values, strict=False) if v]
+            filled = [(c, v) for c, v in zip(plan, values, strict=False) if v]
+            row.metadata["cells"] = [{"header": c.header, "value": v, "role": c.role, "kind": c.kind} for c, v in filled]
+            if not whole:  # every column embedded: the whole row, as before column roles
+                row.metadata[EMBED_KEY] = embedded_text(filled)
+                row.metadata[KEYWORD_KEY] = keyword_text(filled)
     return sections, first
 
 
-def _render(cells: list[dict], roles: tuple[str, ...]) -> str:
-    chosen = [c for c in cells if c["role"] in roles]
-    # The name first and bare (it is what the row is); the rest with their headers, so an
-    # attribute still says what it is ("Издательство: Хатбер").
-    chosen.sort(key=lambda c: c["kind"] != NAME)
-    return "; ".join(c["value"] if c["kind"] == NAME or not c["header"] else f"{c['header']}: {c['value']}"
-                     for c in chosen)
+def _shared_prefix(values: Sequence[str]) -> str:
+    """"КАНЦЕЛЯРСКИЕ ТОВАРЫ / " when (nearly) every value of a path column starts with it."""
+    heads = Counter(v.split(_PATH, 1)[0] + _PATH for v in values if _PATH in v)
+    if not heads:
+        return ""
+    head, count = heads.most_common(1)[0]
+    return head if count >= 0.95 * len(values) else ""
 
 
-def embedded_text(cells: list[dict]) -> str:
-    """What the dense encoder gets of a row: its embedded cells."""
-    return _render(cells, (EMBED,))
+def _calm(text: str) -> str:
+    """Shouted words ("СУМКА ПОЯСНАЯ АССОРТИ") in lower case: the encoder's tokenizer cuts
+    upper-case words into many more pieces, and customers do not type that way."""
+    return _SHOUTED.sub(lambda m: m.group(0).lower(), text)
 
 
-def keyword_text(cells: list[dict]) -> str:
-    """What the keyword index gets of a row: embedded and keyword-only cells."""
-    return _render(cells, (EMBED, KEYWORD))
+def _bare(value: str) -> bool:
+    # A value that says what it is without its header (not "Да", "XL", "12").
+    return len(value) > 3 and bool(_LETTERS.search(value)) and value.casefold() not in _YES_NO
+
+
+def embedded_text(cells: list[tuple[Column, str]]) -> str:
+    """What the dense encoder gets of a row: the name, then the other embedded values (with their
+    header only where a value alone would not say what it is), shared path prefixes left out."""
+    chosen = sorted(((c, v) for c, v in cells if c.role == EMBED), key=lambda cv: cv[0].kind != NAME)
+    parts = []
+    for c, v in chosen:
+        v = _calm(v.removeprefix(c.prefix) if c.prefix and v != c.prefix else v)
+        parts.append(v if c.kind == NAME or _bare(v) or not c.header else f"{c.header}: {v}")
+    return "; ".join(parts)
+
+
+def keyword_text(cells: list[tuple[Column, str]]) -> str:
+    """What the keyword index gets of a row: embedded and keyword-only cells, with headers."""
+    return "; ".join(v if not c.header else f"{c.header}: {v}" for c, v in cells if c.role in (EMBED, KEYWORD))

@@ -341,7 +341,9 @@ class IngestionService(SourceIntake):
         payload: dict[str, Any] = {
             "source_id": source.id, "gen_key": gen_key(source.id, gen), "chunk_index": chunk.index,
             "chunk_hash": chunk_hash, "heading": chunk.heading, "text": chunk.text,
-            "source_title": source.title, "meta": chunk.metadata, "parts": len(vectors.parts or []),
+            "source_title": source.title, "parts": len(vectors.parts or []),
+            # Keys starting with "_" are the texts a row hands the encoders, not the chunk's metadata.
+            "meta": {k: v for k, v in chunk.metadata.items() if not k.startswith("_")},
         }
         pid = str(uuid.uuid5(_POINT_NS, f"{source.org_id}:{source.agent_id}:{source.id}:{gen}:{chunk.index}"))
         return VectorPoint(id=pid, dense=vectors.dense, sparse=sparse, payload=payload,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from core.ai.ingest.columns import EMBED, embedded_text, keyword_text
+from core.ai.ingest.columns import EMBED_KEY, KEYWORD_KEY
 from core.ai.ingest.extract.base import Section
 from core.ai.tokens import count_tokens, decode, encode
 from core.ai.types import Chunk
@@ -129,23 +129,16 @@ def embedding_text(chunk: Chunk, source_title: str = "") -> str:
     """The text that is embedded: the chunk with its context (document title and heading path)
     in front, so a bare paragraph still says what it is about; of a table row, its embedded
     cells under its category."""
-    cells = chunk.metadata.get("cells")
-    if cells is not None and not _whole_row(cells):
-        return _row_context(chunk) + (embedded_text(cells) or chunk.text)
+    if chunk.metadata.get(EMBED_KEY):
+        return _row_context(chunk) + chunk.metadata[EMBED_KEY]
     return _context(chunk, source_title) + chunk.text
-
-
-def _whole_row(cells: list[dict]) -> bool:
-    # Every column embedded (`embed: ["*"]`): the row exactly as it was embedded before roles.
-    return all(c["role"] == EMBED for c in cells)
 
 
 def keyword_index_text(chunk: Chunk, source_title: str = "") -> str:
     """The text that is keyword-indexed: as embedded, plus a table row's keyword-only cells
     (codes, numbers)."""
-    cells = chunk.metadata.get("cells")
-    if cells is not None and not _whole_row(cells):
-        return _row_context(chunk) + (keyword_text(cells) or chunk.text)
+    if chunk.metadata.get(KEYWORD_KEY):
+        return _row_context(chunk) + chunk.metadata[KEYWORD_KEY]
     return _context(chunk, source_title) + chunk.text
 
 

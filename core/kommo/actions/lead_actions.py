@@ -19,10 +19,15 @@ from core.kommo.errors import DeliverySetupBroken, KommoNotConnected
 from core.kommo.http.api import KommoApi
 from core.models.agent import DeliveryMode
 from core.models.events import ActionRecord
-from core.models.kommo import KommoAccount
+from core.models.kommo import FieldValueRefused, KommoAccount, check_field_value
 from core.storage import Storage
 
 MULTI_VALUE_TYPES = {"multitext", "multiselect"}
+# Modes whose reply Kommo cannot be asked about and which a second call would show the customer
+# twice: an unknown outcome there is "maybe sent" (an operator checks), never a blind resend. A
+# note is found again by its text; a Salesbot `return_url` is single-use (a second continue is
+# refused by Kommo), so those may be retried.
+NOT_RESENDABLE_MODES = {DeliveryMode.SALESBOT_RUN, DeliveryMode.CHATS_API}
 
 
 class KommoActions:
@@ -46,9 +51,11 @@ class KommoActions:
 
     async def send_reply(self, org_id: str, *, lead_id: int, text: str, mode: DeliveryMode, idempotency_key: str,
                          context: dict[str, Any] | None = None, dry_run: bool = False,
-                         conversation_id: str | None = None, agent_id: str | None = None) -> ActionRecord:
+                         conversation_id: str | None = None, agent_id: str | None = None,
+                         precheck=None) -> ActionRecord:
         """Deliver `text` to the customer of `lead_id` through `mode` (context: salesbot
-        `return_url`, chats `conversation_id`/`receiver`...)."""
+        `return_url`, chats `conversation_id`/`receiver`...). `precheck` runs right before the
+        call (see `run_journaled`)."""
         account = await self.account(org_id)
         context = context or {}
         problem = self.replies.setup_problem(account, mode)
@@ -63,6 +70,7 @@ class KommoActions:
             refuse=refuse, params={"text": text, "mode": mode.value, "context": context},
             perform=lambda: self.replies.send(account, mode, lead_id, text, context, idempotency_key),
             find_existing=self.replies.finder(account, mode, lead_id, text),
+            can_resend=mode not in NOT_RESENDABLE_MODES, precheck=precheck,
             conversation_id=conversation_id, agent_id=agent_id)
 
     async def release_salesbot(self, org_id: str, *, lead_id: int | None, return_url: str, status: str,
@@ -143,10 +151,24 @@ class KommoActions:
 
     async def update_lead_field(self, org_id: str, lead_id: int, field_id: int, value: Any, idempotency_key: str, *,
                                 enum_id: int | None = None, dry_run: bool = False, conversation_id: str | None = None,
-                                agent_id: str | None = None) -> ActionRecord:
-        """`enum_id`: the chosen option of a select-like field (Kommo stores the option by id)."""
+                                agent_id: str | None = None,
+                                allowed_field_ids: list[int] | None = None) -> ActionRecord:
+        """`enum_id`: the chosen option of a select-like field (Kommo stores the option by id).
+        `allowed_field_ids`: the agent's writable fields (None: an operator's own write). The
+        value is checked against the synced field's type, options and length cap right before
+        the write, whatever validated it earlier."""
         account = await self.account(org_id)
         refuse = await self._field_problem(org_id, "leads", field_id)
+        if not refuse and allowed_field_ids is not None and field_id not in set(allowed_field_ids):
+            refuse = f"lead field {field_id} is not among the fields this agent may write"
+        if not refuse:
+            fields = {f.field_id: f for f in await self.storage.kommo_catalog.fields(org_id, "leads")}
+            if field_id in fields:
+                try:
+                    value, checked_enum = check_field_value(fields[field_id], value, enum_id)
+                    enum_id = checked_enum if checked_enum is not None else enum_id
+                except FieldValueRefused as exc:
+                    refuse = str(exc)
         entry = {"value": value, **({"enum_id": int(enum_id)} if enum_id is not None else {})}
         body = {"custom_fields_values": [{"field_id": int(field_id), "values": [entry]}]}
         return await self._journal(

@@ -21,7 +21,7 @@ from core.config import KommoSettings
 from core.errors import InvalidInput, plain_reason
 from core.ids import new_id, new_token
 from core.kommo.auth.tokens import TokenPair, seal
-from core.kommo.errors import KommoError, KommoUnavailable
+from core.kommo.errors import KommoError, KommoNotConnected, KommoUnavailable
 from core.kommo.http.api import KommoApi
 from core.kommo.http.hosts import host_base, host_headers
 from core.kommo.http.ratelimit import RateLimiter
@@ -53,6 +53,14 @@ def parse_account_host(value: str, *, require_domain: bool = False) -> tuple[str
     if not m or m.group(1) == "www" or (require_domain and not m.group(2)):
         raise InvalidInput(f"not a Kommo account address: {value[:80]!r}")
     return m.group(1), m.group(2) or "kommo.com"
+
+
+@dataclass
+class RotatedHook:
+    webhook_url: str
+    registered: bool
+    note: str | None
+    events: list[str]
 
 
 @dataclass
@@ -171,6 +179,29 @@ class KommoConnections:
         result = ConnectResult(account=fresh, webhook_url=self.webhook_url(fresh), sync=report, sync_error=error)
         result.webhook_registered, result.webhook_note = await self.register_webhook(fresh, result.webhook_url)
         return result
+
+    async def rotate_hook_token(self, org_id: str) -> RotatedHook:
+        """A new webhook URL token: the old URL stops working (unknown token, 404; processes that
+        cached it within `WebhookIntake.cache_ttl_s` keep it that long at most), the new URL is
+        registered in Kommo where we may, and the old registration is removed there."""
+        repo = self.storage.kommo_accounts
+        account = await repo.for_org(org_id)
+        if account is None or "hook_token" not in account.secrets:
+            raise KommoNotConnected("this organisation has no Kommo connection")
+        old_url = self.webhook_url(account)
+        hook = new_token(32)
+        sealed = seal(self.keyring, org_id, {"hook_token": hook})["hook_token"]
+        fresh = await repo.update(org_id, account.id, {"secrets.hook_token": sealed,
+                                                       "hook_token_hash": hook_token_hash(hook)})
+        url = self.webhook_url(fresh)
+        registered, note = await self.register_webhook(fresh, url)
+        if registered:
+            try:
+                await self.api.unregister_webhook(fresh, old_url)
+            except KommoError as exc:  # the old URL answers 404 anyway; Kommo disables it in time
+                note = f"the old webhook could not be removed in Kommo: {exc.code}"
+        log.info("kommo hook token rotated", org_id=org_id, registered=registered)
+        return RotatedHook(webhook_url=url, registered=registered, note=note, events=list(SUBSCRIBED_EVENTS))
 
     async def register_webhook(self, account: KommoAccount, url: str) -> tuple[bool, str | None]:
         """Subscribe our URL to the events we handle (re-posting replaces the list). Kommo allows

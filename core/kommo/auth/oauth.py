@@ -95,13 +95,16 @@ class KommoOAuth:
             payload, sig = state.split(".")
             claims = json.loads(_unb64(payload))
             expected = hmac.new(self._key(claims["k"]), payload.encode(), hashlib.sha256).digest()
-        except (ValueError, KeyError, TypeError, AttributeError):
+            given = _unb64(sig)  # bad base64 (binascii.Error is a ValueError) is a malformed state
+            expired = float(claims["e"]) < time.time()
+            nonce = str(claims["n"])
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
             raise InvalidOAuthState("malformed state") from None
-        if not hmac.compare_digest(_unb64(sig), expected):
+        if not hmac.compare_digest(given, expected):
             raise InvalidOAuthState("state signature does not match")
-        if claims["e"] < time.time():
+        if expired:
             raise InvalidOAuthState("state expired")
-        if await self.redis.delete(f"kommo:oauth:state:{claims['n']}") != 1:
+        if await self.redis.delete(f"kommo:oauth:state:{nonce}") != 1:
             raise InvalidOAuthState("state was already used")
         return claims
 

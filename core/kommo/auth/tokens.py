@@ -20,7 +20,6 @@ from typing import Any
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import LockError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from core.clock import aware, utcnow
@@ -38,6 +37,7 @@ from core.kommo.errors import (
 )
 from core.kommo.http.hosts import api_domain, host_base, host_headers, lookup_base_domain
 from core.kommo.http.session import SessionProvider
+from core.locks import renewable_lock
 from core.models.kommo import AuthKind, ConnectionStatus, KommoAccount
 from core.security.keyring import Keyring
 from core.storage.notifications import NotificationOutbox
@@ -140,40 +140,40 @@ class TokenManager:
 
     async def _refresh_locked(self, seen: KommoAccount, rejected: str | None,
                               min_validity: timedelta | None) -> tuple[str, KommoAccount]:
-        lock = self.redis.lock(f"kommo:refresh:{seen.id}", timeout=self.lock_timeout_s,
-                               blocking_timeout=self.lock_timeout_s + 5)
-        if not await lock.acquire():
-            raise KommoUnavailable("another process holds the token refresh lock too long")
-        try:
-            current = await self.accounts.get(seen.org_id, seen.id)
-            if current is None:
-                raise KommoNotConnected("the Kommo connection was removed")
-            if current.status == ConnectionStatus.NEEDS_REAUTH:
-                raise KommoTokenRevoked("the Kommo connection needs to be authorised again")
-            stored = self.secret(current, "access_token")
-            if stored and stored != rejected and not self._expiring(current, min_validity):
-                return stored, current  # refreshed meanwhile by another worker: reuse it
-            refresh_token = self.secret(current, "refresh_token")
-            if not refresh_token:
-                await self.mark_needs_reauth(current, "no refresh token stored")
-                raise KommoTokenRevoked("no refresh token stored; connect again")
-            pair = await self._grant_refresh(current, refresh_token)
-            changes = {"expires_at": utcnow() + timedelta(seconds=pair.expires_in or 86400),
-                       "status": ConnectionStatus.ACTIVE, "status_reason": None}
-            stored_acc = await self.accounts.store_tokens(
-                current.org_id, current.id, current.token_version,
-                seal(self.keyring, current.org_id, {"access_token": pair.access_token,
-                                                    "refresh_token": pair.refresh_token}), changes)
-            if stored_acc is None:  # a writer bypassed the lock: trust what is stored
-                latest = await self.accounts.get(current.org_id, current.id)
-                return self.secret(latest, "access_token"), latest
-            log.info("kommo token refreshed", org_id=current.org_id, version=stored_acc.token_version)
-            return pair.access_token, stored_acc
-        finally:
-            try:
-                await lock.release()
-            except LockError:
-                pass
+        # Renewed while the refresh runs: a slow grant (Kommo taking its time, retries) must not
+        # outlive the lock and let a second process spend the same single-use refresh token.
+        async with renewable_lock(self.redis, f"kommo:refresh:{seen.id}", hold_s=self.lock_timeout_s,
+                                  wait_s=self.lock_timeout_s + 5) as acquired:
+            if not acquired:
+                raise KommoUnavailable("another process holds the token refresh lock too long")
+            return await self._refresh_held(seen, rejected, min_validity)
+
+    async def _refresh_held(self, seen: KommoAccount, rejected: str | None,
+                            min_validity: timedelta | None) -> tuple[str, KommoAccount]:
+        current = await self.accounts.get(seen.org_id, seen.id)
+        if current is None:
+            raise KommoNotConnected("the Kommo connection was removed")
+        if current.status == ConnectionStatus.NEEDS_REAUTH:
+            raise KommoTokenRevoked("the Kommo connection needs to be authorised again")
+        stored = self.secret(current, "access_token")
+        if stored and stored != rejected and not self._expiring(current, min_validity):
+            return stored, current  # refreshed meanwhile by another worker: reuse it
+        refresh_token = self.secret(current, "refresh_token")
+        if not refresh_token:
+            await self.mark_needs_reauth(current, "no refresh token stored")
+            raise KommoTokenRevoked("no refresh token stored; connect again")
+        pair = await self._grant_refresh(current, refresh_token)
+        changes = {"expires_at": utcnow() + timedelta(seconds=pair.expires_in or 86400),
+                   "status": ConnectionStatus.ACTIVE, "status_reason": None}
+        stored_acc = await self.accounts.store_tokens(
+            current.org_id, current.id, current.token_version,
+            seal(self.keyring, current.org_id, {"access_token": pair.access_token,
+                                                "refresh_token": pair.refresh_token}), changes)
+        if stored_acc is None:  # a writer bypassed the lock: trust what is stored
+            latest = await self.accounts.get(current.org_id, current.id)
+            return self.secret(latest, "access_token"), latest
+        log.info("kommo token refreshed", org_id=current.org_id, version=stored_acc.token_version)
+        return pair.access_token, stored_acc
 
     async def _grant_refresh(self, account: KommoAccount, refresh_token: str) -> TokenPair:
         try:

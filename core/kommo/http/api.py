@@ -92,6 +92,11 @@ class KommoApi:
         return await self.client.request(acc, "POST", "/api/v4/webhooks", idempotent=True, forbidden_ok=True,
                                          json_body={"destination": destination, "settings": events, "sort": 10}) or {}
 
+    async def unregister_webhook(self, acc: KommoAccount, destination: str) -> None:
+        """Kommo deletes a webhook by its URL (admin-only, like registering)."""
+        await self.client.request(acc, "DELETE", "/api/v4/webhooks", idempotent=True, forbidden_ok=True,
+                                  json_body={"destination": destination})
+
     async def webhooks(self, acc: KommoAccount, destination: str | None = None) -> list[dict[str, Any]]:
         """The account's webhooks (admin-only: 403 is KommoForbidden, not a blocked account)."""
         params = {"filter[destination]": destination} if destination else None

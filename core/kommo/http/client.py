@@ -19,13 +19,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
 from core import metrics
 from core.clock import utcnow
@@ -159,9 +160,14 @@ class KommoClient:
         return items
 
     async def _retrying(self, account, method, path, params, json_body, token, idempotent, forbidden_ok):
+        # The whole call, retries and Retry-After pauses included, ends within the budget: a
+        # call still retrying past the resend staleness would be taken for a lost one.
+        deadline = time.monotonic() + self.settings.retry_budget_s
+
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, KommoRateLimited):
-                return (exc.retry_after or 0) <= MAX_RETRY_AFTER_S
+                pause = exc.retry_after or 0
+                return pause <= MAX_RETRY_AFTER_S and time.monotonic() + pause < deadline
             return idempotent and isinstance(exc, TRANSIENT)
 
         backoff = wait_exponential_jitter(multiplier=0.5, max=20, jitter=0.5)
@@ -173,7 +179,8 @@ class KommoClient:
             return backoff(state)
 
         async for attempt in AsyncRetrying(retry=retry_if_exception(retryable), wait=wait,
-                                           stop=stop_after_attempt(self.max_attempts), reraise=True):
+                                           stop=stop_after_attempt(self.max_attempts)
+                                           | stop_before_delay(self.settings.retry_budget_s), reraise=True):
             with attempt:
                 return await self._once(account, method, path, params, json_body, token, forbidden_ok)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from binascii import a2b_qp
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from core.kommo.errors import InvalidWebhook
 
@@ -119,3 +119,20 @@ def parse_form(body: bytes) -> dict[str, Any]:
     for key, value in decode_pairs(body):
         _set(tree, split_key(key), value)
     return _listify(tree)
+
+
+def _flatten(prefix: str, node: Any, out: list[str]) -> None:
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else None
+    if children is None:
+        out.append(f"{quote(prefix, safe='')}={quote(str(node), safe='')}")
+        return
+    for key, value in children:
+        _flatten(f"{prefix}[{key}]", value, out)
+
+
+def encode_form(tree: dict[str, Any]) -> str:
+    """The inverse of `parse_form` for the trees it returns (string leaves, no empty levels)."""
+    out: list[str] = []
+    for key, value in tree.items():
+        _flatten(key, value, out)
+    return "&".join(out)

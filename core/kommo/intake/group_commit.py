@@ -20,12 +20,18 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from bson.errors import InvalidDocument
+from pymongo.errors import BulkWriteError, DocumentTooLarge
 
+from core.kommo.errors import InvalidWebhook
 from core.models.events import EventStatus, WebhookEvent
 from core.ports import TaskQueue
 from core.storage.repositories.events import WebhookEventRepository
 
 log = structlog.get_logger("kommo.intake")
+# What a document itself can make a write fail with (rather than the database being away).
+DOCUMENT_ERRORS = (InvalidDocument, OverflowError, DocumentTooLarge, BulkWriteError, ValueError, TypeError)
+Batch = list[tuple[list[WebhookEvent], asyncio.Future]]
 
 
 class GroupCommitter:
@@ -79,15 +85,16 @@ class GroupCommitter:
                 return pending[:i + 1], pending[i + 1:]
         return pending, []
 
-    async def _commit(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]]) -> None:
+    async def _commit(self, batch: Batch) -> None:
         try:
-            new = await self._insert(batch)
+            stored, new = await self._insert(batch)
         finally:
             self._slots.release()  # the next commit may start while this one is published
-        if new is not None:
-            await self._publish(batch, new)
+        if stored:
+            await self._publish(stored, new)
 
-    async def _insert(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]]) -> list[WebhookEvent] | None:
+    async def _insert(self, batch: Batch) -> tuple[Batch, list[WebhookEvent]]:
+        """The requests whose events are stored, and the new events among them."""
         docs = [d for group, _ in batch for d in group]
         self.batches += 1
         # Events we enqueue are written as QUEUED right away: a separate status update after
@@ -99,15 +106,37 @@ class GroupCommitter:
             if d.status == EventStatus.RECEIVED:
                 d.status = EventStatus.QUEUED
         try:
-            return await self.events.insert_new(docs)
-        except Exception as exc:  # noqa: BLE001 - every waiting request must get the failure
-            log.error("webhook batch insert failed", error=str(exc)[:300], events=len(docs))
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return None
+            return batch, await self.events.insert_new(docs)
+        except Exception as exc:  # noqa: BLE001 - every waiting request must get an answer
+            if len(batch) == 1:
+                self._fail(batch[0][1], exc)
+                return [], []
+            log.warning("webhook batch insert failed; committing its requests one by one",
+                        error=str(exc)[:300], events=len(docs))
+        # One request's documents must never fail its neighbours': each is committed alone
+        # (an event the failed batch did write comes back as a duplicate, and the sweep
+        # re-enqueues it, since it is stored as QUEUED).
+        stored: Batch = []
+        new: list[WebhookEvent] = []
+        for group, fut in batch:
+            try:
+                new += await self.events.insert_new(group)
+                stored.append((group, fut))
+            except Exception as exc:  # noqa: BLE001 - this request alone gets its failure
+                self._fail(fut, exc)
+        return stored, new
 
-    async def _publish(self, batch: list[tuple[list[WebhookEvent], asyncio.Future]], new: list[WebhookEvent]) -> None:
+    @staticmethod
+    def _fail(fut: asyncio.Future, exc: Exception) -> None:
+        if isinstance(exc, DOCUMENT_ERRORS):
+            log.warning("webhook events could not be stored", error=str(exc)[:300])
+            exc = InvalidWebhook(f"the events could not be stored ({type(exc).__name__})")
+        else:
+            log.error("webhook insert failed", error=str(exc)[:300])
+        if not fut.done():
+            fut.set_exception(exc)
+
+    async def _publish(self, batch: Batch, new: list[WebhookEvent]) -> None:
         new_ids = {d.id for d in new}
         refs = [(d.org_id, d.id) for d in new if d.status == EventStatus.QUEUED]
         if refs:

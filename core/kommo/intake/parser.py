@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.kommo.errors import InvalidWebhook
-from core.kommo.intake.form import parse_form
+from core.kommo.intake.bounds import MAX_ID, bounded_id, check_form_tree
+from core.kommo.intake.form import encode_form, parse_form
 from core.models.events import WebhookEvent
 
 # entity key in the body -> our entity name (companies arrive under `contacts` with type=company)
@@ -46,6 +47,8 @@ class KommoEvent:
     entity_id: str | None = None
     lead_id: int | None = None
     author_user_id: int | None = None  # the Kommo user whose action caused the event, if known
+    source_key: str = ""  # where in the body it came from: `leads`, `status`
+    source_action: str = ""
 
     @property
     def actionable(self) -> bool:
@@ -57,13 +60,29 @@ class ParsedWebhook:
     account_subdomain: str | None
     account_id: int | None
     events: list[KommoEvent] = field(default_factory=list)
+    account: dict[str, Any] = field(default_factory=dict)
+
+    def item_body(self, index: int) -> str:
+        """The body of one event alone (the account and that item): a body of many items is
+        stored as one such part per event, so what is stored per request stays the size of the
+        request instead of its size times its item count."""
+        ev = self.events[index]
+        return encode_form({"account": self.account, ev.source_key: {ev.source_action: [ev.data]}})
+
+
+class TooManyItems(InvalidWebhook):
+    """More items in one body than `KommoSettings.webhook_max_items` allows (answered 413)."""
+
+    code = "webhook_too_many_items"
 
 
 def _int(value: Any) -> int | None:
+    """Ids were bounded when the body was checked; anything else is simply not an id."""
     try:
-        return int(str(value))
+        number = int(str(value))
     except (TypeError, ValueError):
         return None
+    return number if 0 < number <= MAX_ID else None
 
 
 def _digest(obj: Any) -> str:
@@ -136,8 +155,9 @@ def _items(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def parse_webhook(body: bytes, content_type: str = "") -> ParsedWebhook:
-    """Raise `InvalidWebhook` for anything that is not a Kommo standard webhook."""
+def parse_webhook(body: bytes, content_type: str = "", *, max_items: int | None = None) -> ParsedWebhook:
+    """Raise `InvalidWebhook` for anything that is not a Kommo standard webhook, holds an id
+    outside int64 or an oversized value, and `TooManyItems` beyond `max_items` items."""
     ctype = content_type.split(";")[0].strip().lower()
     if ctype and ctype != "application/x-www-form-urlencoded":
         raise InvalidWebhook(f"expected form-encoded body, got {ctype[:40]}")
@@ -147,8 +167,16 @@ def parse_webhook(body: bytes, content_type: str = "") -> ParsedWebhook:
     account = tree.get("account")
     if not isinstance(account, dict) or not (account.get("subdomain") or account.get("id")):
         raise InvalidWebhook("no account in body")
-    parsed = ParsedWebhook(account_subdomain=account.get("subdomain") or None,
-                           account_id=_int(account.get("id")))
+    subdomain = account.get("subdomain")
+    if subdomain is not None and (not isinstance(subdomain, str) or len(subdomain) > 100):
+        raise InvalidWebhook("account[subdomain] is not a subdomain")
+    raw_id = account.get("id")
+    account_id = bounded_id(raw_id, "account[id]") if isinstance(raw_id, str) else None
+    if raw_id not in (None, "") and account_id is None:
+        # A non-numeric id would otherwise skip the check that the body is for this account.
+        raise InvalidWebhook("account[id] is not a number")
+    check_form_tree(tree)
+    parsed = ParsedWebhook(account_subdomain=subdomain or None, account_id=account_id, account=account)
     for key, actions in tree.items():
         if key == "account":
             continue
@@ -157,6 +185,9 @@ def parse_webhook(body: bytes, content_type: str = "") -> ParsedWebhook:
         for action, items in actions.items():
             for item in _items(items):
                 parsed.events.append(_event(key, action, item))
+                if max_items is not None and len(parsed.events) > max_items:
+                    raise TooManyItems(f"more than {max_items} items in one webhook "
+                                       "(KOMMO_WEBHOOK_MAX_ITEMS)")
     if not parsed.events:
         raise InvalidWebhook("no events in body")
     return parsed
@@ -168,13 +199,17 @@ def _event(key: str, action: str, item: dict[str, Any]) -> KommoEvent:
         # Well-formed but unknown to us (a catalog element, a future entity): kept as unhandled.
         kind = f"other.{key[:30]}.{action[:30]}"
         return KommoEvent(kind=kind, entity=key, action=action, data=item,
-                          dedupe_key=f"{kind}:{item.get('id', '-')}:{_digest(item)}",
-                          entity_id=str(item["id"]) if item.get("id") else None)
+                          dedupe_key=f"{kind}:{str(item.get('id', '-'))[:40]}:{_digest(item)}",
+                          entity_id=str(item["id"])[:40] if item.get("id") else None,
+                          source_key=key, source_action=action)
     entity, kind = _kind(entity, action, item)
     dedupe, entity_id = _dedupe_key(kind, item)
+    if len(dedupe) > 300:  # ids and stamps are short in Kommo's bodies; a long one is kept bounded
+        dedupe = dedupe[:200] + _digest(dedupe)
     return KommoEvent(kind=kind, entity=entity, action=action if kind != "note.add" else "add", data=item,
-                      dedupe_key=dedupe, entity_id=entity_id, lead_id=_lead_id(entity, item),
-                      author_user_id=_author(entity, item))
+                      dedupe_key=dedupe, entity_id=entity_id[:80] if entity_id else None,
+                      lead_id=_lead_id(entity, item), author_user_id=_author(entity, item),
+                      source_key=key, source_action=action)
 
 
 def event_data(event: WebhookEvent) -> dict[str, Any]:

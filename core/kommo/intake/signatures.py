@@ -36,7 +36,10 @@ def chats_body_signature(body: bytes, secret: str) -> str:
 
 
 def verify_chats_signature(body: bytes, header: str | None, secret: str) -> None:
-    if not header or not hmac.compare_digest(header.strip().lower(), chats_body_signature(body, secret)):
+    # Compared as bytes: `compare_digest` refuses a str with non-ASCII characters (a TypeError,
+    # which was a 500), and a header is whatever the sender put there.
+    given = (header or "").strip().lower().encode("utf-8", errors="replace")
+    if not given or not hmac.compare_digest(given, chats_body_signature(body, secret).encode()):
         raise InvalidWebhook("bad X-Signature")
 
 

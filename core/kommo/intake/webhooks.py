@@ -16,19 +16,27 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import structlog
+
 from core.clock import utcnow
 from core.config import KommoSettings
 from core.ids import new_id
 from core.kommo.errors import InvalidWebhook, UnknownHook
+from core.kommo.intake.bounds import bounded_id, check_json_tree
 from core.kommo.intake.form import parse_form
 from core.kommo.intake.group_commit import GroupCommitter
-from core.kommo.intake.parser import KommoEvent, parse_webhook
+from core.kommo.intake.limits import IntakeLimits, WebhookRateLimited
+from core.kommo.intake.parser import KommoEvent, ParsedWebhook, parse_webhook
 from core.kommo.intake.signatures import verify_chats_signature, verify_salesbot_token
 from core.models.events import EventStatus, WebhookEvent
 from core.models.kommo import KommoAccount
 from core.models.stored import iso
 from core.security.keyring import Keyring
+from core.storage.repositories.events import WebhookRejectionRepository
 from core.storage.repositories.kommo_accounts import KommoAccountRepository, hook_token_hash
+
+log = structlog.get_logger("kommo.intake")
+MAX_KNOWN_TOKENS = 10_000
 
 CHATS_MESSAGE_KINDS = {"chats.message"}
 
@@ -70,47 +78,96 @@ class IntakeResult:
 
 class WebhookIntake:
     def __init__(self, *, settings: KommoSettings, accounts: KommoAccountRepository, keyring: Keyring,
-                 committer: GroupCommitter, cache_ttl_s: float = 10.0) -> None:
+                 committer: GroupCommitter, rejections: WebhookRejectionRepository | None = None,
+                 limits: IntakeLimits | None = None, cache_ttl_s: float = 10.0) -> None:
         self.settings = settings
         self.accounts = accounts
         self.keyring = keyring
         self.committer = committer
+        self.rejections = rejections
+        self.limits = limits or IntakeLimits(events_per_minute=settings.webhook_events_per_minute,
+                                             unknown_tokens_per_minute=settings.webhook_unknown_tokens_per_minute)
         self.cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[float, KommoAccount, str]] = {}
+        # Digests that named an account once: their lookups are never refused by the unknown-token
+        # limit, so a guesser behind the same proxy as Kommo cannot lock the real hooks out.
+        self._known: set[str] = set()
 
-    async def resolve(self, hook_token: str) -> KommoAccount:
-        """Unknown or mismatching tokens raise `UnknownHook` (the route answers 404)."""
+    async def resolve(self, hook_token: str, client: str = "") -> KommoAccount:
+        """Unknown or mismatching tokens raise `UnknownHook` (the route answers 404); a client
+        that keeps trying unknown tokens is refused with `WebhookRateLimited` before any lookup."""
         if not hook_token or len(hook_token) > 128:
+            self._miss(client)
             raise UnknownHook("unknown webhook token")
         digest = hook_token_hash(hook_token)
         hit = self._cache.get(digest)
         if hit is None or hit[0] < time.monotonic():
+            if digest not in self._known:
+                self.limits.unknown_tokens.check(client, "unknown webhook tokens from this client")
             account = await self.accounts.by_hook_token_hash(digest)
             if account is None or "hook_token" not in account.secrets:
+                self._miss(client)
                 raise UnknownHook("unknown webhook token")
             plain = self.keyring.decrypt(account.org_id, "hook_token", account.secrets["hook_token"])
             hit = (time.monotonic() + self.cache_ttl_s, account, plain)
             self._cache[digest] = hit
+            if len(self._known) < MAX_KNOWN_TOKENS:
+                self._known.add(digest)
         _, account, plain = hit
         if not secrets.compare_digest(plain.encode(), hook_token.encode()):
+            self._miss(client)
             raise UnknownHook("unknown webhook token")
         return account
 
-    async def kommo_webhook(self, hook_token: str, body: bytes, content_type: str) -> IntakeResult:
-        account = await self.resolve(hook_token)
-        parsed = parse_webhook(body, content_type)
-        if parsed.account_id and account.account_id and parsed.account_id != account.account_id:
-            raise InvalidWebhook("webhook is for another Kommo account")
-        if (account.account_id is None and parsed.account_subdomain
-                and parsed.account_subdomain.lower() != account.subdomain.lower()):
-            raise InvalidWebhook("webhook is for another Kommo account")
-        raw = body.decode("ascii")
-        docs = [self._doc(account, ev, i, raw, content_type, parsed.account_id, parsed.account_subdomain)
-                for i, ev in enumerate(parsed.events)]
-        return await self._store(account.org_id, docs)
+    def _miss(self, client: str) -> None:
+        try:
+            self.limits.unknown_tokens.take(client, 1, "unknown webhook tokens from this client")
+        except WebhookRateLimited:
+            pass  # this one is answered 404 already; the next is refused before its lookup
 
-    def _doc(self, account: KommoAccount, ev: KommoEvent, item: int, raw: str, ctype: str,
-             acc_id: int | None, subdomain: str | None) -> IntakeEvent:
+    async def kommo_webhook(self, hook_token: str, body: bytes, content_type: str, client: str = "") -> IntakeResult:
+        account = await self.resolve(hook_token, client)
+        self.limits.events.check(account.org_id, "webhook events for this account")
+        try:
+            parsed = parse_webhook(body, content_type, max_items=self.settings.webhook_max_items)
+            if parsed.account_id and account.account_id and parsed.account_id != account.account_id:
+                raise InvalidWebhook("webhook is for another Kommo account")
+            if (account.account_id is None and parsed.account_subdomain
+                    and parsed.account_subdomain.lower() != account.subdomain.lower()):
+                raise InvalidWebhook("webhook is for another Kommo account")
+        except InvalidWebhook as exc:
+            await self._rejected(account, "kommo", exc, body, content_type)
+            raise
+        self.limits.events.take(account.org_id, len(parsed.events), "webhook events for this account")
+        docs = [self._doc(account, parsed, i, body, content_type) for i in range(len(parsed.events))]
+        return await self._store(account, docs, body, content_type)
+
+    async def _rejected(self, account: KommoAccount, source: str, exc: InvalidWebhook, body: bytes,
+                        content_type: str) -> None:
+        """Count the bad request against its account and keep it, with the reason, for the operators."""
+        if isinstance(exc, WebhookRateLimited):
+            return
+        try:
+            self.limits.events.take(account.org_id, 1, "webhook events for this account")
+        except WebhookRateLimited:
+            return  # a flood of bad bodies is refused, not recorded one by one
+        log.warning("webhook rejected", org_id=account.org_id, source=source, reason=exc.reason)
+        if self.rejections is None:
+            return
+        try:
+            await self.rejections.record(account.org_id, source=source, reason=exc.reason, body=body,
+                                         content_type=content_type)
+        except Exception as err:  # noqa: BLE001 - the answer (4xx with the reason) matters more
+            log.warning("recording a rejected webhook failed", org_id=account.org_id, error=str(err)[:200])
+
+    def _doc(self, account: KommoAccount, parsed: ParsedWebhook, index: int, body: bytes,
+             ctype: str) -> IntakeEvent:
+        ev: KommoEvent = parsed.events[index]
+        acc_id, subdomain = parsed.account_id, parsed.account_subdomain
+        if len(parsed.events) == 1:
+            raw, item = body.decode("ascii"), 0  # the usual case: stored as received
+        else:
+            raw, item = parsed.item_body(index), 0  # each event keeps only its own part
         # Whether an event echoes one of our own writes is the worker's call (the action journal);
         # here only the kinds the engine does not act on are set aside: stored, counted, ignored.
         status = EventStatus.RECEIVED if ev.actionable and not _talk_in_work(ev) else EventStatus.IGNORED
@@ -129,18 +186,29 @@ class WebhookIntake:
             return self.keyring.decrypt(account.org_id, "widget_secret", account.secrets["widget_secret"])
         return self.settings.client_secret.get_secret_value() if self.settings.client_secret else None
 
-    async def salesbot(self, hook_token: str, body: bytes, content_type: str) -> IntakeResult:
-        account = await self.resolve(hook_token)
+    async def salesbot(self, hook_token: str, body: bytes, content_type: str, client: str = "") -> IntakeResult:
+        account = await self.resolve(hook_token, client)
+        self.limits.events.check(account.org_id, "webhook events for this account")
+        try:
+            doc = self._salesbot_doc(account, body, content_type)
+        except InvalidWebhook as exc:
+            await self._rejected(account, "salesbot", exc, body, content_type)
+            raise
+        self.limits.events.take(account.org_id, 1, "webhook events for this account")
+        return await self._store(account, [doc], body, content_type)
+
+    def _salesbot_doc(self, account: KommoAccount, body: bytes, content_type: str) -> WebhookEvent:
         secret = self.widget_secret(account)
         if secret is None:
             raise InvalidWebhook("salesbot hooks are not configured (no widget integration secret)")
         data = _json_or_form(body, content_type)
         claims = verify_salesbot_token(data.get("token"), secret)
-        if claims.get("account_id") and account.account_id and int(claims["account_id"]) != account.account_id:
+        claimed_account = bounded_id(claims.get("account_id"), "token account_id")
+        if claimed_account and account.account_id and claimed_account != account.account_id:
             raise InvalidWebhook("salesbot token is for another Kommo account")
         return_url = str(data.get("return_url") or "")
         path = urlsplit(return_url).path
-        if "/salesbot/" not in path or "/continue/" not in path:
+        if "/salesbot/" not in path or "/continue/" not in path or len(return_url) > 500:
             raise InvalidWebhook("missing or malformed return_url")
         host = urlsplit(return_url).hostname
         if host and host.lower() != account.host.lower():
@@ -148,42 +216,49 @@ class WebhookIntake:
             raise InvalidWebhook("return_url is not on the account's host")
         fields = data.get("data") if isinstance(data.get("data"), dict) else {}
         lead_id = claims.get("entity_id") if str(claims.get("entity_type", "2")) == "2" else None
-        lead_id = _as_int(lead_id or fields.get("lead_id"))
-        if lead_id is None or lead_id <= 0:
+        # `lead: null` or no lead at all (a bot on a contact or a customer) is refused here, never
+        # keyed as `lead:None` (which merged unrelated customers); ids beyond int64 are refused too.
+        lead_id = bounded_id(lead_id, "token entity_id") or bounded_id(fields.get("lead_id"), "data[lead_id]")
+        if lead_id is None:
             raise InvalidWebhook("widget_request names no lead (the agent answers leads only)")
-        doc = WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="salesbot",
+        return WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="salesbot",
                            kind="salesbot.widget_request", dedupe_key=f"salesbot:{path.rsplit('/', 1)[-1]}",
                            raw_body=body.decode("utf-8", errors="replace"), content_type=content_type,
                            payload={"data": fields, "return_url": return_url, "lead_id": lead_id,
-                                    "bot_claims": {k: claims.get(k) for k in ("account_id", "entity_id",
-                                                                              "entity_type", "bot_type")}})
-        return await self._store(account.org_id, [doc])
+                                    "bot_claims": {k: _claim(claims.get(k)) for k in ("account_id", "entity_id",
+                                                                                      "entity_type", "bot_type")}})
 
-    async def chats(self, scope_id: str, body: bytes, signature: str | None) -> IntakeResult:
+    async def chats(self, scope_id: str, body: bytes, signature: str | None, client: str = "") -> IntakeResult:
         secret = self.settings.chats_channel_secret
         if secret is None:
             raise UnknownHook("chats channel is not configured")
         verify_chats_signature(body, signature, secret.get_secret_value())  # before anything else
-        account = await self.accounts.by_chats_scope_id(scope_id)
+        account = await self.accounts.by_chats_scope_id(scope_id[:200])
         if account is None:
             raise UnknownHook("unknown chats scope")
+        self.limits.events.check(account.org_id, "webhook events for this account")
         try:
-            data = json.loads(body)
-        except ValueError:
-            raise InvalidWebhook("chats hook body is not JSON") from None
-        if not isinstance(data, dict):
-            raise InvalidWebhook("chats hook body is not an object")
+            data = _json(body, "chats hook body")
+        except InvalidWebhook as exc:
+            await self._rejected(account, "chats", exc, body, "application/json")
+            raise
+        self.limits.events.take(account.org_id, 1, "webhook events for this account")
         kind, msg_id = _chats_kind(data)
         status = EventStatus.RECEIVED if kind in CHATS_MESSAGE_KINDS else EventStatus.UNHANDLED
         dedupe = f"{kind}:{msg_id}" if msg_id else f"{kind}:{hashlib.sha256(body).hexdigest()[:24]}"
         doc = WebhookEvent(_id=new_id("evt"), org_id=account.org_id, source="chats", kind=kind, dedupe_key=dedupe,
                            raw_body=body.decode("utf-8", errors="replace"), content_type="application/json",
                            payload=data, status=status)
-        return await self._store(account.org_id, [doc])
+        return await self._store(account, [doc], body, "application/json")
 
-    async def _store(self, org_id: str, docs: list[WebhookEvent]) -> IntakeResult:
-        fresh = await self.committer.submit(docs)
-        result = IntakeResult(org_id=org_id)
+    async def _store(self, account: KommoAccount, docs: list[WebhookEvent], body: bytes,
+                     content_type: str) -> IntakeResult:
+        try:
+            fresh = await self.committer.submit(docs)
+        except InvalidWebhook as exc:  # this request's documents alone could not be stored
+            await self._rejected(account, docs[0].source if docs else "kommo", exc, body, content_type)
+            raise
+        result = IntakeResult(org_id=account.org_id)
         for doc, is_new in zip(docs, fresh, strict=True):
             if not is_new:
                 result.duplicates += 1
@@ -204,24 +279,35 @@ def _talk_in_work(ev: KommoEvent) -> bool:
     return ev.kind == "talk.update" and str(ev.data.get("is_in_work", "1")).strip().lower() not in ("0", "false", "")
 
 
-def _as_int(value: Any) -> int | None:
+def _claim(value: Any) -> Any:
+    """A JWT claim as stored: plain scalars only, bounded (the token is signed, but a claim
+    BSON cannot hold must not fail the write)."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else str(value)
+    return str(value)[:100]
+
+
+def _json(body: bytes, what: str) -> dict[str, Any]:
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidWebhook(f"{what} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidWebhook(f"{what} is not an object")
+    check_json_tree(data)
+    return data
 
 
 def _json_or_form(body: bytes, content_type: str) -> dict[str, Any]:
     # Kommo documents JSON, but a practitioner saw widget_request arrive form-encoded: accept both.
     if "json" in content_type or body.lstrip()[:1] == b"{":
-        try:
-            data = json.loads(body)
-        except ValueError:
-            raise InvalidWebhook("body is not valid JSON") from None
-    else:
-        data = parse_form(body)
+        return _json(body, "body")
+    data = parse_form(body)
     if not isinstance(data, dict):
         raise InvalidWebhook("body is not an object")
+    check_json_tree(data)
     return data
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -44,6 +45,15 @@ class WebhookEventRepository(OrgScopedRepository[WebhookEvent]):
         await self.collection.update_one(
             scope(org_id, {"_id": event_id}), {"$set": {"status": status, "error": error}}
         )
+
+    async def release_claim(self, org_id: str, event_id: str) -> None:
+        """Give back a claim that did no work (the organisation was busy): not an attempt."""
+        await self.collection.update_one(scope(org_id, {"_id": event_id}),
+                                         {"$set": {"status": EventStatus.QUEUED}, "$inc": {"attempts": -1}})
+
+    async def note_error(self, org_id: str, event_id: str, error: str) -> None:
+        """The last failure of an event still being retried (what its park reason will say)."""
+        await self.collection.update_one(scope(org_id, {"_id": event_id}), {"$set": {"error": error[:500]}})
 
     async def claim(self, org_id: str, event_id: str) -> WebhookEvent | None:
         """Mark an event as being processed and count the attempt."""
@@ -121,3 +131,30 @@ class ActionJournal(OrgScopedRepository[ActionRecord]):
             return_document=ReturnDocument.AFTER,
         )
         return ActionRecord.from_mongo(doc)
+
+
+class WebhookRejectionRepository:
+    """webhook_rejections: hook requests refused as malformed, one record per distinct body and
+    reason (a sender retrying the same bad body counts up instead of piling up records)."""
+
+    collection_name = "webhook_rejections"
+    BODY_EXCERPT = 2048
+
+    def __init__(self, db) -> None:
+        self.collection = db[self.collection_name]
+
+    async def record(self, org_id: str, *, source: str, reason: str, body: bytes, content_type: str) -> str:
+        digest = hashlib.sha256(body + b"\x00" + reason.encode()).hexdigest()[:32]
+        record_id = f"{scope(org_id)['org_id']}:{digest}"
+        now = utcnow()
+        await self.collection.update_one(
+            {"_id": record_id},
+            {"$set": {"org_id": org_id, "source": source, "reason": reason[:300], "last_at": now,
+                      "content_type": content_type[:100], "size": len(body),
+                      "body": body[: self.BODY_EXCERPT].decode("utf-8", errors="replace")},
+             "$inc": {"count": 1}},
+            upsert=True)
+        return record_id
+
+    async def list(self, org_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        return [doc async for doc in self.collection.find(scope(org_id), sort=[("last_at", -1)], limit=limit)]
