@@ -87,10 +87,6 @@ class LLMSettings(HomeSettings):
     model: str = "openai/gpt-4o-mini"
     timeout_s: float = 30.0
     max_retries: int = 3
-    price_prompt_usd_per_mtok: float = Field(default=0.15, ge=0, description=(
-        "USD per million prompt tokens, for the cost the test chat shows"))
-    price_completion_usd_per_mtok: float = Field(default=0.60, ge=0, description=(
-        "USD per million completion tokens, for the cost the test chat shows"))
 
     @property
     def enabled(self) -> bool:

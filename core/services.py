@@ -140,14 +140,12 @@ class CoreServices:
     def test_chat(self, *, in_process: bool | None = None) -> TestChatService:
         """The test chat. `in_process` None: run turns here only where this process may open the
         knowledge (a Qdrant server); else in a worker through the task queue."""
-        from core.testchat.service import Pricing, QueuedRunner, RuntimeRunner, TestChatService  # noqa: PLC0415
+        from core.testchat.service import QueuedRunner, RuntimeRunner, TestChatService  # noqa: PLC0415
 
         local = bool(self.settings.qdrant.url) if in_process is None else in_process
         runner = RuntimeRunner(self.test_turns()) if local or self.queue is None else QueuedRunner(
             self.redis, self.queue, timeout_s=self.settings.telegram.test_chat_timeout_s)
-        llm = self.settings.llm
-        return TestChatService(self.storage, self.redis, runner,
-                               Pricing(llm.price_prompt_usd_per_mtok, llm.price_completion_usd_per_mtok))
+        return TestChatService(self.storage, self.redis, runner, self.prices)
 
     def knowledge_intake(self):
         """Adding knowledge sources without opening the vector store (indexing runs in a worker)."""

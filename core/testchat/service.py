@@ -21,12 +21,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.ai.answer.turn import TurnResult
-from core.clock import utcnow
+from core.clock import day_key, utcnow
 from core.errors import InvalidInput, KommoAgentError, NotFound
 from core.ids import new_id
 from core.logging import get_logger
 from core.models.conversation import Message
 from core.storage import Storage
+from core.usage.pricing import PriceTable, nano_to_usd
 from core.usage.quota import QuotaExceeded
 
 log = get_logger(__name__)
@@ -51,17 +52,6 @@ class TestTurnRefused(KommoAgentError):
 
 class NoTestChat(KommoAgentError):
     code = "test_chat_not_open"
-
-
-@dataclass
-class Pricing:
-    """USD per million tokens, for the cost a test-chat answer shows."""
-
-    prompt_per_mtok: float = 0.0
-    completion_per_mtok: float = 0.0
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.prompt_per_mtok + completion_tokens * self.completion_per_mtok) / 1_000_000
 
 
 @dataclass
@@ -200,10 +190,10 @@ def _quote(text: str, limit: int = 160) -> str:
 
 
 class TestChatService:
-    def __init__(self, storage: Storage, redis: aioredis.Redis, runner: TurnRunner, pricing: Pricing | None = None,
+    def __init__(self, storage: Storage, redis: aioredis.Redis, runner: TurnRunner, prices: PriceTable | None = None,
                  ttl_s: int = SESSION_TTL_S) -> None:
         self.storage, self.redis, self.runner = storage, redis, runner
-        self.pricing = pricing or Pricing()
+        self.prices = prices  # the usage price table: the cost shown is the cost metered
         self.ttl_s = ttl_s
 
     @staticmethod
@@ -286,7 +276,14 @@ class TestChatService:
                           sources=sources, actions=actions,
                           handoff=bool(result.get("handoff")), handoff_reason=result.get("handoff_reason"),
                           prompt_tokens=prompt, completion_tokens=completion,
-                          cost_usd=self.pricing.cost(prompt, completion), model=usage.get("model") or "")
+                          cost_usd=self._cost(usage.get("model") or "", prompt, completion),
+                          model=usage.get("model") or "")
+
+    def _cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        if self.prices is None or not (prompt_tokens or completion_tokens):
+            return 0.0
+        nano, _unknown = self.prices.cost_nano(model, day_key(utcnow()), prompt_tokens, completion_tokens)
+        return float(nano_to_usd(nano))
 
     async def leave(self, org_id: str, user_key: str) -> bool:
         return bool(await self.redis.delete(self._key(org_id, user_key)))
