@@ -15,6 +15,7 @@ from cli import (
     admin,
     ask,
     campaign,
+    chat,
     conversation,
     doctor,
     eval_answers,
@@ -69,7 +70,7 @@ def main() -> None:
 
 for group in (admin.org, admin.agent, keys.keys, kommo.kommo, knowledge.knowledge, knowledge.eval_group,
               ask.ask, campaign.campaign, conversation.conversation, notifications.notifications, team.team,
-              doctor.doctor, report.report):
+              doctor.doctor, report.report, chat.chat):
     main.add_command(group)
 assert eval_answers.eval_answers.name in knowledge.eval_group.commands  # registered on import
 for command in processes.COMMANDS:
