@@ -70,7 +70,14 @@ async def _pick(services: CoreServices, org_id: str | None, agent_id: str | None
         org_id = orgs[0].id if orgs else await _demo(services, out)
     elif await storage.orgs.get(org_id) is None:
         raise CliError(f"no organisation {org_id} (see `kommo-agent org list`)")
-    if agent_id is None:
+    if agent_id is not None:
+        # An id, or a name (the org may have been chosen here, after --agent was read).
+        agent = await storage.agents.get(org_id, agent_id) or next(
+            iter(await storage.agents.list(org_id, {"name": agent_id}, limit=1)), None)
+        if agent is None:
+            raise CliError(f"no agent {agent_id!r} in organisation {org_id} (see `kommo-agent agent list --org {org_id}`)")
+        agent_id = agent.id
+    else:
         agents = [a for a in await storage.agents.list(org_id, sort=[("created_at", 1)]) if a.enabled]
         if not agents:
             raise CliError(f"organisation {org_id} has no enabled agent (kommo-agent agent create --org {org_id} ...)")
