@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict
 
 import click
@@ -122,7 +123,7 @@ async def _session(services: CoreServices, org_id: str | None, agent_id: str | N
                 continue
             if text.lower() in LEAVE:
                 break
-            with out.status("thinking...") if interactive else _nothing():
+            with out.status("thinking...") if interactive else nullcontext():
                 answer = await chat.ask(org_id, USER_KEY, text)
             if as_json:
                 click.echo(json.dumps(asdict(answer), ensure_ascii=False, default=str))
@@ -130,14 +131,6 @@ async def _session(services: CoreServices, org_id: str | None, agent_id: str | N
                 _render(answer, out)
     finally:
         await chat.leave(org_id, USER_KEY)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 @click.command("chat")

@@ -85,6 +85,20 @@ async def _widget_request(shop, web, text: str, *, as_form: bool = False, secret
     return resp, return_url
 
 
+async def _widget_request_scheduled(shop, web, text: str) -> str:
+    """A widget_request with no conversation on the lead yet, past its wait for an add_message
+    twin, scheduled as a turn; its return_url."""
+    before = await _event_ids(shop)
+    resp, return_url = await _widget_request(shop, web, text)
+    assert resp.status == 200
+    (event_id,) = [e.id for e in await shop.services.storage.events.list(shop.org_id) if e.id not in before]
+    event = await shop.services.storage.events.get(shop.org_id, event_id)
+    await shop.services.storage.events.update(shop.org_id, event_id,
+                                              {"received_at": event.received_at - timedelta(seconds=10)})
+    assert await shop.engine.process_event(shop.org_id, event_id) == "scheduled"
+    return return_url
+
+
 def _continued(shop, return_url: str) -> dict:
     return shop.fake_acc.continues[return_url.rsplit("/", 1)[-1]]
 
@@ -158,15 +172,7 @@ async def test_a_turn_without_a_reply_still_continues_the_bot(widget_shop, web):
     shop = widget_shop
     closed = WorkingHours(timezone="UTC", days={(utcnow().weekday() + 1) % 7: ("09:00", "10:00")})
     await shop.services.storage.agents.update(shop.org_id, shop.agent.id, {"working_hours": closed.model_dump()})
-    before = await _event_ids(shop)
-    resp, return_url = await _widget_request(shop, web, "Are you open?")
-    assert resp.status == 200
-    # No conversation for the lead yet: the widget_request waits a moment for its add_message twin.
-    (event_id,) = [e.id for e in await shop.services.storage.events.list(shop.org_id) if e.id not in before]
-    event = await shop.services.storage.events.get(shop.org_id, event_id)
-    await shop.services.storage.events.update(shop.org_id, event_id,
-                                              {"received_at": event.received_at - timedelta(seconds=10)})
-    assert await shop.engine.process_event(shop.org_id, event_id) == "scheduled"
+    return_url = await _widget_request_scheduled(shop, web, "Are you open?")
     conv = await shop.services.storage.conversations.by_key(shop.org_id, f"lead:{shop.lead_id}")
     (message,) = await shop.services.storage.messages.unanswered(shop.org_id, conv.id)
     assert await shop.engine.run_turn(shop.org_id, conv.id, message.id) == "skipped:out_of_hours"
@@ -421,14 +427,7 @@ async def test_a_conversation_closed_by_kommo_continues_its_waiting_bot(widget_s
     from tests.integration.test_kommo_lead_events import status_body  # noqa: PLC0415 - one body builder
 
     shop = widget_shop
-    before = await _event_ids(shop)
-    resp, return_url = await _widget_request(shop, web, "I'll take the sofa")
-    assert resp.status == 200
-    (event_id,) = [e.id for e in await shop.services.storage.events.list(shop.org_id) if e.id not in before]
-    event = await shop.services.storage.events.get(shop.org_id, event_id)
-    await shop.services.storage.events.update(shop.org_id, event_id,
-                                              {"received_at": event.received_at - timedelta(seconds=10)})
-    assert await shop.engine.process_event(shop.org_id, event_id) == "scheduled"
+    return_url = await _widget_request_scheduled(shop, web, "I'll take the sofa")
     for status_event in await shop.event(status_body(shop.fake_acc, shop.lead_id, 142, 4001)):
         assert await shop.engine.process_event(shop.org_id, status_event) == "closed:lead_won"
     cont = _continued(shop, return_url)
